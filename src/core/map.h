@@ -1,0 +1,36 @@
+/* map.h: an open-addressing hash map from a string key to a pointer.
+ *
+ * The map does not copy keys: each key must live as long as its entry (the
+ * usual case is a key embedded in the object the value points to). Deletion
+ * uses backward-shift, so there are no tombstones and lookups stay short.
+ * Not thread-safe. */
+#ifndef LD_CORE_MAP_H
+#define LD_CORE_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ld_map_slot {
+    const char *key;
+    uint32_t hash;
+    void *value;
+} ld_map_slot;
+
+typedef struct ld_map {
+    ld_map_slot *slots;
+    size_t cap; /* power of two */
+    size_t len;
+} ld_map;
+
+void ld_map_init(ld_map *m);
+void ld_map_fini(ld_map *m);
+void *ld_map_get(const ld_map *m, const char *key);
+void *ld_map_getn(const ld_map *m, const char *key, size_t keylen);
+/* ld_map_put inserts or replaces; returns 0 or LD_ENOMEM. */
+int ld_map_put(ld_map *m, const char *key, void *value);
+/* ld_map_del removes <key>; returns the old value or NULL. */
+void *ld_map_del(ld_map *m, const char *key);
+
+uint32_t ld_hash(const void *data, size_t len);
+
+#endif
