@@ -1,6 +1,6 @@
 /* rules.h: the rule set: departments, terminals, escalation chains, routes.
  *
- * ld_rules_load() reads every rules/*.yaml file of a directory, checks it
+ * ld_rules_load() reads every rules/<name>.yaml file of a directory, checks it
  * whole, and compiles it into the read-only structure below: names are
  * interned into indexes, enum names into their wire values, categories into
  * bitmasks, so matching an event does no string compare and no allocation.
@@ -80,7 +80,7 @@ typedef struct ld_match_input {
     int priority;           /* the event's Priority; 0 if none */
 } ld_match_input;
 
-/* ld_rules_load reads <dir>/*.yaml, adds every problem to <diag> (with
+/* ld_rules_load reads every <dir>/<name>.yaml, adds every problem to <diag> (with
  * file:line:col) and returns 0 with *out set, or LD_ERULES (or LD_ENOENT for
  * a missing directory) with *out NULL. The caller owns *out. */
 int ld_rules_load(ld_rules **out, const char *dir, ld_diag *diag);

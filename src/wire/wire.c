@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,9 +180,13 @@ const char *ld_reject_label(int reason)
     return (reason >= 0 && reason < LD_REJECT_COUNT) ? labels[reason] : "unknown";
 }
 
-static int bad(char *why, size_t len, int reason, const char *fmt, const char *field)
+__attribute__((format(printf, 4, 5))) static int bad(char *why, size_t len, int reason,
+                                                      const char *fmt, ...)
 {
-    snprintf(why, len, fmt, field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
     return reason;
 }
 
