@@ -1,0 +1,771 @@
+#include "engine/engine.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+#define T_DISPATCHED LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED
+#define T_ACKNOWLEDGED LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED
+#define T_EN_ROUTE LINKD__V1__TASK_STATE__TASK_STATE_EN_ROUTE
+#define T_ON_SCENE LINKD__V1__TASK_STATE__TASK_STATE_ON_SCENE
+#define T_RESOLVED LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED
+
+static const char *const leg_names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve"};
+
+/* ---- chains ---------------------------------------------------------------
+ * A task climbs its department's levels, then command's; a command task
+ * climbs command's levels only. */
+
+int ld_chain_len(const ld_rules *r, int dept)
+{
+    int n = r->departments[dept].nlevels;
+    if (dept != r->command) n += r->departments[r->command].nlevels;
+    return n;
+}
+
+const ld_level *ld_chain_level(const ld_rules *r, int dept, int level)
+{
+    const ld_department *d = &r->departments[dept];
+    if (level < d->nlevels) return &d->levels[level];
+    return &r->departments[r->command].levels[level - d->nlevels];
+}
+
+static int chain_dept(const ld_rules *r, int dept, int level)
+{
+    return level < r->departments[dept].nlevels ? dept : r->command;
+}
+
+/* ---- init ----------------------------------------------------------------- */
+
+int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_engine_hooks *h)
+{
+    memset(e, 0, sizeof *e);
+    e->rules = r;
+    e->clock = clock;
+    e->hooks = *h;
+    e->resend_after_ms = 30000;
+    ld_pool_init(&e->incident_pool, sizeof(ld_incident), 256);
+    ld_pool_init(&e->task_pool, sizeof(ld_task), 512);
+    ld_map_init(&e->by_id);
+    ld_timers_init(&e->timers);
+    e->nterms = r->nterminals;
+    e->terms = calloc((size_t)r->nterminals + 1, sizeof *e->terms);
+    if (!e->terms) return LD_ENOMEM;
+    for (int i = 0; i < e->nterms; i++) ld_list_init(&e->terms[i].tasks);
+    return 0;
+}
+
+static void incident_free(ld_engine *e, ld_incident *inc)
+{
+    for (int i = 0; i < inc->ntasks; i++) {
+        ld_task *t = inc->tasks[i];
+        ld_timers_cancel(&e->timers, &t->timer);
+        ld_list_remove(&t->term_link);
+        ld_pool_put(&e->task_pool, t);
+    }
+    ld_pool_put(&e->incident_pool, inc);
+}
+
+void ld_engine_fini(ld_engine *e)
+{
+    for (size_t i = 0; i < e->by_id.cap; i++) {
+        ld_map_slot *s = &e->by_id.slots[i];
+        if (s->key) incident_free(e, s->value);
+    }
+    /* Closed incidents are out of the map but may wait on the dirty list. */
+    for (ld_incident *inc = e->dirty_head; inc;) {
+        ld_incident *next = inc->dirty_next;
+        if (inc->closed_at) incident_free(e, inc);
+        inc = next;
+    }
+    ld_map_fini(&e->by_id);
+    ld_timers_fini(&e->timers);
+    ld_pool_fini(&e->task_pool);
+    ld_pool_fini(&e->incident_pool);
+    free(e->terms);
+    e->terms = NULL;
+}
+
+/* ---- bookkeeping ----------------------------------------------------------- */
+
+static void mark_dirty(ld_engine *e, ld_incident *inc)
+{
+    if (inc->dirty) return;
+    inc->dirty = 1;
+    inc->dirty_next = e->dirty_head;
+    e->dirty_head = inc;
+}
+
+static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg)
+{
+    ld_history *h;
+    if (inc->nhistory == LD_HISTORY_MAX) {
+        /* Keep the opening entries and the latest ones; the feed has it all. */
+        memmove(&inc->history[8], &inc->history[9],
+                (LD_HISTORY_MAX - 9) * sizeof inc->history[0]);
+        inc->nhistory--;
+        inc->history_dropped++;
+    }
+    h = &inc->history[inc->nhistory++];
+    h->at = ld_clock_now(e->clock);
+    h->kind = (uint8_t)kind;
+    h->leg = (uint8_t)(leg >= 0 ? leg + 1 : 0);
+    h->task = (uint8_t)(t ? t->idx : 0);
+    h->level = (uint8_t)(t ? t->level : 0);
+    h->terminal = (int16_t)(t ? t->terminal : -1);
+    mark_dirty(e, inc);
+}
+
+static void task_id(const ld_task *t, const ld_rules *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", t->inc->id, r->departments[t->dept].id);
+}
+
+void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb,
+                       Linkd__V1__Location *loc, char *id)
+{
+    const ld_rules *r = e->rules;
+    const ld_incident *inc = t->inc;
+    linkd__v1__task__init(pb);
+    task_id(t, r, id, LD_TASK_ID_LEN);
+    pb->task_id = id;
+    pb->incident_id = (char *)inc->id;
+    pb->department = (char *)r->departments[t->dept].id;
+    pb->terminal = (char *)r->terminals[t->terminal].id;
+    pb->has_level = 1;
+    pb->level = (uint32_t)t->level;
+    pb->level_name = (char *)ld_chain_level(r, t->dept, t->level)->name;
+    pb->has_priority = 1;
+    pb->priority = (Linkd__V1__Priority)inc->priority;
+    pb->has_acknowledge_by_ms = 1;
+    pb->acknowledge_by_ms = (int64_t)t->deadline[LD_LEG_ACK];
+    pb->has_arrive_by_ms = 1;
+    pb->arrive_by_ms = (int64_t)t->deadline[LD_LEG_ARRIVE];
+    pb->has_resolve_by_ms = 1;
+    pb->resolve_by_ms = (int64_t)t->deadline[LD_LEG_RESOLVE];
+    pb->summary = (char *)inc->summary;
+    pb->rule = (char *)t->rule;
+    pb->event_id = (char *)inc->event_id;
+    pb->has_dispatched_at_ms = 1;
+    pb->dispatched_at_ms = (int64_t)t->dispatched_at;
+    pb->has_state = 1;
+    pb->state = (Linkd__V1__TaskState)t->state;
+    if (t->reason[0]) pb->reason = (char *)t->reason;
+    if (loc) {
+        linkd__v1__location__init(loc);
+        if (inc->has_ll) {
+            loc->has_lat = loc->has_lon = 1;
+            loc->lat = inc->lat;
+            loc->lon = inc->lon;
+        }
+        if (inc->district[0]) loc->district = (char *)inc->district;
+        if (inc->grid[0]) loc->grid = (char *)inc->grid;
+        pb->location = loc;
+    }
+}
+
+static void feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t, int leg,
+                 int from_level, const char *text)
+{
+    Linkd__V1__FeedEvent fe;
+    Linkd__V1__Task tpb;
+    Linkd__V1__Location loc;
+    char tid[LD_TASK_ID_LEN];
+    linkd__v1__feed_event__init(&fe);
+    fe.has_kind = 1;
+    fe.kind = (Linkd__V1__FeedKind)kind;
+    fe.has_at_ms = 1;
+    fe.at_ms = (int64_t)ld_clock_now(e->clock);
+    fe.has_seq = 1;
+    fe.seq = ++e->feed_seq;
+    if (inc) fe.incident_id = inc->id;
+    if (t) {
+        ld_engine_task_pb(e, t, &tpb, &loc, tid);
+        fe.task = &tpb;
+    }
+    if (leg >= 0) {
+        fe.has_leg = 1;
+        fe.leg = (Linkd__V1__Leg)(leg + 1);
+        fe.has_from_level = 1;
+        fe.from_level = (uint32_t)from_level;
+    }
+    fe.text = (char *)text;
+    if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
+}
+
+/* ---- deadlines -------------------------------------------------------------- */
+
+static int leg_pending(const ld_task *t, int leg)
+{
+    return t->done_at[leg] == 0 && !(t->overdue_top & (1u << leg)) && t->state != T_RESOLVED;
+}
+
+static void arm(ld_engine *e, ld_task *t)
+{
+    uint64_t due = UINT64_MAX;
+    for (int l = 0; l < LD_LEG_COUNT; l++)
+        if (leg_pending(t, l) && t->deadline[l] < due) due = t->deadline[l];
+    if (due == UINT64_MAX) {
+        ld_timers_cancel(&e->timers, &t->timer);
+        return;
+    }
+    if (ld_timers_arm(&e->timers, &t->timer, due) != 0)
+        ld_log_rl(LD_ERR, "ENGINE-NOMEM", "cannot arm the deadline of a task of %s",
+                  t->inc->id);
+}
+
+uint64_t ld_incident_next_due(const ld_incident *inc)
+{
+    uint64_t due = UINT64_MAX;
+    for (int i = 0; i < inc->ntasks; i++) {
+        const ld_task *t = inc->tasks[i];
+        for (int l = 0; l < LD_LEG_COUNT; l++)
+            if (leg_pending(t, l) && t->deadline[l] < due) due = t->deadline[l];
+    }
+    return due;
+}
+
+uint64_t ld_engine_next_due(const ld_engine *e)
+{
+    ld_timer *tm = ld_timers_next(&e->timers);
+    return tm ? tm->due : UINT64_MAX;
+}
+
+/* ---- delivery --------------------------------------------------------------- */
+
+static void hand_to(ld_engine *e, ld_task *t, int terminal)
+{
+    if (ld_list_linked(&t->term_link)) {
+        ld_list_remove(&t->term_link);
+        e->terms[t->terminal].held--;
+    }
+    t->terminal = terminal;
+    t->delivery = LD_DELIVERY_NEW;
+    t->sends = 0;
+    t->resend_at_real = 0;
+    ld_list_append(&e->terms[terminal].tasks, &t->term_link);
+    e->terms[terminal].held++;
+    if (e->hooks.wake) e->hooks.wake(e->hooks.ctx, terminal);
+}
+
+static void release(ld_engine *e, ld_task *t)
+{
+    if (ld_list_linked(&t->term_link)) {
+        ld_list_remove(&t->term_link);
+        e->terms[t->terminal].held--;
+    }
+    t->delivery = LD_DELIVERY_NONE;
+}
+
+static int deliverable(const ld_engine *e, const ld_task *t, uint64_t real_now)
+{
+    switch (t->delivery) {
+    case LD_DELIVERY_NEW:
+    case LD_DELIVERY_SENT: return 1;
+    case LD_DELIVERY_RECEIVED: return t->resend_at_real <= real_now;
+    default: return 0;
+    }
+    (void)e;
+}
+
+int ld_engine_pending(const ld_engine *e, int terminal, uint64_t real_now)
+{
+    const ld_list *head = &e->terms[terminal].tasks;
+    for (const ld_list *n = head->next; n != head; n = n->next)
+        if (deliverable(e, ld_container_of(n, ld_task, term_link), real_now)) return 1;
+    return 0;
+}
+
+size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_delivery_item *out,
+                         size_t max)
+{
+    size_t n = 0;
+    ld_list *head = &e->terms[terminal].tasks;
+    for (ld_list *l = head->next; l != head && n < max; l = l->next) {
+        ld_task *t = ld_container_of(l, ld_task, term_link);
+        if (!deliverable(e, t, real_now)) continue;
+        out[n].task = t;
+        out[n].redelivery = t->sends > 0;
+        n++;
+        if (t->sends > 0) e->stats.tasks_redelivered++;
+        t->sends++;
+        t->delivery = LD_DELIVERY_SENT;
+    }
+    return n;
+}
+
+static ld_task *find_task(const ld_engine *e, const char *task_id)
+{
+    const char *slash = strrchr(task_id, '/');
+    if (!slash) return NULL;
+    ld_incident *inc = ld_map_getn(&e->by_id, task_id, (size_t)(slash - task_id));
+    if (!inc) return NULL;
+    int dept = ld_rules_department(e->rules, slash + 1);
+    for (int i = 0; i < inc->ntasks; i++)
+        if (inc->tasks[i]->dept == dept) return inc->tasks[i];
+    return NULL;
+}
+
+void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id)
+{
+    ld_task *t = find_task(e, task_id);
+    if (!t || t->terminal != terminal || t->delivery != LD_DELIVERY_SENT) return;
+    if (t->state >= T_ACKNOWLEDGED) {
+        /* An escalation notice for a task already acknowledged: receipt ends it. */
+        release(e, t);
+    } else {
+        t->delivery = LD_DELIVERY_RECEIVED;
+        t->resend_at_real = ld_mono_ms() + e->resend_after_ms;
+    }
+    e->stats.tasks_delivered++;
+    history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED, t, -1);
+    char text[160];
+    snprintf(text, sizeof text, "%s received by %s", t->inc->id,
+             e->rules->terminals[terminal].id);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED, t->inc, t, -1, 0, text);
+}
+
+/* ---- opening ---------------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src ? src : "");
+}
+
+static void summarize(ld_incident *inc, const Linkd__V1__Envelope *ev)
+{
+    const Linkd__V1__Location *loc = ld_envelope_location(ev);
+    const char *cat = ld_envelope_category_name(ev);
+    const char *what = NULL;
+    char extra[64] = "";
+    switch (ev->body_case) {
+    case LINKD__V1__ENVELOPE__BODY_CALL:
+        what = ev->call->description;
+        if (ev->call->has_people && ev->call->people)
+            snprintf(extra, sizeof extra, ", %u people", ev->call->people);
+        break;
+    case LINKD__V1__ENVELOPE__BODY_SENSOR:
+        snprintf(extra, sizeof extra, " %s %g/%g", ev->sensor->sensor_id, ev->sensor->value,
+                 ev->sensor->threshold);
+        break;
+    case LINKD__V1__ENVELOPE__BODY_PETITION:
+        what = ev->petition->summary;
+        snprintf(extra, sizeof extra, ", %u petitioners%s%s", ev->petition->petitioners,
+                 ev->petition->bypass_level ? ", bypassed a level" : "",
+                 ev->petition->repeat_count ? ", repeat" : "");
+        break;
+    default: break;
+    }
+    snprintf(inc->summary, sizeof inc->summary, "%s %s%s%s%s%s%s", ld_kind_name(inc->kind), cat,
+             extra, loc && loc->address ? " at " : "", loc && loc->address ? loc->address : "",
+             what && *what ? ": " : "", what && *what ? what : "");
+}
+
+static int pick_priority(const Linkd__V1__Envelope *ev, const ld_route *const *routes, size_t n)
+{
+    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_priority &&
+        ev->call->priority)
+        return (int)ev->call->priority;
+    for (size_t i = 0; i < n; i++)
+        if (routes[i]->priority) return routes[i]->priority;
+    return LINKD__V1__PRIORITY__PRIORITY_NORMAL;
+}
+
+static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_t *leg_ms,
+                         const char *rule_where, const char *rule_name, uint64_t now)
+{
+    ld_task *t = ld_pool_get(&e->task_pool);
+    if (!t) return NULL;
+    t->inc = inc;
+    t->idx = inc->ntasks;
+    t->dept = dept;
+    t->level = 0;
+    t->state = T_DISPATCHED;
+    t->dispatched_at = now;
+    for (int l = 0; l < LD_LEG_COUNT; l++) t->deadline[l] = now + leg_ms[l];
+    snprintf(t->rule, sizeof t->rule, "%s %s", rule_where, rule_name);
+    inc->tasks[inc->ntasks++] = t;
+    inc->open_tasks++;
+    return t;
+}
+
+static void dispatch_task(ld_engine *e, ld_task *t)
+{
+    const ld_level *lv = ld_chain_level(e->rules, t->dept, 0);
+    hand_to(e, t, lv->terminal);
+    arm(e, t);
+    e->stats.tasks_dispatched++;
+    history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t, -1);
+    char text[200], ab[16];
+    ld_format_duration(t->deadline[LD_LEG_ACK] - t->dispatched_at, ab, sizeof ab);
+    snprintf(text, sizeof text, "%s -> %s (%s), acknowledge within %s [%s]", t->inc->id,
+             e->rules->departments[t->dept].id, e->rules->terminals[t->terminal].id, ab, t->rule);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t->inc, t, -1, 0, text);
+}
+
+int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                   ld_incident **out)
+{
+    const ld_rules *r = e->rules;
+    uint64_t now = ld_clock_now(e->clock);
+    ld_match_input in = {.kind = ld_envelope_kind(ev), .category = ld_envelope_category(ev)};
+    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_priority)
+        in.priority = (int)ev->call->priority;
+    const ld_route *routes[16];
+    size_t nroutes = ld_rules_match(r, &in, routes, 16);
+
+    ld_incident *inc = ld_pool_get(&e->incident_pool);
+    if (!inc) return LD_ENOMEM;
+    snprintf(inc->id, sizeof inc->id, "I%s", stream_id);
+    copy_str(inc->event_id, sizeof inc->event_id, ev->event_id);
+    copy_str(inc->source_id, sizeof inc->source_id, ev->source_id);
+    inc->kind = in.kind;
+    inc->category = in.category;
+    inc->status = ev->has_status ? (int)ev->status : 0;
+    inc->priority = pick_priority(ev, routes, nroutes);
+    inc->opened_at = now;
+    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_people)
+        inc->people = ev->call->people;
+    else if (ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION)
+        inc->people = ev->petition->petitioners;
+    const Linkd__V1__Location *loc = ld_envelope_location(ev);
+    if (loc) {
+        inc->has_ll = loc->has_lat && loc->has_lon;
+        inc->lat = loc->lat;
+        inc->lon = loc->lon;
+        copy_str(inc->district, sizeof inc->district, loc->district);
+        copy_str(inc->grid, sizeof inc->grid, loc->grid);
+    }
+    summarize(inc, ev);
+    if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
+        ld_pool_put(&e->incident_pool, inc);
+        return LD_ENOMEM;
+    }
+    e->open_incidents++;
+    e->stats.incidents_opened++;
+
+    /* One task per department; the first route to name a department sets its budget. */
+    for (size_t i = 0; i < nroutes; i++) {
+        for (int d = 0; d < routes[i]->ndispatch; d++) {
+            const ld_dispatch_def *dd = &routes[i]->dispatch[d];
+            int seen = 0;
+            for (int k = 0; k < inc->ntasks; k++) seen |= inc->tasks[k]->dept == dd->dept;
+            if (seen || inc->ntasks == LD_MAX_TASKS) continue;
+            if (!new_task(e, inc, dd->dept, dd->leg_ms, routes[i]->where, routes[i]->name, now))
+                return LD_ENOMEM; /* the incident stays, with the tasks it has */
+        }
+    }
+    if (inc->ntasks == 0) {
+        /* No route: the command centre decides. Counted, never dropped. */
+        static const uint64_t fallback[LD_LEG_COUNT] = {60000, 30 * 60000, 24 * 3600000};
+        e->stats.unrouted++;
+        ld_log_rl(LD_WARN, "ENGINE-UNROUTED", "no route for %s %s (event %s); sent to command",
+                  ld_kind_name(inc->kind), ld_envelope_category_name(ev), inc->event_id);
+        if (!new_task(e, inc, r->command, fallback, "(none)", "unrouted", now)) return LD_ENOMEM;
+    }
+
+    history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, NULL, -1);
+    char text[300];
+    snprintf(text, sizeof text, "%s opened (%s, %s): %s", inc->id,
+             ld_enum_name(&linkd__v1__priority__descriptor, inc->priority), inc->event_id,
+             inc->summary);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, inc, NULL, -1, 0, text);
+    for (int i = 0; i < inc->ntasks; i++) dispatch_task(e, inc->tasks[i]);
+    *out = inc;
+    return 0;
+}
+
+/* ---- escalation ------------------------------------------------------------- */
+
+/* escalate moves <t> one level up because <leg> was missed (or rejected). */
+static void escalate(ld_engine *e, ld_task *t, int leg, const char *why)
+{
+    const ld_rules *r = e->rules;
+    uint64_t now = ld_clock_now(e->clock);
+    int from = t->level;
+    char text[300];
+    if (t->level + 1 >= ld_chain_len(r, t->dept)) {
+        /* Top of the chain: nobody above. Record it once per leg. */
+        t->overdue_top |= 1u << leg;
+        e->stats.overdue_at_top++;
+        snprintf(t->reason, sizeof t->reason, "%s overdue at the top of the chain", leg_names[leg]);
+        history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg);
+        ld_log_rl(LD_WARN, "ENGINE-OVERDUE", "%s/%s: %s overdue at %s, top of its chain",
+                  t->inc->id, r->departments[t->dept].id, leg_names[leg],
+                  r->terminals[t->terminal].id);
+        arm(e, t);
+        return;
+    }
+    t->level++;
+    const ld_level *lv = ld_chain_level(r, t->dept, t->level);
+    /* Every leg already late shares this move: the new holder gets one wait. */
+    for (int l = 0; l < LD_LEG_COUNT; l++)
+        if (leg_pending(t, l) && (l == leg || t->deadline[l] <= now))
+            t->deadline[l] = now + lv->wait_ms;
+    snprintf(t->reason, sizeof t->reason, "%s at level %d (%s)", why, from,
+             ld_chain_level(r, t->dept, from)->name);
+    e->stats.escalations++;
+    if ((size_t)t->dept < sizeof e->stats.escalations_by_dept / sizeof(uint64_t))
+        e->stats.escalations_by_dept[t->dept]++;
+    int to_command = chain_dept(r, t->dept, t->level) == r->command && t->dept != r->command &&
+                     chain_dept(r, t->dept, from) != r->command;
+    if (to_command) e->stats.reached_command++;
+    hand_to(e, t, lv->terminal);
+    arm(e, t);
+    history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg);
+    snprintf(text, sizeof text, "%s/%s escalated to level %d %s (%s%s): %s", t->inc->id,
+             r->departments[t->dept].id, t->level, lv->name, r->terminals[lv->terminal].id,
+             to_command ? ", command centre" : "", t->reason);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->inc, t, leg, from, text);
+}
+
+void ld_engine_run_due(ld_engine *e)
+{
+    uint64_t now = ld_clock_now(e->clock);
+    ld_timer *tm;
+    /* Bounded so a burst of deadlines cannot starve intake; the rest go next turn. */
+    for (int n = 0; n < 4096 && (tm = ld_timers_pop(&e->timers, now)); n++) {
+        ld_task *t = ld_container_of(tm, ld_task, timer);
+        int leg = -1;
+        for (int l = 0; l < LD_LEG_COUNT; l++)
+            if (leg_pending(t, l) && t->deadline[l] <= now &&
+                (leg < 0 || t->deadline[l] < t->deadline[leg]))
+                leg = l;
+        if (leg < 0) {
+            arm(e, t);
+            continue;
+        }
+        char why[64];
+        snprintf(why, sizeof why, "%s deadline missed", leg_names[leg]);
+        escalate(e, t, leg, why);
+        mark_dirty(e, t->inc);
+    }
+}
+
+/* ---- updates ---------------------------------------------------------------- */
+
+static void close_task(ld_engine *e, ld_task *t)
+{
+    ld_incident *inc = t->inc;
+    ld_timers_cancel(&e->timers, &t->timer);
+    release(e, t);
+    if (--inc->open_tasks > 0) return;
+    inc->closed_at = ld_clock_now(e->clock);
+    ld_map_del(&e->by_id, inc->id);
+    e->open_incidents--;
+    e->stats.incidents_closed++;
+    history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
+    char text[120];
+    snprintf(text, sizeof text, "%s closed: every task resolved", inc->id);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, text);
+    /* Freed by ld_engine_take_dirty once its final record is written. */
+}
+
+static int may_update(const ld_engine *e, const ld_task *t, int terminal)
+{
+    int d = e->rules->terminals[terminal].dept;
+    return terminal == t->terminal || d == t->dept || d == e->rules->command;
+}
+
+int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u, char *why,
+                     size_t len)
+{
+    const ld_rules *r = e->rules;
+    ld_task *t = u->task_id ? find_task(e, u->task_id) : NULL;
+    if (!u->task_id || !*u->task_id) {
+        snprintf(why, len, "task_id: missing");
+        return LINKD__V1__RESULT__RESULT_REJECTED;
+    }
+    if (!t) {
+        snprintf(why, len, "task_id: no open task '%.64s'", u->task_id);
+        return LINKD__V1__RESULT__RESULT_REJECTED;
+    }
+    if (!may_update(e, t, terminal)) {
+        snprintf(why, len, "terminal %s may not update a task of %s", r->terminals[terminal].id,
+                 r->departments[t->dept].id);
+        return LINKD__V1__RESULT__RESULT_REJECTED;
+    }
+    uint64_t now = ld_clock_now(e->clock);
+    int kind = u->has_kind ? (int)u->kind : 0;
+    int target, fk, done_legs;
+    switch (kind) {
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED:
+        target = T_ACKNOWLEDGED, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_ACKNOWLEDGED;
+        done_legs = 1;
+        break;
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_EN_ROUTE:
+        target = T_EN_ROUTE, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_EN_ROUTE, done_legs = 1;
+        break;
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE:
+        target = T_ON_SCENE, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_ON_SCENE, done_legs = 2;
+        break;
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED:
+        target = T_RESOLVED, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_RESOLVED, done_legs = 3;
+        break;
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED: {
+        if (!u->reason || !*u->reason) {
+            snprintf(why, len, "reason: a rejection needs a reason");
+            return LINKD__V1__RESULT__RESULT_REJECTED;
+        }
+        char because[128];
+        snprintf(because, sizeof because, "rejected by %s: %.80s", r->terminals[terminal].id,
+                 u->reason);
+        t->state = T_DISPATCHED;
+        t->done_at[LD_LEG_ACK] = 0;
+        history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t, -1);
+        char text[200];
+        snprintf(text, sizeof text, "%s/%s %s", t->inc->id, r->departments[t->dept].id, because);
+        feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t->inc, t, -1, 0, text);
+        escalate(e, t, LD_LEG_ACK, because);
+        return LINKD__V1__RESULT__RESULT_ACCEPTED;
+    }
+    default:
+        snprintf(why, len, "kind: %s", kind ? "unknown value" : "missing");
+        return LINKD__V1__RESULT__RESULT_REJECTED;
+    }
+    if (t->state >= target) return LINKD__V1__RESULT__RESULT_DUPLICATE;
+
+    t->state = target;
+    for (int l = 0; l < done_legs; l++)
+        if (!t->done_at[l]) t->done_at[l] = now;
+    if (target == T_RESOLVED && u->disposition)
+        copy_str(t->disposition, sizeof t->disposition, u->disposition);
+    if (kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED) e->stats.acknowledged++;
+    /* Acknowledged: no more resends; the holder has it. */
+    if (t->delivery != LD_DELIVERY_NONE && target >= T_ACKNOWLEDGED) release(e, t);
+    history(e, t->inc, fk, t, -1);
+    char text[200];
+    snprintf(text, sizeof text, "%s/%s %s by %s%s%s", t->inc->id, r->departments[t->dept].id,
+             ld_enum_name(&linkd__v1__task_state__descriptor, target), r->terminals[terminal].id,
+             t->disposition[0] && target == T_RESOLVED ? ": " : "",
+             target == T_RESOLVED ? t->disposition : "");
+    feed(e, fk, t->inc, t, -1, 0, text);
+    if (target == T_RESOLVED) {
+        e->stats.resolved++;
+        close_task(e, t);
+    } else {
+        arm(e, t);
+    }
+    return LINKD__V1__RESULT__RESULT_ACCEPTED;
+}
+
+void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
+{
+    char text[120];
+    snprintf(text, sizeof text, "terminal %s is %s", e->rules->terminals[terminal].id,
+             online ? "online" : "offline");
+    Linkd__V1__FeedEvent fe;
+    linkd__v1__feed_event__init(&fe);
+    fe.has_kind = 1;
+    fe.kind = online ? LINKD__V1__FEED_KIND__FEED_KIND_TERMINAL_ONLINE
+                     : LINKD__V1__FEED_KIND__FEED_KIND_TERMINAL_OFFLINE;
+    fe.has_at_ms = 1;
+    fe.at_ms = (int64_t)ld_clock_now(e->clock);
+    fe.has_seq = 1;
+    fe.seq = ++e->feed_seq;
+    fe.terminal = (char *)e->rules->terminals[terminal].id;
+    fe.text = text;
+    if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
+}
+
+ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id)
+{
+    return ld_map_get(&e->by_id, incident_id);
+}
+
+/* ---- write-behind ------------------------------------------------------------ */
+
+void ld_engine_take_dirty(ld_engine *e, void (*fn)(void *arg, ld_incident *inc), void *arg)
+{
+    ld_incident *inc = e->dirty_head;
+    e->dirty_head = NULL;
+    while (inc) {
+        ld_incident *next = inc->dirty_next;
+        inc->dirty = 0;
+        inc->dirty_next = NULL;
+        fn(arg, inc);
+        if (inc->closed_at) incident_free(e, inc);
+        inc = next;
+    }
+}
+
+size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t *buf, size_t len)
+{
+    const ld_rules *r = e->rules;
+    Linkd__V1__IncidentRecord rec;
+    Linkd__V1__TaskRecord trec[LD_MAX_TASKS], *tptr[LD_MAX_TASKS];
+    Linkd__V1__Task tpb[LD_MAX_TASKS];
+    char tids[LD_MAX_TASKS][LD_TASK_ID_LEN];
+    Linkd__V1__HistoryEntry hist[LD_HISTORY_MAX], *hptr[LD_HISTORY_MAX];
+    Linkd__V1__Location loc;
+
+    linkd__v1__incident_record__init(&rec);
+    rec.incident_id = (char *)inc->id;
+    rec.event_id = (char *)inc->event_id;
+    rec.source_id = (char *)inc->source_id;
+    rec.kind = (char *)ld_kind_name(inc->kind);
+    const ProtobufCEnumDescriptor *cd = inc->kind == LD_KIND_CALL ? &linkd__v1__call_category__descriptor
+                                        : inc->kind == LD_KIND_SENSOR
+                                            ? &linkd__v1__sensor_kind__descriptor
+                                            : &linkd__v1__petition_issue__descriptor;
+    rec.category = (char *)ld_enum_name(cd, inc->category);
+    rec.has_priority = 1;
+    rec.priority = (Linkd__V1__Priority)inc->priority;
+    rec.has_status = 1;
+    rec.status = (Linkd__V1__Status)inc->status;
+    rec.has_opened_at_ms = 1;
+    rec.opened_at_ms = (int64_t)inc->opened_at;
+    if (inc->closed_at) {
+        rec.has_closed_at_ms = 1;
+        rec.closed_at_ms = (int64_t)inc->closed_at;
+    }
+    rec.summary = (char *)inc->summary;
+    rec.has_people = 1;
+    rec.people = inc->people;
+    for (int i = 0; i < inc->ntasks; i++) {
+        const ld_task *t = inc->tasks[i];
+        linkd__v1__task_record__init(&trec[i]);
+        ld_engine_task_pb(e, t, &tpb[i], i == 0 ? &loc : NULL, tids[i]);
+        trec[i].task = &tpb[i];
+        if (t->done_at[LD_LEG_ACK]) trec[i].has_acknowledged_at_ms = 1,
+                                   trec[i].acknowledged_at_ms = (int64_t)t->done_at[LD_LEG_ACK];
+        if (t->done_at[LD_LEG_ARRIVE]) trec[i].has_arrived_at_ms = 1,
+                                      trec[i].arrived_at_ms = (int64_t)t->done_at[LD_LEG_ARRIVE];
+        if (t->done_at[LD_LEG_RESOLVE]) trec[i].has_resolved_at_ms = 1,
+                                       trec[i].resolved_at_ms = (int64_t)t->done_at[LD_LEG_RESOLVE];
+        if (t->disposition[0]) trec[i].disposition = (char *)t->disposition;
+        trec[i].has_received = 1;
+        trec[i].received = t->delivery == LD_DELIVERY_RECEIVED || t->delivery == LD_DELIVERY_NONE;
+        tptr[i] = &trec[i];
+    }
+    if (inc->ntasks) rec.location = tpb[0].location;
+    rec.n_tasks = (size_t)inc->ntasks;
+    rec.tasks = tptr;
+    for (int i = 0; i < inc->nhistory; i++) {
+        const ld_history *h = &inc->history[i];
+        linkd__v1__history_entry__init(&hist[i]);
+        hist[i].has_kind = 1;
+        hist[i].kind = (Linkd__V1__FeedKind)h->kind;
+        hist[i].has_at_ms = 1;
+        hist[i].at_ms = (int64_t)h->at;
+        hist[i].has_task_index = 1;
+        hist[i].task_index = h->task;
+        hist[i].has_level = 1;
+        hist[i].level = h->level;
+        if (h->terminal >= 0) hist[i].terminal = (char *)r->terminals[h->terminal].id;
+        if (h->leg) {
+            hist[i].has_leg = 1;
+            hist[i].leg = (Linkd__V1__Leg)h->leg;
+        }
+        hptr[i] = &hist[i];
+    }
+    rec.n_history = (size_t)inc->nhistory;
+    rec.history = hptr;
+    size_t need = linkd__v1__incident_record__get_packed_size(&rec);
+    if (need > len) return need;
+    return linkd__v1__incident_record__pack(&rec, buf);
+}

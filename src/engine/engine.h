@@ -1,0 +1,190 @@
+/* engine.h: the domain: incidents, tasks, legs, deadlines and escalation.
+ *
+ * The engine is pure state and rules: it does no I/O. It tells the daemon
+ * what happened through hooks (a feed event to publish, a terminal that has
+ * new work) and keeps a list of incidents whose Redis record is stale; the
+ * daemon writes those behind once per loop turn. Time comes from an ld_clock,
+ * so tests drive a manual clock and run a 60-day petition in microseconds.
+ *
+ * Everything here runs on the loop thread. Incidents and tasks come from
+ * pools; opening an incident allocates nothing else. */
+#ifndef LD_ENGINE_ENGINE_H
+#define LD_ENGINE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "core/list.h"
+#include "core/map.h"
+#include "core/pool.h"
+#include "rules/rules.h"
+#include "timer/timer.h"
+#include "wire/wire.h"
+
+#define LD_INCIDENT_ID_LEN 40
+#define LD_MAX_TASKS 16
+#define LD_HISTORY_MAX 48
+#define LD_TASK_ID_LEN (LD_INCIDENT_ID_LEN + 40)
+
+typedef struct ld_incident ld_incident;
+
+enum ld_delivery {
+    LD_DELIVERY_NONE,      /* not waiting for any terminal */
+    LD_DELIVERY_NEW,       /* assigned, not yet sent */
+    LD_DELIVERY_SENT,      /* in a poll reply, no receipt yet */
+    LD_DELIVERY_RECEIVED,  /* receipted; resent periodically until acknowledged */
+};
+
+typedef struct ld_task {
+    ld_incident *inc;
+    ld_timer timer;             /* earliest pending leg deadline */
+    ld_list term_link;          /* in its terminal's delivery list */
+    int idx;                    /* position in the incident */
+    int dept;                   /* rules index */
+    int level;                  /* position in the chain: department levels, then command's */
+    int terminal;               /* rules index of the current holder */
+    int state;                  /* Linkd__V1__TaskState */
+    uint64_t dispatched_at;
+    uint64_t deadline[LD_LEG_COUNT];
+    uint64_t done_at[LD_LEG_COUNT];  /* 0 = not done */
+    unsigned overdue_top;       /* bit per leg: missed at the top of the chain */
+    int delivery;               /* enum ld_delivery */
+    uint32_t sends;             /* replies that carried it to the current holder */
+    uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
+    char rule[96];              /* "routes.yaml:14:5 structure-fire" */
+    char reason[128];           /* why it is at this level */
+    char disposition[64];
+} ld_task;
+
+typedef struct ld_history {
+    uint64_t at;
+    uint8_t kind;               /* Linkd__V1__FeedKind */
+    uint8_t leg;                /* Linkd__V1__Leg */
+    uint8_t task;
+    uint8_t level;
+    int16_t terminal;
+} ld_history;
+
+struct ld_incident {
+    char id[LD_INCIDENT_ID_LEN];
+    char event_id[LD_MAX_ID_LEN + 1];
+    char source_id[LD_MAX_ID_LEN + 1];
+    int kind, category, priority, status;
+    uint32_t people;
+    uint64_t opened_at, closed_at;
+    int has_ll;
+    double lat, lon;
+    char district[33];
+    char grid[65];
+    char summary[200];
+    ld_task *tasks[LD_MAX_TASKS];
+    int ntasks, open_tasks;
+    ld_history history[LD_HISTORY_MAX];
+    int nhistory;
+    uint32_t history_dropped;
+    ld_incident *dirty_next;
+    int dirty;
+};
+
+/* Per terminal: who holds what. Indexed like ld_rules.terminals. */
+typedef struct ld_term {
+    ld_list tasks;              /* ld_task.term_link: tasks to deliver or resend */
+    uint32_t held;              /* tasks in the list */
+} ld_term;
+
+typedef struct ld_engine_stats {
+    uint64_t incidents_opened, incidents_closed;
+    uint64_t tasks_dispatched, tasks_delivered, tasks_redelivered;
+    uint64_t acknowledged, resolved, rejected_updates, escalations, reached_command;
+    uint64_t overdue_at_top, unrouted;
+    uint64_t escalations_by_dept[64];
+} ld_engine_stats;
+
+typedef struct ld_engine_hooks {
+    void *ctx;
+    /* A state change to publish; <fe> and what it points to die on return. */
+    void (*feed)(void *ctx, const Linkd__V1__FeedEvent *fe);
+    /* <terminal> has a task to deliver: answer its parked poll, if any. */
+    void (*wake)(void *ctx, int terminal);
+} ld_engine_hooks;
+
+typedef struct ld_engine {
+    const ld_rules *rules;      /* borrowed; outlives the engine */
+    ld_clock *clock;
+    ld_engine_hooks hooks;
+    ld_pool incident_pool, task_pool;
+    ld_map by_id;               /* incident id -> ld_incident */
+    ld_timers timers;
+    ld_term *terms;
+    int nterms;
+    ld_incident *dirty_head;
+    uint64_t feed_seq;
+    uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */
+    size_t open_incidents;
+    ld_engine_stats stats;
+} ld_engine;
+
+/* One task handed to a terminal by ld_engine_collect. */
+typedef struct ld_delivery_item {
+    ld_task *task;
+    int redelivery;
+} ld_delivery_item;
+
+int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_engine_hooks *h);
+void ld_engine_fini(ld_engine *e);
+
+/* ld_engine_open routes an accepted event and opens its incident with one task
+ * per department, delivered to each duty terminal. <stream_id> is the event's
+ * id in the Redis log; the incident id is "I" + stream_id. <ev> must be valid.
+ * Returns 0 with *out set, or LD_ENOMEM. */
+int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                   ld_incident **out);
+
+/* ld_engine_update applies a terminal's update. Returns a Linkd__V1__Result
+ * (ACCEPTED, DUPLICATE if the task is already there, REJECTED with <why>). */
+int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u, char *why,
+                     size_t len);
+
+/* ld_engine_receipt records that <terminal> received <task_id>. */
+void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id);
+
+/* ld_engine_collect fills out[] with tasks <terminal> should get now and marks
+ * them sent. <real_now> is the loop's monotonic ms. Returns how many. */
+size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_delivery_item *out,
+                         size_t max);
+/* ld_engine_pending says whether collect would return anything. */
+int ld_engine_pending(const ld_engine *e, int terminal, uint64_t real_now);
+
+/* Deadlines: the earliest due time (UINT64_MAX if none), and firing what is due. */
+uint64_t ld_engine_next_due(const ld_engine *e);
+void ld_engine_run_due(ld_engine *e);
+
+/* ld_engine_task_pb fills <pb> (and <loc>, if not NULL) from <t>. The task id
+ * is written to <id> (LD_TASK_ID_LEN bytes); other strings point into <t> and
+ * the rules, valid until the next engine call. */
+void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb,
+                       Linkd__V1__Location *loc, char *id);
+
+/* ld_engine_take_dirty calls fn for each incident whose record changed, then
+ * frees those that are closed. */
+void ld_engine_take_dirty(ld_engine *e, void (*fn)(void *arg, ld_incident *inc), void *arg);
+
+/* ld_engine_record_size / _pack serialize an incident as linkd.v1.IncidentRecord. */
+size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t *buf,
+                             size_t len);
+
+/* The earliest pending deadline of an open incident (for the ld:open index). */
+uint64_t ld_incident_next_due(const ld_incident *inc);
+
+ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id);
+
+/* Terminal presence, decided by the dispatcher, published by the engine. */
+void ld_engine_terminal_presence(ld_engine *e, int terminal, int online);
+
+/* Chain helpers: how many levels a department's tasks can climb, and the
+ * level at position <level>. */
+int ld_chain_len(const ld_rules *r, int dept);
+const ld_level *ld_chain_level(const ld_rules *r, int dept, int level);
+
+#endif
