@@ -1,1 +1,138 @@
-int main(void){return 0;}
+/* linkd: the emergency linkage dispatch daemon. argv, then the loop. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "core/diag.h"
+#include "core/log.h"
+#include "daemon/daemon.h"
+#include "rules/rules.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: linkd [options]\n"
+        "       linkd --check [--rules DIR]\n"
+        "\n"
+        "Takes 110 calls, sensor alarms and petitions over NNG, routes each to the\n"
+        "departments that must act, dispatches tasks to their on-duty terminals and\n"
+        "escalates when a deadline passes. State lives in Redis.\n"
+        "\n"
+        "  --rules DIR          rule files (default: rules)\n"
+        "  --redis URL          redis://host:port[/db] or unix:///path (default: redis://127.0.0.1:6379/0)\n"
+        "  --ingest URL         producers' REP socket (default: tcp://127.0.0.1:7450)\n"
+        "  --terminals URL      terminals' REP socket (default: tcp://127.0.0.1:7451)\n"
+        "  --feed URL           event feed PUB socket (default: tcp://127.0.0.1:7452)\n"
+        "  --check              validate the rules, print every error, exit (0 ok, 65 invalid)\n"
+        "  --time-scale N       run the domain clock N times faster than real time (demos, tests)\n"
+        "  --max-message BYTES  largest message accepted (default: 1048576)\n"
+        "  --offline-after SEC  a terminal silent this long is offline (default: 60)\n"
+        "  --redis-timeout MS   drop a Redis connection that answers nothing this long (default: 5000)\n"
+        "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
+        "  --help, --version\n"
+        "\n"
+        "Exit codes (sysexits.h): 0 ok, 64 usage, 65 invalid rules, 69 cannot listen, 70 internal.\n");
+}
+
+static int check(const char *dir)
+{
+    ld_rules *r = NULL;
+    ld_diag diag;
+    ld_diag_init(&diag);
+    int rv = ld_rules_load(&r, dir, &diag);
+    ld_diag_print(&diag, stderr);
+    if (rv != 0) {
+        fprintf(stderr, "linkd: %zu error%s, %zu warning%s; rules NOT loaded\n", diag.nerrors,
+                diag.nerrors == 1 ? "" : "s", diag.nwarnings, diag.nwarnings == 1 ? "" : "s");
+        ld_diag_fini(&diag);
+        return EX_DATAERR;
+    }
+    printf("rules OK: %s: %d departments, %d terminals, %d routes (version %s), %zu warning%s\n",
+           dir, r->ndepartments, r->nterminals, r->nroutes, r->version, diag.nwarnings,
+           diag.nwarnings == 1 ? "" : "s");
+    ld_rules_free(r);
+    ld_diag_fini(&diag);
+    return EX_OK;
+}
+
+static int parse_number(const char *opt, const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || v < min || v > max) {
+        fprintf(stderr, "linkd: %s: '%s' is not a number in [%g, %g]\n", opt, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
+           O_OFFLINE, O_RTIMEOUT, O_LOGLEVEL, O_HELP, O_VERSION };
+    static const struct option opts[] = {
+        {"rules", required_argument, NULL, O_RULES},
+        {"redis", required_argument, NULL, O_REDIS},
+        {"ingest", required_argument, NULL, O_INGEST},
+        {"terminals", required_argument, NULL, O_TERMINALS},
+        {"feed", required_argument, NULL, O_FEED},
+        {"check", no_argument, NULL, O_CHECK},
+        {"time-scale", required_argument, NULL, O_SCALE},
+        {"max-message", required_argument, NULL, O_MAXMSG},
+        {"offline-after", required_argument, NULL, O_OFFLINE},
+        {"redis-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"help", no_argument, NULL, O_HELP},
+        {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    ld_options o;
+    ld_options_defaults(&o);
+    int do_check = 0, c;
+    double v;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_RULES: o.rules_dir = optarg; break;
+        case O_REDIS: o.redis_url = optarg; break;
+        case O_INGEST: o.ingest_url = optarg; break;
+        case O_TERMINALS: o.terminals_url = optarg; break;
+        case O_FEED: o.feed_url = optarg; break;
+        case O_CHECK: do_check = 1; break;
+        case O_SCALE:
+            if (parse_number("--time-scale", optarg, 1, 1e6, &v)) return EX_USAGE;
+            o.time_scale = v;
+            break;
+        case O_MAXMSG:
+            if (parse_number("--max-message", optarg, 1024, 64 << 20, &v)) return EX_USAGE;
+            o.max_message = (size_t)v;
+            break;
+        case O_OFFLINE:
+            if (parse_number("--offline-after", optarg, 1, 86400, &v)) return EX_USAGE;
+            o.offline_after_ms = (uint64_t)(v * 1000);
+            break;
+        case O_RTIMEOUT:
+            if (parse_number("--redis-timeout", optarg, 100, 600000, &v)) return EX_USAGE;
+            o.redis_timeout_ms = (uint64_t)v;
+            break;
+        case O_LOGLEVEL:
+            if ((ld_log_level = ld_log_parse_level(optarg)) < 0) {
+                fprintf(stderr, "linkd: --log-level: unknown level '%s'\n", optarg);
+                return EX_USAGE;
+            }
+            break;
+        case O_HELP: usage(stdout); return EX_OK;
+        case O_VERSION: printf("linkd %s\n", LINKD_VERSION); return EX_OK;
+        default: usage(stderr); return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "linkd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EX_USAGE;
+    }
+    if (do_check) return check(o.rules_dir);
+    return ld_daemon_run(&o);
+}

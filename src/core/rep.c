@@ -1,0 +1,172 @@
+#include "core/rep.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+enum { BATCH = 256 }; /* requests per wakeup, so timers and Redis replies get their turn */
+
+/* Runs on an NNG thread. */
+static void on_aio(void *arg)
+{
+    ld_rep_ctx *c = arg;
+    ld_rep *r = c->rep;
+    int rv = nng_aio_result(c->aio);
+
+    if (c->sending) {
+        c->sending = 0;
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->aio));
+            nng_aio_set_msg(c->aio, NULL);
+            __atomic_add_fetch(&r->send_errors, 1, __ATOMIC_RELAXED);
+        }
+        if (rv == NNG_ECLOSED || __atomic_load_n(&r->closing, __ATOMIC_ACQUIRE)) return;
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) return;
+    if (rv != 0) {
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    c->msg = nng_aio_get_msg(c->aio);
+    nng_aio_set_msg(c->aio, NULL);
+    c->next = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->tail) r->tail->next = c;
+    else r->head = c;
+    r->tail = c;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->async);
+}
+
+static void on_ready(uv_async_t *h)
+{
+    ld_rep *r = h->data;
+    pthread_mutex_lock(&r->mu);
+    ld_rep_ctx *c = r->head;
+    size_t n = 0;
+    ld_rep_ctx *last = NULL;
+    for (ld_rep_ctx *p = c; p && n < BATCH; p = p->next, n++) last = p;
+    if (last) {
+        r->head = last->next;
+        if (!r->head) r->tail = NULL;
+        last->next = NULL;
+    }
+    int more = r->head != NULL;
+    pthread_mutex_unlock(&r->mu);
+    if (more) uv_async_send(&r->async);
+
+    while (c) {
+        ld_rep_ctx *next = c->next;
+        nng_msg *m = c->msg;
+        c->msg = NULL;
+        c->next = NULL;
+        r->requests++;
+        if (r->closing) nng_msg_free(m);
+        else r->on_request(r, c, m);
+        c = next;
+    }
+}
+
+int ld_rep_open(ld_rep *r, uv_loop_t *loop, const char *url, size_t nctx, size_t max_msg,
+                ld_rep_cb on_request, void *user)
+{
+    int rv;
+    memset(r, 0, sizeof *r);
+    r->on_request = on_request;
+    r->user = user;
+    pthread_mutex_init(&r->mu, NULL);
+    if ((rv = nng_rep0_open(&r->sock)) != 0) {
+        pthread_mutex_destroy(&r->mu);
+        return ld_err_from_nng(rv);
+    }
+    r->open = 1;
+    nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, max_msg);
+    if (uv_async_init(loop, &r->async, on_ready) != 0) {
+        nng_close(r->sock);
+        pthread_mutex_destroy(&r->mu);
+        r->open = 0;
+        return LD_EIO;
+    }
+    r->async.data = r;
+    r->ctxs = calloc(nctx, sizeof *r->ctxs);
+    if (!r->ctxs) {
+        rv = LD_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < nctx; i++) {
+        ld_rep_ctx *c = &r->ctxs[i];
+        c->rep = r;
+        if ((rv = nng_ctx_open(&c->ctx, r->sock)) != 0 ||
+            (rv = nng_aio_alloc(&c->aio, on_aio, c)) != 0) {
+            rv = ld_err_from_nng(rv);
+            goto fail;
+        }
+        r->nctx = i + 1;
+    }
+    if ((rv = nng_listen(r->sock, url, NULL, 0)) != 0) {
+        ld_log(LD_ERR, "NNG-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
+        rv = ld_err_from_nng(rv);
+        goto fail;
+    }
+    for (size_t i = 0; i < r->nctx; i++) nng_ctx_recv(r->ctxs[i].ctx, r->ctxs[i].aio);
+    return 0;
+fail:
+    ld_rep_close(r);
+    return rv;
+}
+
+void ld_rep_reply(ld_rep_ctx *c, nng_msg *reply)
+{
+    ld_rep *r = c->rep;
+    if (r->closing || !reply) {
+        nng_msg_free(reply);
+        if (!r->closing) nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
+    c->sending = 1;
+    nng_aio_set_msg(c->aio, reply);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+void ld_rep_close(ld_rep *r)
+{
+    if (!r->open) return;
+    __atomic_store_n(&r->closing, 1, __ATOMIC_RELEASE);
+    nng_close(r->sock);
+    for (size_t i = 0; i < r->nctx; i++) {
+        ld_rep_ctx *c = &r->ctxs[i];
+        if (c->aio) {
+            nng_aio_stop(c->aio);
+            nng_msg_free(nng_aio_get_msg(c->aio));
+            nng_aio_free(c->aio);
+            c->aio = NULL;
+        }
+    }
+    pthread_mutex_lock(&r->mu);
+    for (ld_rep_ctx *c = r->head; c; c = c->next) {
+        nng_msg_free(c->msg);
+        c->msg = NULL;
+    }
+    r->head = r->tail = NULL;
+    pthread_mutex_unlock(&r->mu);
+    free(r->ctxs);
+    r->ctxs = NULL;
+    r->nctx = 0;
+    uv_close((uv_handle_t *)&r->async, NULL);
+    r->open = 0;
+}
+
+nng_msg *ld_msg_from_pb(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    nng_msg *msg;
+    if (nng_msg_alloc(&msg, n) != 0) return NULL;
+    protobuf_c_message_pack(m, nng_msg_body(msg));
+    return msg;
+}

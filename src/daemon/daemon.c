@@ -1,0 +1,292 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <uv.h>
+
+#include "core/clock.h"
+#include "core/diag.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "dispatch/dispatch.h"
+#include "engine/engine.h"
+#include "ingest/ingest.h"
+#include "rules/rules.h"
+#include "store/store.h"
+
+typedef struct daemon {
+    const ld_options *o;
+    uv_loop_t loop;
+    ld_clock clock;
+    ld_rules *rules;
+    ld_engine engine;
+    ld_store store;
+    ld_ingest ingest;
+    ld_dispatch dispatch;
+    uv_timer_t deadline, drain_check;
+    uv_prepare_t before_poll;
+    uv_signal_t sigterm, sigint, sighup;
+    uint64_t armed_due;
+    uint64_t drain_started;
+    int listening, ready_logged, stopping;
+    uint8_t *recbuf;
+    size_t recbuf_len;
+} daemon;
+
+void ld_options_defaults(ld_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->rules_dir = "rules";
+    o->redis_url = "redis://127.0.0.1:6379/0";
+    o->ingest_url = "tcp://127.0.0.1:7450";
+    o->terminals_url = "tcp://127.0.0.1:7451";
+    o->feed_url = "tcp://127.0.0.1:7452";
+    o->time_scale = 1.0;
+    o->max_message = 1 << 20;
+    o->offline_after_ms = 60000;
+    o->redis_timeout_ms = 5000;
+    o->ingest_contexts = 64;
+}
+
+/* ---- write-behind and deadlines, once per loop turn --------------------------- */
+
+static void write_incident(void *arg, ld_incident *inc)
+{
+    daemon *d = arg;
+    size_t need = ld_engine_record_pack(&d->engine, inc, d->recbuf, d->recbuf_len);
+    if (need > d->recbuf_len) {
+        size_t n = need * 2;
+        uint8_t *b = realloc(d->recbuf, n);
+        if (!b) {
+            ld_log_rl(LD_ERR, "STORE-NOMEM", "cannot serialize incident %s", inc->id);
+            return;
+        }
+        d->recbuf = b;
+        d->recbuf_len = n;
+        need = ld_engine_record_pack(&d->engine, inc, d->recbuf, d->recbuf_len);
+    }
+    ld_store_put_incident(&d->store, inc->id, d->recbuf, need, ld_incident_next_due(inc),
+                          inc->closed_at != 0);
+}
+
+static void flush_dirty(daemon *d)
+{
+    /* While Redis is away, records stay dirty and are written when it returns. */
+    if (ld_store_up(&d->store)) ld_engine_take_dirty(&d->engine, write_incident, d);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    daemon *d = t->data;
+    d->armed_due = UINT64_MAX;
+    ld_engine_run_due(&d->engine);
+}
+
+static void rearm_deadline(daemon *d)
+{
+    uint64_t due = ld_engine_next_due(&d->engine);
+    if (due == d->armed_due) return;
+    d->armed_due = due;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&d->deadline);
+        return;
+    }
+    uint64_t now = ld_clock_now(&d->clock);
+    uint64_t delay = due > now ? ld_clock_real_delay(&d->clock, due - now) : 0;
+    uv_timer_start(&d->deadline, on_deadline, delay, 0);
+}
+
+static void on_before_poll(uv_prepare_t *h)
+{
+    daemon *d = h->data;
+    flush_dirty(d);
+    if (!d->stopping) rearm_deadline(d);
+}
+
+/* ---- readiness ------------------------------------------------------------------ */
+
+static void maybe_ready(daemon *d)
+{
+    if (d->ready_logged || !d->listening || !ld_store_up(&d->store)) return;
+    d->ready_logged = 1;
+    ld_log(LD_NOTICE, "READY", "linkd %s ready: rules %s (version %s, %d departments, %d "
+           "terminals, %d routes), ingest %s, terminals %s, feed %s, time scale %g",
+           LINKD_VERSION, d->rules->dir, d->rules->version, d->rules->ndepartments,
+           d->rules->nterminals, d->rules->nroutes, d->o->ingest_url, d->o->terminals_url,
+           d->o->feed_url, d->clock.scale);
+}
+
+static void on_store_state(void *arg, int up)
+{
+    daemon *d = arg;
+    if (up) maybe_ready(d);
+    else if (!d->stopping)
+        ld_log(LD_WARN, "DEGRADED", "redis unavailable: intake answers RETRY_LATER");
+}
+
+/* ---- stopping ---------------------------------------------------------------------- */
+
+static void summary(const daemon *d)
+{
+    const ld_ingest_stats *i = &d->ingest.stats;
+    const ld_engine_stats *e = &d->engine.stats;
+    ld_log(LD_NOTICE, "SUMMARY",
+           "events %llu: accepted %llu, duplicate %llu, rejected %llu, retry_later %llu; "
+           "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
+           "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
+           "overdue at top %llu); redis commands %llu, errors %llu, timeouts %llu",
+           (unsigned long long)i->events, (unsigned long long)i->accepted,
+           (unsigned long long)i->duplicate, (unsigned long long)i->rejected,
+           (unsigned long long)i->retry_later, (unsigned long long)e->incidents_opened,
+           (unsigned long long)e->incidents_closed, d->engine.open_incidents,
+           (unsigned long long)e->tasks_dispatched, (unsigned long long)e->tasks_delivered,
+           (unsigned long long)e->acknowledged, (unsigned long long)e->resolved,
+           (unsigned long long)e->escalations, (unsigned long long)e->reached_command,
+           (unsigned long long)e->overdue_at_top, (unsigned long long)d->store.stats.commands,
+           (unsigned long long)d->store.stats.errors, (unsigned long long)d->store.stats.timeouts);
+}
+
+static void on_store_stopped(void *arg)
+{
+    daemon *d = arg;
+    uv_close((uv_handle_t *)&d->before_poll, NULL);
+    uv_close((uv_handle_t *)&d->deadline, NULL);
+    uv_close((uv_handle_t *)&d->drain_check, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+}
+
+static void finish_stop(daemon *d)
+{
+    uv_timer_stop(&d->drain_check);
+    ld_ingest_close(&d->ingest);
+    flush_dirty(d);
+    ld_dispatch_close(&d->dispatch);
+    ld_store_stop(&d->store, on_store_stopped, d);
+}
+
+/* Waits until no request waits for Redis: each one is answered before intake closes. */
+static void on_drain_check(uv_timer_t *t)
+{
+    daemon *d = t->data;
+    uint64_t waited = uv_now(&d->loop) - d->drain_started;
+    if (d->ingest.inflight == 0 || waited > d->o->redis_timeout_ms + 2000) {
+        if (d->ingest.inflight)
+            ld_log(LD_WARN, "DRAIN", "%zu requests still wait for redis after %llums; their "
+                   "producers will resend", d->ingest.inflight, (unsigned long long)waited);
+        finish_stop(d);
+    }
+}
+
+static void begin_stop(daemon *d, const char *why)
+{
+    if (d->stopping) return;
+    d->stopping = 1;
+    ld_log(LD_NOTICE, "STOPPING", "%s: draining intake", why);
+    uv_timer_stop(&d->deadline);
+    if (!d->listening) {
+        finish_stop(d);
+        return;
+    }
+    ld_ingest_drain(&d->ingest);
+    d->drain_started = uv_now(&d->loop);
+    uv_timer_start(&d->drain_check, on_drain_check, 0, 10);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    daemon *d = h->data;
+    if (signum == SIGHUP) {
+        ld_log(LD_WARN, "RELOAD", "rules reload on SIGHUP is not supported yet; restart linkd to "
+               "change rules (running rules unchanged)");
+        return;
+    }
+    begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- run ------------------------------------------------------------------------------ */
+
+static int load_rules(daemon *d)
+{
+    ld_diag diag;
+    ld_diag_init(&diag);
+    int rv = ld_rules_load(&d->rules, d->o->rules_dir, &diag);
+    ld_diag_print(&diag, stderr);
+    if (rv != 0)
+        fprintf(stderr, "linkd: %zu error%s; rules NOT loaded\n", diag.nerrors,
+                diag.nerrors == 1 ? "" : "s");
+    ld_diag_fini(&diag);
+    return rv;
+}
+
+int ld_daemon_run(const ld_options *o)
+{
+    daemon *d = calloc(1, sizeof *d);
+    int code = EX_OK, rv;
+    if (!d) return EX_OSERR;
+    d->o = o;
+    d->armed_due = UINT64_MAX;
+    signal(SIGPIPE, SIG_IGN);
+    if (load_rules(d) != 0) {
+        free(d);
+        return EX_DATAERR;
+    }
+    uv_loop_init(&d->loop);
+    ld_clock_init_real(&d->clock, o->time_scale);
+    ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed, .wake = ld_dispatch_wake};
+    if (ld_engine_init(&d->engine, d->rules, &d->clock, &hooks) != 0) {
+        code = EX_OSERR;
+        goto out;
+    }
+    if (ld_store_init(&d->store, &d->loop, o->redis_url, o->redis_timeout_ms, on_store_state, d) !=
+        0) {
+        fprintf(stderr, "linkd: --redis %s: expected redis://host:port[/db] or unix:///path\n",
+                o->redis_url);
+        code = EX_USAGE;
+        goto out;
+    }
+    uv_timer_init(&d->loop, &d->deadline);
+    d->deadline.data = d;
+    uv_timer_init(&d->loop, &d->drain_check);
+    d->drain_check.data = d;
+    uv_prepare_init(&d->loop, &d->before_poll);
+    d->before_poll.data = d;
+    uv_prepare_start(&d->before_poll, on_before_poll);
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    uv_signal_init(&d->loop, &d->sighup);
+    d->sigterm.data = d->sigint.data = d->sighup.data = d;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sighup, on_signal, SIGHUP);
+    ld_store_start(&d->store);
+
+    if ((rv = ld_dispatch_open(&d->dispatch, &d->loop, &d->engine, o->terminals_url, o->feed_url,
+                               o->max_message, o->offline_after_ms)) != 0 ||
+        (rv = ld_ingest_open(&d->ingest, &d->loop, o->ingest_url, o->ingest_contexts,
+                             o->max_message, &d->store, &d->engine)) != 0) {
+        ld_log(LD_ERR, "START", "cannot open the sockets: %s", ld_strerror(rv));
+        code = EX_UNAVAILABLE;
+        d->stopping = 1;
+        ld_dispatch_close(&d->dispatch);
+        ld_store_stop(&d->store, on_store_stopped, d);
+    } else {
+        d->listening = 1;
+        maybe_ready(d);
+    }
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (code == EX_OK) summary(d);
+out:
+    ld_dispatch_fini(&d->dispatch);
+    ld_engine_fini(&d->engine);
+    if (uv_loop_close(&d->loop) != 0) ld_log(LD_WARN, "LOOP", "handles left open at exit");
+    ld_rules_free(d->rules);
+    free(d->recbuf);
+    free(d);
+    return code;
+}

@@ -1,0 +1,32 @@
+/* daemon.h: linkd's process: one libuv loop that owns every piece.
+ *
+ * Start-up: load the rules (refuse to start on any error), open Redis, the
+ * terminal and feed sockets, then intake. READY is logged once Redis answers
+ * and every socket listens. SIGTERM/SIGINT drain: intake answers RETRY_LATER,
+ * requests waiting for Redis finish, dirty incidents are written, Redis
+ * commands in flight complete, and the process exits 0. */
+#ifndef LD_DAEMON_DAEMON_H
+#define LD_DAEMON_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ld_options {
+    const char *rules_dir;
+    const char *redis_url;
+    const char *ingest_url;
+    const char *terminals_url;
+    const char *feed_url;
+    double time_scale;
+    size_t max_message;
+    uint64_t offline_after_ms;
+    uint64_t redis_timeout_ms;
+    size_t ingest_contexts;
+} ld_options;
+
+void ld_options_defaults(ld_options *o);
+
+/* ld_daemon_run runs until stopped; returns a sysexits.h code. */
+int ld_daemon_run(const ld_options *o);
+
+#endif

@@ -1,0 +1,62 @@
+/* dispatch.h: on-duty terminals (NNG REP, long poll) and the event feed (PUB).
+ *
+ * A terminal's poll carries its receipts and updates; the reply carries what
+ * the engine has for it. With nothing to send, the poll is parked (its REP
+ * context kept) until the engine wakes the terminal or the poll's wait ends.
+ * A poll that carried updates is answered at once, with their results.
+ * A terminal that has not polled for offline_after is reported offline on the
+ * feed. The feed publishes every FeedEvent; PUB drops for slow subscribers,
+ * which is why the incident record in Redis, not the feed, is the record.
+ * Loop thread only. */
+#ifndef LD_DISPATCH_DISPATCH_H
+#define LD_DISPATCH_DISPATCH_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/rep.h"
+#include "engine/engine.h"
+
+typedef struct ld_dispatch_stats {
+    uint64_t polls, bad_polls, parked, updates, updates_rejected;
+    uint64_t tasks_sent, feed_sent, feed_errors;
+} ld_dispatch_stats;
+
+struct term_slot;
+struct poll_state;
+
+typedef struct ld_dispatch {
+    ld_rep rep;
+    uv_loop_t *loop;
+    ld_engine *engine;
+    struct term_slot *slots;
+    int nslots;
+    struct poll_state *polls;
+    size_t npolls;
+    nng_socket feed;
+    int feed_open;
+    uv_timer_t sweep;
+    int sweep_open;
+    uint64_t offline_after_ms;
+    ld_dispatch_stats stats;
+} ld_dispatch;
+
+/* ld_dispatch_open listens for terminals on <terminals_url> and publishes the
+ * feed on <feed_url>. Returns 0 or a negative LD_E* code. */
+int ld_dispatch_open(ld_dispatch *d, uv_loop_t *loop, ld_engine *engine,
+                     const char *terminals_url, const char *feed_url, size_t max_msg,
+                     uint64_t offline_after_ms);
+/* ld_dispatch_close stops both sockets and closes the handles;
+ * ld_dispatch_fini frees the rest once the loop has run their close callbacks. */
+void ld_dispatch_close(ld_dispatch *d);
+void ld_dispatch_fini(ld_dispatch *d);
+
+/* Engine hooks (ld_engine_hooks.wake and .feed, with ctx = the dispatcher). */
+void ld_dispatch_wake(void *d, int terminal);
+void ld_dispatch_feed(void *d, const Linkd__V1__FeedEvent *fe);
+
+/* How many terminals are online now. */
+int ld_dispatch_online(const ld_dispatch *d);
+
+#endif

@@ -1,0 +1,234 @@
+#include "ingest/ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#define R_ACCEPTED LINKD__V1__RESULT__RESULT_ACCEPTED
+#define R_DUPLICATE LINKD__V1__RESULT__RESULT_DUPLICATE
+#define R_REJECTED LINKD__V1__RESULT__RESULT_REJECTED
+#define R_RETRY LINKD__V1__RESULT__RESULT_RETRY_LATER
+
+enum { RETRY_AFTER_MS = 1000 };
+
+/* One per REP context: everything a request needs lives in its arena. */
+typedef struct ingest_req {
+    ld_ingest *in;
+    ld_rep_ctx *c;
+    ld_arena arena;
+    Linkd__V1__IngestRequest *req;
+    Linkd__V1__IngestResult *res;
+    Linkd__V1__IngestResult **resp;
+    size_t n;
+    size_t *valid;          /* indexes of events sent to Redis */
+    size_t nvalid;
+} ingest_req;
+
+static char *arena_strdup(ld_arena *a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = ld_arena_alloc(a, n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static void set_result(ingest_req *q, size_t i, int result, const char *reason)
+{
+    Linkd__V1__IngestResult *r = &q->res[i];
+    ld_ingest_stats *st = &q->in->stats;
+    r->has_result = 1;
+    r->result = (Linkd__V1__Result)result;
+    if (reason) r->reason = arena_strdup(&q->arena, reason);
+    switch (result) {
+    case R_ACCEPTED: st->accepted++; break;
+    case R_DUPLICATE: st->duplicate++; break;
+    case R_REJECTED: st->rejected++; break;
+    case R_RETRY:
+        st->retry_later++;
+        r->has_retry_after_ms = 1;
+        r->retry_after_ms = RETRY_AFTER_MS;
+        break;
+    default: break;
+    }
+}
+
+static void answer(ingest_req *q)
+{
+    Linkd__V1__IngestReply reply;
+    linkd__v1__ingest_reply__init(&reply);
+    reply.n_results = q->n;
+    reply.results = q->resp;
+    nng_msg *m = ld_msg_from_pb(&reply.base);
+    if (!m) ld_log_rl(LD_ERR, "INGEST-NOMEM", "cannot allocate a reply of %zu results", q->n);
+    ld_rep_reply(q->c, m);
+    ld_arena_reset(&q->arena);
+}
+
+/* A request we cannot read gets one REJECTED result saying so. */
+static void answer_malformed(ingest_req *q, size_t len, const char *what)
+{
+    char why[160];
+    q->in->stats.malformed++;
+    q->in->stats.rejected_by[LD_REJECT_MALFORMED]++;
+    snprintf(why, sizeof why, "malformed IngestRequest: %s (%zu bytes)", what, len);
+    ld_log_rl(LD_WARN, "INGEST-MALFORMED", "%s", why);
+    q->n = 1;
+    q->res = ld_arena_alloc(&q->arena, sizeof *q->res);
+    q->resp = ld_arena_alloc(&q->arena, sizeof *q->resp);
+    if (!q->res || !q->resp) {
+        answer(q); /* empty reply: still an answer */
+        return;
+    }
+    linkd__v1__ingest_result__init(q->res);
+    q->resp[0] = q->res;
+    set_result(q, 0, R_REJECTED, why);
+    answer(q);
+}
+
+static void on_appended(void *arg, int status, const ld_append_result *res, size_t n)
+{
+    ingest_req *q = arg;
+    ld_ingest *in = q->in;
+    in->inflight--;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = q->valid[k];
+        const Linkd__V1__Envelope *ev = q->req->events[i];
+        if (status != 0) {
+            set_result(q, i, R_RETRY, "storage unavailable: not accepted, send again");
+            continue;
+        }
+        char iid[LD_INCIDENT_ID_LEN];
+        snprintf(iid, sizeof iid, "I%s", res[k].stream_id);
+        if (res[k].duplicate) {
+            set_result(q, i, R_DUPLICATE, NULL);
+            q->res[i].incident_id = arena_strdup(&q->arena, iid);
+            continue;
+        }
+        set_result(q, i, R_ACCEPTED, NULL);
+        q->res[i].incident_id = arena_strdup(&q->arena, iid);
+        ld_incident *inc;
+        if (ld_engine_open(in->engine, ev, res[k].stream_id, &inc) != 0)
+            ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is durable but its incident could not "
+                      "be opened: out of memory", ev->event_id);
+    }
+    if (status != 0)
+        ld_log_rl(LD_WARN, "INGEST-RETRY", "%zu events answered RETRY_LATER: %s", n,
+                  ld_strerror(status));
+    answer(q);
+}
+
+static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
+{
+    ld_ingest *in = rep->user;
+    ingest_req *q = c->user;
+    size_t len = nng_msg_len(msg);
+    in->stats.requests++;
+    q->req = linkd__v1__ingest_request__unpack(&q->arena.pb, len, nng_msg_body(msg));
+    nng_msg_free(msg); /* protobuf-c copied what it kept into the arena */
+    if (!q->req) {
+        answer_malformed(q, len, "not a valid protobuf message");
+        return;
+    }
+    q->n = q->req->n_events;
+    if (q->n == 0) {
+        answer(q);
+        return;
+    }
+    q->res = ld_arena_alloc(&q->arena, q->n * sizeof *q->res);
+    q->resp = ld_arena_alloc(&q->arena, q->n * sizeof *q->resp);
+    q->valid = ld_arena_alloc(&q->arena, q->n * sizeof *q->valid);
+    ld_append_item *items = ld_arena_alloc(&q->arena, q->n * sizeof *items);
+    if (!q->res || !q->resp || !q->valid || !items) {
+        answer_malformed(q, len, "too large to process");
+        return;
+    }
+    in->stats.events += q->n;
+    uint64_t now = ld_wall_ms();
+    q->nvalid = 0;
+    for (size_t i = 0; i < q->n; i++) {
+        const Linkd__V1__Envelope *ev = q->req->events[i];
+        linkd__v1__ingest_result__init(&q->res[i]);
+        q->resp[i] = &q->res[i];
+        if (ev->event_id) q->res[i].event_id = ev->event_id;
+        char why[640];
+        int bad;
+        if (q->n > LD_MAX_EVENTS_PER_REQUEST) {
+            bad = LD_REJECT_TOO_MANY;
+            snprintf(why, sizeof why, "events: %zu in one request, at most %d", q->n,
+                     LD_MAX_EVENTS_PER_REQUEST);
+        } else {
+            bad = ld_envelope_validate(ev, now, why, sizeof why);
+        }
+        if (bad >= 0) {
+            in->stats.rejected_by[bad]++;
+            set_result(q, i, R_REJECTED, why);
+            ld_log_rl(LD_WARN, "INGEST-REJECT", "event %.64s from %.64s rejected: %s",
+                      ev->event_id ? ev->event_id : "(none)",
+                      ev->source_id ? ev->source_id : "(none)", why);
+            continue;
+        }
+        if (in->draining || !ld_store_up(in->store)) {
+            set_result(q, i, R_RETRY,
+                       in->draining ? "shutting down: send again" : "storage unavailable: send again");
+            continue;
+        }
+        size_t pblen = linkd__v1__envelope__get_packed_size(ev);
+        uint8_t *pb = ld_arena_alloc(&q->arena, pblen ? pblen : 1);
+        if (!pb) {
+            set_result(q, i, R_RETRY, "out of memory: send again");
+            continue;
+        }
+        linkd__v1__envelope__pack(ev, pb);
+        items[q->nvalid] = (ld_append_item){ev->source_id, ev->event_id, pb, pblen};
+        q->valid[q->nvalid++] = i;
+    }
+    if (q->nvalid == 0) {
+        answer(q);
+        return;
+    }
+    int rv = ld_store_append(in->store, items, q->nvalid, on_appended, q);
+    if (rv != 0) {
+        for (size_t k = 0; k < q->nvalid; k++)
+            set_result(q, q->valid[k], R_RETRY, "storage unavailable: send again");
+        answer(q);
+        return;
+    }
+    in->inflight++;
+}
+
+int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx, size_t max_msg,
+                   ld_store *store, ld_engine *engine)
+{
+    memset(in, 0, sizeof *in);
+    in->store = store;
+    in->engine = engine;
+    in->reqs = calloc(nctx, sizeof *in->reqs);
+    if (!in->reqs) return LD_ENOMEM;
+    in->nreqs = nctx;
+    /* A decoded request can take a few times its wire size; cap it well above the limit. */
+    for (size_t i = 0; i < nctx; i++) ld_arena_init(&in->reqs[i].arena, 64 * 1024, 8 * max_msg + (1 << 20));
+    int rv = ld_rep_open(&in->rep, loop, url, nctx, max_msg, on_request, in);
+    if (rv != 0) {
+        ld_ingest_close(in);
+        return rv;
+    }
+    for (size_t i = 0; i < nctx; i++) {
+        in->reqs[i].in = in;
+        in->reqs[i].c = &in->rep.ctxs[i];
+        in->rep.ctxs[i].user = &in->reqs[i];
+    }
+    return 0;
+}
+
+void ld_ingest_close(ld_ingest *in)
+{
+    ld_rep_close(&in->rep);
+    for (size_t i = 0; i < in->nreqs; i++) ld_arena_fini(&in->reqs[i].arena);
+    free(in->reqs);
+    in->reqs = NULL;
+    in->nreqs = 0;
+}

@@ -1,0 +1,48 @@
+/* ingest.h: producers' intake over NNG REP.
+ *
+ * Each request is decoded into its context's arena, every event validated,
+ * the valid ones made durable and deduplicated by one Redis script call, and
+ * only then answered ACCEPTED (and handed to the engine) or DUPLICATE. Bad
+ * events are answered REJECTED with a reason naming the field and counted by
+ * reason; the rest of the request is unaffected. While Redis is unavailable
+ * or the daemon is draining, valid events are answered RETRY_LATER: nothing
+ * is accepted that is not durable. Loop thread only. */
+#ifndef LD_INGEST_INGEST_H
+#define LD_INGEST_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/rep.h"
+#include "engine/engine.h"
+#include "store/store.h"
+#include "wire/wire.h"
+
+#define LD_MAX_EVENTS_PER_REQUEST 1024
+
+typedef struct ld_ingest_stats {
+    uint64_t requests, malformed, events;
+    uint64_t accepted, duplicate, rejected, retry_later;
+    uint64_t rejected_by[LD_REJECT_COUNT];
+} ld_ingest_stats;
+
+struct ingest_req;
+
+typedef struct ld_ingest {
+    ld_rep rep;
+    ld_store *store;
+    ld_engine *engine;
+    struct ingest_req *reqs;
+    size_t nreqs;
+    size_t inflight;        /* requests waiting for Redis */
+    int draining;
+    ld_ingest_stats stats;
+} ld_ingest;
+
+int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
+                   size_t max_msg, ld_store *store, ld_engine *engine);
+/* From now on, answer RETRY_LATER; requests already waiting for Redis finish. */
+static inline void ld_ingest_drain(ld_ingest *in) { in->draining = 1; }
+void ld_ingest_close(ld_ingest *in);
+
+#endif

@@ -1,0 +1,360 @@
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libuv.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+/* KEYS[1] = ld:events, KEYS[2..] = seen keys; ARGV[1] = ttl, then per event
+ * src, eid, pb. Returns per event the new stream id, or "=" + the first one. */
+static const char intake_script[] =
+    "local out = {}\n"
+    "for i = 2, #KEYS do\n"
+    "  local prev = redis.call('GET', KEYS[i])\n"
+    "  if prev then\n"
+    "    out[i - 1] = '=' .. prev\n"
+    "  else\n"
+    "    local a = 3 * (i - 1)\n"
+    "    local id = redis.call('XADD', KEYS[1], '*', 'src', ARGV[a - 1], 'eid', ARGV[a],\n"
+    "                          'pb', ARGV[a + 1])\n"
+    "    redis.call('SET', KEYS[i], id, 'EX', ARGV[1])\n"
+    "    out[i - 1] = id\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+#define MAX_BATCH 1024
+
+static void connect_now(ld_store *s);
+
+/* ---- connection ------------------------------------------------------------ */
+
+int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeout_ms,
+                  void (*on_state)(void *arg, int up), void *arg)
+{
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->timeout_ms = timeout_ms ? timeout_ms : 5000;
+    s->on_state = on_state;
+    s->state_arg = arg;
+    s->dedup_ttl_s = 7 * 24 * 3600;
+    s->backoff_ms = 100;
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *p = url + 7;
+        const char *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || n >= sizeof s->unix_path) return LD_EINVAL;
+        memcpy(s->unix_path, p, n);
+        if (q && sscanf(q, "?db=%d", &s->db) != 1) return LD_EINVAL;
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) return LD_EINVAL;
+    const char *h = url + 8;
+    const char *colon = strrchr(h, ':');
+    const char *slash = strchr(h, '/');
+    size_t hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
+    if (hl == 0 || hl >= sizeof s->host) return LD_EINVAL;
+    memcpy(s->host, h, hl);
+    s->port = 6379;
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || port <= 0 || port > 65535 || (*end && *end != '/'))
+            return LD_EINVAL;
+        s->port = (int)port;
+    }
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 15) return LD_EINVAL;
+        s->db = (int)db;
+    }
+    return 0;
+}
+
+static void set_ready(ld_store *s, int up)
+{
+    if (s->ready == up) return;
+    s->ready = up;
+    if (s->on_state) s->on_state(s->state_arg, up);
+}
+
+static void on_reconnect_timer(uv_timer_t *t)
+{
+    ld_store *s = t->data;
+    if (!s->stopping) connect_now(s);
+}
+
+static void schedule_reconnect(ld_store *s)
+{
+    if (s->stopping) return;
+    uv_timer_start(&s->reconnect_timer, on_reconnect_timer, s->backoff_ms, 0);
+    s->backoff_ms = s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2;
+    s->stats.reconnects++;
+}
+
+static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    ld_store *s = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40) {
+        memcpy(s->sha, reply->str, 40);
+        s->sha[40] = '\0';
+    }
+}
+
+static void on_select(redisAsyncContext *ac, void *r, void *priv)
+{
+    ld_store *s = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        ld_log(LD_ERR, "STORE-SELECT", "cannot select db %d: %s", s->db,
+               reply ? reply->str : "disconnected");
+        return;
+    }
+    s->backoff_ms = 100;
+    ld_log(LD_NOTICE, "STORE-UP", "redis ready (%s%s:%d db %d)", s->unix_path[0] ? "unix " : "",
+           s->unix_path[0] ? s->unix_path : s->host, s->unix_path[0] ? 0 : s->port, s->db);
+    set_ready(s, 1);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    ld_store *s = ac->data;
+    if (status != REDIS_OK) {
+        ld_log_rl(LD_WARN, "STORE-CONNECT", "cannot connect to redis: %s; retrying in %llums",
+                  ac->errstr, (unsigned long long)s->backoff_ms);
+        s->ac = NULL; /* hiredis frees it after this callback */
+        schedule_reconnect(s);
+        return;
+    }
+    s->connected = 1;
+    s->sha[0] = '\0';
+    redisAsyncContext *c = (redisAsyncContext *)ac;
+    redisAsyncCommand(c, on_script_loaded, s, "SCRIPT LOAD %s", intake_script);
+    redisAsyncCommand(c, on_select, s, "SELECT %d", s->db);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ld_store *s = ac->data;
+    s->ac = NULL;
+    s->connected = 0;
+    s->inflight = 0;
+    set_ready(s, 0);
+    if (s->stopping) return;
+    ld_log(LD_WARN, "STORE-DOWN", "redis connection lost%s%s; reconnecting",
+           status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
+    schedule_reconnect(s);
+}
+
+static void connect_now(ld_store *s)
+{
+    redisAsyncContext *ac = s->unix_path[0] ? redisAsyncConnectUnix(s->unix_path)
+                                            : redisAsyncConnect(s->host, s->port);
+    if (!ac || ac->err) {
+        ld_log_rl(LD_WARN, "STORE-CONNECT", "cannot connect to redis: %s",
+                  ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
+    ac->data = s;
+    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->ac = ac;
+}
+
+/* A stuck Redis answers nothing: drop the connection so callers hear of it. */
+static void on_watchdog(uv_timer_t *t)
+{
+    ld_store *s = t->data;
+    if (!s->ac || s->inflight == 0) return;
+    uint64_t now = uv_now(s->loop);
+    if (now - s->last_progress < s->timeout_ms) return;
+    s->stats.timeouts++;
+    ld_log(LD_ERR, "STORE-TIMEOUT", "redis answered nothing for %llums with %llu in flight; "
+           "dropping the connection", (unsigned long long)(now - s->last_progress),
+           (unsigned long long)s->inflight);
+    redisAsyncContext *ac = s->ac;
+    s->ac = NULL;
+    redisAsyncFree(ac); /* pending callbacks get NULL replies; on_disconnect reconnects */
+}
+
+int ld_store_start(ld_store *s)
+{
+    uv_timer_init(s->loop, &s->reconnect_timer);
+    s->reconnect_timer.data = s;
+    uv_timer_init(s->loop, &s->watchdog);
+    s->watchdog.data = s;
+    uv_timer_start(&s->watchdog, on_watchdog, 1000, 1000);
+    connect_now(s);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    ld_store *s = h->data;
+    if (h == (uv_handle_t *)&s->watchdog && s->on_stopped) s->on_stopped(s->stopped_arg);
+}
+
+void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg)
+{
+    s->stopping = 1;
+    s->on_stopped = done;
+    s->stopped_arg = arg;
+    set_ready(s, 0);
+    if (s->ac) redisAsyncDisconnect(s->ac); /* replies in flight still arrive */
+    uv_close((uv_handle_t *)&s->reconnect_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&s->watchdog, on_timer_closed);
+}
+
+/* ---- commands ---------------------------------------------------------------- */
+
+static void sent(ld_store *s)
+{
+    if (s->inflight++ == 0) s->last_progress = uv_now(s->loop);
+    s->stats.commands++;
+}
+
+static void answered(ld_store *s)
+{
+    if (s->inflight) s->inflight--;
+    s->last_progress = uv_now(s->loop);
+}
+
+typedef struct append_op {
+    ld_store *s;
+    ld_append_cb cb;
+    void *arg;
+    size_t n;
+} append_op;
+
+static void on_appended(redisAsyncContext *ac, void *r, void *priv)
+{
+    append_op *op = priv;
+    ld_store *s = op->s;
+    redisReply *reply = r;
+    (void)ac;
+    answered(s);
+    ld_append_result res[64], *out = op->n <= 64 ? res : malloc(op->n * sizeof *out);
+    int status = 0;
+    if (!out) status = LD_ENOMEM;
+    else if (!reply) status = LD_EUNAVAIL;
+    else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n) {
+        s->stats.errors++;
+        ld_log_rl(LD_ERR, "STORE-APPEND", "intake script failed: %s",
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+            s->sha[0] = '\0';
+        status = LD_EUNAVAIL;
+    } else {
+        for (size_t i = 0; i < op->n; i++) {
+            const redisReply *e = reply->element[i];
+            const char *id = e->type == REDIS_REPLY_STRING ? e->str : "";
+            out[i].duplicate = id[0] == '=';
+            snprintf(out[i].stream_id, sizeof out[i].stream_id, "%s", id + out[i].duplicate);
+            s->stats.duplicates += (uint64_t)out[i].duplicate;
+        }
+        s->stats.appended_events += op->n;
+    }
+    op->cb(op->arg, status, status ? NULL : out, op->n);
+    if (out && out != res) free(out);
+    free(op);
+}
+
+int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_append_cb cb,
+                    void *arg)
+{
+    if (!s->ready || !s->ac) return LD_EUNAVAIL;
+    if (n == 0 || n > MAX_BATCH) return LD_EINVAL;
+    size_t argc = 4 + n + 3 * n;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *lens = malloc(argc * sizeof *lens);
+    char *keys = malloc(n * 300);
+    append_op *op = malloc(sizeof *op);
+    char nkeys[16], ttl[24];
+    int rv = LD_ENOMEM;
+    if (!argv || !lens || !keys || !op) goto out;
+
+    size_t a = 0;
+    if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
+    else argv[a] = "EVAL", lens[a++] = 4, argv[a] = intake_script, lens[a++] = sizeof intake_script - 1;
+    snprintf(nkeys, sizeof nkeys, "%zu", n + 1);
+    argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
+    argv[a] = "ld:events", lens[a++] = 9;
+    for (size_t i = 0; i < n; i++) {
+        char *k = keys + i * 300;
+        int kl = snprintf(k, 300, "ld:seen:%s:%s", items[i].src, items[i].eid);
+        argv[a] = k, lens[a++] = (size_t)kl;
+    }
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)s->dedup_ttl_s);
+    argv[a] = ttl, lens[a] = strlen(ttl), a++;
+    for (size_t i = 0; i < n; i++) {
+        argv[a] = items[i].src, lens[a++] = strlen(items[i].src);
+        argv[a] = items[i].eid, lens[a++] = strlen(items[i].eid);
+        argv[a] = (const char *)items[i].pb, lens[a++] = items[i].pblen;
+    }
+    op->s = s;
+    op->cb = cb;
+    op->arg = arg;
+    op->n = n;
+    if (redisAsyncCommandArgv(s->ac, on_appended, op, (int)a, argv, lens) != REDIS_OK) {
+        rv = LD_EUNAVAIL;
+        goto out;
+    }
+    op = NULL;
+    sent(s);
+    s->stats.appends++;
+    rv = 0;
+out:
+    free(op);
+    free(keys);
+    free(lens);
+    free(argv);
+    return rv;
+}
+
+static void on_written(redisAsyncContext *ac, void *r, void *priv)
+{
+    ld_store *s = priv;
+    redisReply *reply = r;
+    (void)ac;
+    answered(s);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        s->stats.errors++;
+        ld_log_rl(LD_ERR, "STORE-WRITE", "incident write failed: %s", reply->str);
+    }
+}
+
+void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
+                           uint64_t next_due, int closed)
+{
+    if (!s->ac) return;
+    char key[96];
+    snprintf(key, sizeof key, "ld:inc:%s", id);
+    if (closed) {
+        redisAsyncCommand(s->ac, on_written, s, "SET %s %b EX %d", key, rec, len, 90 * 24 * 3600);
+        redisAsyncCommand(s->ac, on_written, s, "ZREM ld:open %s", id);
+    } else {
+        redisAsyncCommand(s->ac, on_written, s, "SET %s %b", key, rec, len);
+        redisAsyncCommand(s->ac, on_written, s, "ZADD ld:open %llu %s",
+                          (unsigned long long)(next_due == UINT64_MAX ? 0 : next_due), id);
+    }
+    sent(s);
+    sent(s);
+    s->stats.records_written++;
+}

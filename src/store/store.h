@@ -1,0 +1,93 @@
+/* store.h: Redis, through hiredis's async API on the daemon's libuv loop.
+ *
+ * What lives in Redis (docs/PROTOCOL.md lists the keys):
+ *   ld:events                    stream: every accepted event (src, eid, pb)
+ *   ld:seen:<source>:<event id>  string: the event's stream id; expires after 7 days
+ *   ld:inc:<incident id>         string: linkd.v1.IncidentRecord, written behind
+ *   ld:open                      sorted set: open incidents by earliest deadline
+ *
+ * Intake is one script call per ingest request: for each event it checks the
+ * seen key and, if new, appends to the stream and sets the key, atomically,
+ * so a replay is a DUPLICATE however it races. Writes are pipelined: hiredis
+ * queues commands and the adapter writes them once per loop turn.
+ *
+ * hiredis 0.14 has no command timeout: the store checks every second that
+ * commands in flight make progress and drops the connection if Redis has
+ * answered nothing for --redis-timeout; pending callbacks then get an error.
+ * It reconnects with exponential backoff (100 ms .. 5 s), never busily.
+ * Loop thread only. */
+#ifndef LD_STORE_STORE_H
+#define LD_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct redisAsyncContext;
+
+typedef struct ld_append_item {
+    const char *src, *eid;
+    const uint8_t *pb;
+    size_t pblen;
+} ld_append_item;
+
+typedef struct ld_append_result {
+    int duplicate;
+    char stream_id[48];  /* the event's id in ld:events (of the first copy, for a duplicate) */
+} ld_append_result;
+
+/* status 0: res[0..n) are valid. Otherwise (LD_EUNAVAIL, LD_ETIMEDOUT) nothing
+ * is known to be durable; the events must be answered RETRY_LATER. */
+typedef void (*ld_append_cb)(void *arg, int status, const ld_append_result *res, size_t n);
+
+typedef struct ld_store_stats {
+    uint64_t appends, appended_events, duplicates, commands, errors, timeouts, reconnects;
+    uint64_t records_written;
+} ld_store_stats;
+
+typedef struct ld_store {
+    uv_loop_t *loop;
+    struct redisAsyncContext *ac;
+    char host[256];
+    int port, db;
+    char unix_path[256];
+    int connected, ready;          /* ready: connected, db selected */
+    int stopping;
+    uint64_t backoff_ms;
+    uint64_t timeout_ms;
+    uint64_t inflight;
+    uint64_t last_progress;        /* loop ms of the last reply, or of 0 -> 1 in flight */
+    char sha[41];                  /* the intake script, once loaded */
+    uv_timer_t reconnect_timer, watchdog;
+    void (*on_state)(void *arg, int up);
+    void *state_arg;
+    void (*on_stopped)(void *arg);
+    void *stopped_arg;
+    ld_store_stats stats;
+    uint64_t dedup_ttl_s;
+} ld_store;
+
+/* ld_store_init parses <url> (redis://host:port[/db] or unix:///path[?db=N]).
+ * on_state(arg, up) is called when Redis becomes usable or stops being so.
+ * Returns 0 or LD_EINVAL. */
+int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeout_ms,
+                  void (*on_state)(void *arg, int up), void *arg);
+int ld_store_start(ld_store *s);
+/* ld_store_stop lets commands in flight finish, disconnects, closes the
+ * handles, then calls done(arg). */
+void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg);
+static inline int ld_store_up(const ld_store *s) { return s->ready; }
+
+/* ld_store_append makes <items> durable and deduplicated. Returns 0 and calls
+ * cb later (exactly once), or LD_EUNAVAIL at once and never calls cb. The
+ * items are copied before it returns. */
+int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_append_cb cb,
+                    void *arg);
+
+/* ld_store_put_incident writes an incident record behind. <next_due> is its
+ * earliest deadline; a closed incident leaves ld:open and expires in 90 days. */
+void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
+                           uint64_t next_due, int closed);
+
+#endif
