@@ -1,0 +1,108 @@
+/* rules_int.h: what the rule loader's files share; not for use outside src/rules.
+ *
+ * Loading runs in three steps, each in its own file:
+ *   load.c    the directory: list, read and hash the files, run libfyaml on
+ *             each, collect its syntax errors, and hand the tree to syntax.c;
+ *   syntax.c  one file's tree, driven by tables of keys: every key, type and
+ *             bound, with the position of every value kept for later checks;
+ *   check.c   what needs every file: references between departments and
+ *             routes, uniqueness, the command department; then the compiled
+ *             set with its indexes.
+ * Errors never stop a step: each adds to the ld_diag and the step goes on, so
+ * one run reports every problem. */
+#ifndef LD_RULES_RULES_INT_H
+#define LD_RULES_RULES_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/diag.h"
+#include "rules/rules.h"
+
+struct fy_node;
+
+/* One rule file. <path> is what diagnostics print (dir/name, as the user
+ * gave the directory); <base> is what ld_route.where cites (name only). */
+typedef struct rules_src {
+    char path[512];
+    const char *base;       /* points into path */
+} rules_src;
+
+/* Where something was written. line and col are 1-based; line 0 means the
+ * place is the file (or directory) as a whole. */
+typedef struct rules_pos {
+    const rules_src *src;   /* NULL: the rules directory itself */
+    int line, col;
+} rules_pos;
+
+/* What the loader remembers about a route beyond ld_route: department names
+ * are resolved only once every file has been read. */
+typedef struct rules_route_aux {
+    rules_pos at;
+    char dept[LD_MAX_DISPATCH][32];
+    rules_pos dept_at[LD_MAX_DISPATCH];
+} rules_route_aux;
+
+/* The loader's state across files. Arrays grow as files are read and move
+ * into the ld_rules whole at the end. */
+typedef struct rules_loader {
+    ld_diag *diag;
+    size_t errors0;             /* diag->nerrors before this load */
+    const char *dir;            /* as given, without trailing slashes */
+
+    ld_department *depts;
+    rules_pos *dept_at;         /* where each department's id was written */
+    int ndepts, cap_depts;
+
+    ld_terminal_def *terms;
+    rules_pos *term_at;
+    int nterms, cap_terms;
+
+    ld_route *routes;
+    rules_route_aux *route_aux;
+    int nroutes, cap_routes;
+
+    rules_pos departments_at;   /* first top-level `departments:` key seen */
+    int unread;                 /* files that could not be read or parsed */
+    int nomem;                  /* an allocation failed; the load fails */
+} rules_loader;
+
+/* rules__error and rules__warn add a diagnostic at <at> (NULL: the directory). */
+void rules__error(rules_loader *L, const rules_pos *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rules__warn(rules_loader *L, const rules_pos *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* rules__where writes "base:line:col" for ld_route.where and friends. */
+void rules__where(const rules_pos *at, char *buf, size_t len);
+
+/* rules__read_tree adds the departments and routes of one parsed file
+ * (<root> may be NULL for an empty file). syntax.c */
+void rules__read_tree(rules_loader *L, const rules_src *src, struct fy_node *root);
+
+/* rules__check resolves references across files and checks the set as a
+ * whole, even when reading the files found errors already (it reports what
+ * the per-file pass cannot see), unless a file could not be read at all:
+ * then "not defined" would be noise about what that file holds. If no error was found at all, the arrays
+ * move into <r> (the loader's pointers are cleared) and its maps are built.
+ * Returns 0, LD_ERULES or LD_ENOMEM. check.c */
+int rules__check(rules_loader *L, ld_rules *r);
+
+/* rules__suggest returns the candidate closest to <word> by edit distance
+ * (adjacent swaps count as one edit), or NULL if none is close enough to be
+ * a likely typo. */
+const char *rules__suggest(const char *word, const char *const *cands, size_t n);
+
+/* rules__join appends ", name" to the NUL-terminated list in <buf>; when the
+ * list would not fit it ends with ", ..." and later names are dropped. */
+void rules__join(char *buf, size_t len, const char *name);
+
+/* rules__duration is ld_parse_duration with the reason for a refusal, as a
+ * phrase that completes "bad duration '5x': ...". duration.c */
+int rules__duration(const char *s, uint64_t *ms, const char **why);
+
+/* The longest budget or wait a rule may give: deadlines are epoch ms in an
+ * int64, and ten years is far beyond any real one. */
+#define RULES_MAX_DURATION_MS (3650ull * 24 * 3600 * 1000)
+
+#endif
