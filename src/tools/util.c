@@ -1,0 +1,211 @@
+/* util.c: parsing, time formatting, signals and sockets shared by linkctl's
+ * subcommands. */
+#include "tools/linkctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "rules/rules.h"
+
+const char *ctl_cmd = "";
+volatile sig_atomic_t ctl_stop;
+static int signal_pipe[2] = {-1, -1};
+
+/* ---- messages ------------------------------------------------------------ */
+
+static void vwarn(const char *fmt, va_list ap)
+{
+    fflush(stdout); /* keep stdout and stderr in order on a shared terminal */
+    if (ctl_cmd[0])
+        fprintf(stderr, "linkctl %s: ", ctl_cmd);
+    else
+        fputs("linkctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void ctl_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(fmt, ap);
+    va_end(ap);
+}
+
+int ctl_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwarn(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try 'linkctl %s --help'.\n", ctl_cmd[0] ? ctl_cmd : "");
+    return EX_USAGE;
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+static bool all_digits(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return false;
+    return true;
+}
+
+int ctl_parse_u32(const char *s, uint32_t *out)
+{
+    if (!all_digits(s)) return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, NULL, 10);
+    if (errno || v > UINT32_MAX) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int ctl_parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* parse_time_value reads bare digits as <unit_ms> units, else a duration. */
+static int parse_time_value(const char *s, uint64_t unit_ms, uint64_t *ms)
+{
+    if (all_digits(s)) {
+        errno = 0;
+        unsigned long long v = strtoull(s, NULL, 10);
+        if (errno || v > UINT64_MAX / unit_ms) return -1;
+        *ms = v * unit_ms;
+        return 0;
+    }
+    return ld_parse_duration(s, ms) == 0 ? 0 : -1;
+}
+
+int ctl_parse_delay(const char *s, uint64_t *ms) { return parse_time_value(s, 1, ms); }
+int ctl_parse_span(const char *s, uint64_t *ms) { return parse_time_value(s, 1000, ms); }
+
+int ctl_parse_enum(const ProtobufCEnumDescriptor *d, const char *opt, const char *name,
+                   int *value)
+{
+    if (ld_enum_parse(d, name, value) == 0) return 0;
+    char known[1024];
+    ld_enum_list(d, known, sizeof known);
+    ctl_usage_error("--%s: unknown value '%s' (known: %s)", opt, name, known);
+    return -1;
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+void ctl_fmt_clock(int64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !localtime_r(&t, &tm) || strftime(buf, len, "%H:%M:%S", &tm) == 0)
+        snprintf(buf, len, "--:--:--");
+}
+
+void ctl_fmt_span(int64_t ms, char *buf, size_t len)
+{
+    const char *sign = ms < 0 ? "-" : "";
+    uint64_t a = ms < 0 ? (uint64_t)(-(ms + 1)) + 1 : (uint64_t)ms;
+    uint64_t s = a / 1000, d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+    s %= 60;
+    if (a < 1000)
+        snprintf(buf, len, "%s%llums", sign, (unsigned long long)a);
+    else if (d)
+        snprintf(buf, len, "%s%llud%lluh", sign, (unsigned long long)d, (unsigned long long)h);
+    else if (h)
+        snprintf(buf, len, "%s%lluh%02llum", sign, (unsigned long long)h, (unsigned long long)m);
+    else if (m)
+        snprintf(buf, len, "%s%llum%02llus", sign, (unsigned long long)m, (unsigned long long)s);
+    else
+        snprintf(buf, len, "%s%llus", sign, (unsigned long long)s);
+}
+
+/* ---- signals ------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    ctl_stop = 1;
+    char c = (char)sig;
+    if (signal_pipe[1] >= 0 && write(signal_pipe[1], &c, 1) < 0) {
+        /* The pipe is full: the reader is already being woken. */
+    }
+    errno = saved;
+}
+
+int ctl_signals_install(void)
+{
+    if (signal_pipe[0] < 0) {
+        if (pipe(signal_pipe) != 0) return -1;
+        for (int i = 0; i < 2; i++) {
+            fcntl(signal_pipe[i], F_SETFL, fcntl(signal_pipe[i], F_GETFL) | O_NONBLOCK);
+            fcntl(signal_pipe[i], F_SETFD, FD_CLOEXEC);
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: blocking reads return EINTR */
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0) return -1;
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+int ctl_signal_fd(void) { return signal_pipe[0]; }
+
+/* ---- NNG ----------------------------------------------------------------- */
+
+int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer)
+{
+    int rv = nng_req0_open(s);
+    if (rv != 0) return rv;
+    if ((rv = nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
+        (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 100)) != 0 ||
+        (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 2000)) != 0 ||
+        (rv = nng_dial(*s, url, NULL, wait_for_peer ? NNG_FLAG_NONBLOCK : 0)) != 0) {
+        nng_close(*s);
+        return rv;
+    }
+    return 0;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+bool ctl_colour(void)
+{
+    const char *no = getenv("NO_COLOR");
+    return isatty(STDOUT_FILENO) && !(no && *no);
+}
+
+const char *ctl_sanitize(const char *s, char *buf, size_t len)
+{
+    size_t i = 0;
+    if (!len) return "";
+    for (; s && s[i] && i + 1 < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+    }
+    if (s && s[i]) /* truncated: do not leave half a UTF-8 character */
+        while (i > 0 && ((unsigned char)buf[i - 1] & 0xc0) == 0x80) i--;
+    if (s && s[i] && i > 0 && ((unsigned char)buf[i - 1] & 0xc0) == 0xc0) i--;
+    buf[i] = '\0';
+    return buf;
+}
