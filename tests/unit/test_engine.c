@@ -1,0 +1,355 @@
+/* Engine tests on a manual clock: deadlines of minutes and days pass by
+ * ld_clock_advance, so nothing sleeps and a 60-day petition takes microseconds.
+ * The rule set is tests/data/engine; its figures are the expectations here. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "core/diag.h"
+#include "engine/engine.h"
+#include "rules/rules.h"
+
+#define MIN (60 * 1000ull)
+#define DAY (24 * 60 * MIN)
+#define T0 1795000000000ull
+
+typedef struct feed_log {
+    int kinds[256];
+    char text[256][160];
+    uint32_t from_level[256];
+    int n;
+    int woken[64];
+} feed_log;
+
+static ld_rules *rules;
+static ld_clock clk;
+static ld_engine eng;
+static feed_log fl;
+
+static void on_feed(void *ctx, const Linkd__V1__FeedEvent *fe)
+{
+    feed_log *f = ctx;
+    if (f->n == 256) return;
+    f->kinds[f->n] = (int)fe->kind;
+    f->from_level[f->n] = fe->from_level;
+    snprintf(f->text[f->n], sizeof f->text[0], "%s", fe->text ? fe->text : "");
+    f->n++;
+}
+
+static void on_wake(void *ctx, int terminal)
+{
+    feed_log *f = ctx;
+    if (terminal >= 0 && terminal < 64) f->woken[terminal]++;
+}
+
+static void setup(void)
+{
+    ld_diag d;
+    ld_diag_init(&d);
+    int rv = ld_rules_load(&rules, LD_SOURCE_DIR "/tests/data/engine", &d);
+    if (rv != 0) ld_diag_print(&d, stderr);
+    ld_diag_fini(&d);
+    cr_assert_eq(rv, 0, "test rules must load");
+    memset(&fl, 0, sizeof fl);
+    ld_clock_init_manual(&clk, T0);
+    ld_engine_hooks h = {.ctx = &fl, .feed = on_feed, .wake = on_wake};
+    cr_assert_eq(ld_engine_init(&eng, rules, &clk, &h), 0);
+    eng.resend_after_ms = 0;
+}
+
+static void teardown(void)
+{
+    ld_engine_fini(&eng);
+    ld_rules_free(rules);
+}
+
+static int term(const char *id)
+{
+    int t = ld_rules_terminal(rules, id);
+    cr_assert_geq(t, 0, "terminal %s must exist", id);
+    return t;
+}
+
+static Linkd__V1__Envelope *fire_call(Linkd__V1__Envelope *ev, Linkd__V1__Call110 *call,
+                                      const char *id)
+{
+    linkd__v1__envelope__init(ev);
+    linkd__v1__call110__init(call);
+    ev->event_id = (char *)id;
+    ev->source_id = "cc-1";
+    ev->has_occurred_at_ms = 1;
+    ev->occurred_at_ms = (int64_t)T0;
+    ev->has_status = 1;
+    ev->status = LINKD__V1__STATUS__STATUS_ACTUAL;
+    ev->body_case = LINKD__V1__ENVELOPE__BODY_CALL;
+    ev->call = call;
+    call->has_category = 1;
+    call->category = LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE;
+    call->description = "smoke from a kitchen on the 5th floor";
+    return ev;
+}
+
+static ld_incident *open_fire(const char *stream_id)
+{
+    Linkd__V1__Envelope ev;
+    Linkd__V1__Call110 call;
+    ld_incident *inc = NULL;
+    cr_assert_eq(ld_engine_open(&eng, fire_call(&ev, &call, stream_id), stream_id, &inc), 0);
+    return inc;
+}
+
+static ld_task *task_of(ld_incident *inc, const char *dept)
+{
+    int d = ld_rules_department(rules, dept);
+    for (int i = 0; i < inc->ntasks; i++)
+        if (inc->tasks[i]->dept == d) return inc->tasks[i];
+    cr_assert_fail("incident %s has no task for %s", inc->id, dept);
+    return NULL;
+}
+
+static int update(const char *terminal, ld_task *t, int kind, const char *reason)
+{
+    char id[LD_TASK_ID_LEN], why[256] = "";
+    snprintf(id, sizeof id, "%s/%s", t->inc->id, rules->departments[t->dept].id);
+    Linkd__V1__TaskUpdate u;
+    linkd__v1__task_update__init(&u);
+    u.task_id = id;
+    u.has_kind = 1;
+    u.kind = (Linkd__V1__UpdateKind)kind;
+    u.reason = (char *)reason;
+    return ld_engine_update(&eng, term(terminal), &u, why, sizeof why);
+}
+
+static int count_feed(int kind)
+{
+    int n = 0;
+    for (int i = 0; i < fl.n; i++) n += fl.kinds[i] == kind;
+    return n;
+}
+
+static void advance(uint64_t ms)
+{
+    ld_clock_advance(&clk, ms);
+    ld_engine_run_due(&eng);
+}
+
+TestSuite(engine, .init = setup, .fini = teardown);
+
+Test(engine, fire_call_dispatches_to_each_department_with_rule_deadlines)
+{
+    ld_incident *inc = open_fire("100-0");
+    cr_assert_str_eq(inc->id, "I100-0");
+    cr_assert_eq(inc->ntasks, 2);
+    cr_assert_eq(inc->priority, LINKD__V1__PRIORITY__PRIORITY_CRITICAL);
+    ld_task *fire = task_of(inc, "fire"), *med = task_of(inc, "medical");
+    cr_assert_eq(fire->deadline[LD_LEG_ACK], T0 + 30000);
+    cr_assert_eq(fire->deadline[LD_LEG_ARRIVE], T0 + 8 * MIN);
+    cr_assert_eq(med->deadline[LD_LEG_ACK], T0 + 45000);
+    cr_assert_eq(fire->terminal, term("fire-duty"));
+    cr_assert_eq(med->terminal, term("medical-duty"));
+    cr_assert_eq(fl.woken[term("fire-duty")], 1);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED), 1);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED), 2);
+    cr_assert(strstr(fire->rule, "routes.yaml:") && strstr(fire->rule, "structure-fire"),
+              "task cites its rule, got '%s'", fire->rule);
+
+    ld_delivery_item items[8];
+    cr_assert_eq(ld_engine_collect(&eng, term("fire-duty"), 0, items, 8), 1);
+    cr_assert_eq(items[0].task, fire);
+    cr_assert_not(items[0].redelivery);
+    cr_assert_eq(ld_engine_collect(&eng, term("fire-head"), 0, items, 8), 0);
+}
+
+Test(engine, unacknowledged_task_climbs_the_chain_to_command_at_each_deadline)
+{
+    ld_incident *inc = open_fire("101-0");
+    ld_task *t = task_of(inc, "fire");
+    const char *chain[] = {"fire-duty", "fire-deputy", "fire-head", "command-supervisor"};
+    uint64_t waits[] = {30000, 2 * MIN, 3 * MIN};
+    /* Acknowledge the medical task so only fire escalates. */
+    cr_assert_eq(update("medical-duty", task_of(inc, "medical"),
+                        LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    for (int level = 0; level < 3; level++) {
+        cr_assert_eq(t->level, level);
+        cr_assert_eq(t->terminal, term(chain[level]), "level %d held by %s", level,
+                     rules->terminals[t->terminal].id);
+        advance(waits[level] - 1);
+        cr_assert_eq(t->level, level, "not before the deadline (level %d)", level);
+        advance(1);
+    }
+    /* 5m30s: the department's head missed it too; the command centre has it. */
+    cr_assert_eq(t->terminal, term("command-supervisor"));
+    cr_assert_eq(eng.stats.reached_command, 1);
+    /* 8m: the arrive deadline passes as well, and the director is told. */
+    advance(150000 - 1);
+    cr_assert_eq(t->level, 3);
+    advance(1);
+    cr_assert_eq(t->terminal, term("command-director"));
+    cr_assert(strstr(t->reason, "arrive deadline missed"), "reason: %s", t->reason);
+    /* 9m30s: the supervisor's acknowledge wait ends at the top: overdue, no move. */
+    advance(90000);
+    cr_assert_eq(t->terminal, term("command-director"));
+    cr_assert(t->overdue_top & 1u, "acknowledge overdue at the top");
+    cr_assert_eq(eng.stats.escalations, 4);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED), 4);
+    advance(MIN);
+    cr_assert_eq(eng.stats.escalations, 4, "no escalation above the top");
+}
+
+Test(engine, acknowledgement_stops_the_acknowledge_leg_but_arrive_still_counts)
+{
+    ld_incident *inc = open_fire("102-0");
+    ld_task *t = task_of(inc, "fire");
+    advance(10000);
+    cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(t->done_at[LD_LEG_ACK], T0 + 10000);
+    cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_DUPLICATE);
+    advance(7 * MIN);
+    cr_assert_eq(t->level, 0, "acknowledged in time: no escalation");
+    advance(MIN);
+    cr_assert_eq(t->level, 1, "arrive deadline (8m) missed: deputy told");
+    cr_assert_eq(t->terminal, term("fire-deputy"));
+    cr_assert(strstr(t->reason, "arrive deadline missed"), "reason: %s", t->reason);
+    cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    advance(10 * MIN);
+    cr_assert_eq(t->level, 1, "on scene: arrive leg done");
+}
+
+Test(engine, deliveries_repeat_until_receipted_and_are_marked)
+{
+    ld_incident *inc = open_fire("103-0");
+    ld_task *t = task_of(inc, "fire");
+    int duty = term("fire-duty");
+    ld_delivery_item items[8];
+    cr_assert_eq(ld_engine_collect(&eng, duty, 0, items, 8), 1);
+    cr_assert_not(items[0].redelivery);
+    /* The reply was lost: no receipt, so the next poll gets it again, marked. */
+    cr_assert_eq(ld_engine_collect(&eng, duty, 0, items, 8), 1);
+    cr_assert(items[0].redelivery);
+    char id[LD_TASK_ID_LEN];
+    snprintf(id, sizeof id, "%s/fire", inc->id);
+    ld_engine_receipt(&eng, duty, id);
+    cr_assert_eq(t->delivery, LD_DELIVERY_RECEIVED);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED), 1);
+    /* Receipted but not acknowledged: sent again after resend_after_ms (0 here). */
+    cr_assert_eq(ld_engine_collect(&eng, duty, ld_mono_ms() + 1, items, 8), 1);
+    cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(ld_engine_collect(&eng, duty, ld_mono_ms() + 1, items, 8), 0,
+                 "acknowledged: delivered no more");
+}
+
+Test(engine, updates_from_strangers_and_for_unknown_tasks_are_refused)
+{
+    ld_incident *inc = open_fire("104-0");
+    ld_task *fire = task_of(inc, "fire");
+    cr_assert_eq(update("medical-duty", fire, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_REJECTED);
+    cr_assert_eq(update("command-supervisor", fire,
+                        LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED, "the command centre may act on any task");
+    Linkd__V1__TaskUpdate u;
+    linkd__v1__task_update__init(&u);
+    u.task_id = "I999-0/fire";
+    u.has_kind = 1;
+    u.kind = LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED;
+    char why[256];
+    cr_assert_eq(ld_engine_update(&eng, term("fire-duty"), &u, why, sizeof why),
+                 LINKD__V1__RESULT__RESULT_REJECTED);
+    cr_assert(strstr(why, "task_id"), "reason names the field: %s", why);
+}
+
+Test(engine, rejection_escalates_at_once_and_needs_a_reason)
+{
+    ld_incident *inc = open_fire("105-0");
+    ld_task *t = task_of(inc, "fire");
+    cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED, NULL),
+                 LINKD__V1__RESULT__RESULT_REJECTED);
+    cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED,
+                        "crew already committed to another fire"),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(t->level, 1);
+    cr_assert_eq(t->terminal, term("fire-deputy"));
+    cr_assert(strstr(t->reason, "crew already committed"), "reason: %s", t->reason);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED), 1);
+}
+
+static void count_written(void *arg, ld_incident *inc)
+{
+    int *n = arg;
+    (*n)++;
+    uint8_t buf[16384];
+    size_t len = ld_engine_record_pack(&eng, inc, buf, sizeof buf);
+    cr_assert_leq(len, sizeof buf);
+    Linkd__V1__IncidentRecord *rec = linkd__v1__incident_record__unpack(NULL, len, buf);
+    cr_assert_not_null(rec, "the record decodes as IncidentRecord");
+    cr_assert_str_eq(rec->incident_id, inc->id);
+    cr_assert_eq(rec->n_tasks, (size_t)inc->ntasks);
+    cr_assert_eq(rec->n_history, (size_t)inc->nhistory);
+    linkd__v1__incident_record__free_unpacked(rec, NULL);
+}
+
+Test(engine, resolving_every_task_closes_the_incident_and_its_record_is_written_once)
+{
+    ld_incident *inc = open_fire("106-0");
+    char id[LD_INCIDENT_ID_LEN];
+    snprintf(id, sizeof id, "%s", inc->id);
+    int written = 0;
+    ld_engine_take_dirty(&eng, count_written, &written);
+    cr_assert_eq(written, 1);
+    cr_assert_eq(update("fire-duty", task_of(inc, "fire"),
+                        LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_not_null(ld_engine_find(&eng, id), "one task still open");
+    cr_assert_eq(update("medical-duty", task_of(inc, "medical"),
+                        LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_null(ld_engine_find(&eng, id), "closed incidents leave the open set");
+    cr_assert_eq(eng.stats.incidents_closed, 1);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED), 1);
+    written = 0;
+    ld_engine_take_dirty(&eng, count_written, &written);
+    cr_assert_eq(written, 1, "the closing record is written, then the incident is freed");
+    cr_assert_eq(eng.open_incidents, 0);
+    cr_assert_eq(ld_engine_next_due(&eng), UINT64_MAX, "no deadlines left");
+}
+
+Test(engine, petition_runs_its_sixty_days_in_microseconds)
+{
+    Linkd__V1__Envelope ev;
+    Linkd__V1__Petition p;
+    linkd__v1__envelope__init(&ev);
+    linkd__v1__petition__init(&p);
+    ev.event_id = "pet-1";
+    ev.source_id = "petition-office";
+    ev.has_status = 1;
+    ev.status = LINKD__V1__STATUS__STATUS_ACTUAL;
+    ev.body_case = LINKD__V1__ENVELOPE__BODY_PETITION;
+    ev.petition = &p;
+    p.petition_id = "XF-2026-0042";
+    p.has_issue = 1;
+    p.issue = LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS;
+    p.has_petitioners = 1;
+    p.petitioners = 3;
+    ld_incident *inc = NULL;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "200-0", &inc), 0);
+    ld_task *t = task_of(inc, "petition");
+    cr_assert_eq(t->deadline[LD_LEG_ACK], T0 + 15 * DAY);
+    advance(14 * DAY);
+    cr_assert_eq(update("petition-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED,
+                        NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED, "receipt acknowledged on day 14");
+    advance(45 * DAY);
+    cr_assert_eq(t->level, 0, "day 59: still in time");
+    advance(DAY);
+    /* Day 60: arrive and resolve fall due together and share one move up. */
+    cr_assert_eq(t->level, 1, "past day 60 the petition goes to the bureau head");
+    cr_assert_eq(t->terminal, term("petition-head"));
+    cr_assert_eq(eng.stats.escalations, 1);
+    advance(5 * DAY);
+    cr_assert_eq(t->terminal, term("command-supervisor"), "then to the command centre");
+    cr_assert_eq(t->inc->priority, LINKD__V1__PRIORITY__PRIORITY_LOW);
+}
