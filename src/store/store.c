@@ -30,8 +30,17 @@ static const char intake_script[] =
     "return out\n";
 
 #define MAX_BATCH 1024
+#define KEY_MAX 300   /* "ld:seen:" + source (<= 128) + ":" + event id (<= 128) */
+
+typedef struct append_op {
+    ld_store *s;
+    ld_append_cb cb;
+    void *arg;
+    size_t n;
+} append_op;
 
 static void connect_now(ld_store *s);
+static void finish_stop(ld_store *s);
 
 /* ---- connection ------------------------------------------------------------ */
 
@@ -45,6 +54,7 @@ int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeou
     s->state_arg = arg;
     s->dedup_ttl_s = 7 * 24 * 3600;
     s->backoff_ms = 100;
+    ld_pool_init(&s->ops, sizeof(struct append_op), 64);
     if (strncmp(url, "unix://", 7) == 0) {
         const char *p = url + 7;
         const char *q = strchr(p, '?');
@@ -133,7 +143,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
         ld_log_rl(LD_WARN, "STORE-CONNECT", "cannot connect to redis: %s; retrying in %llums",
                   ac->errstr, (unsigned long long)s->backoff_ms);
         s->ac = NULL; /* hiredis frees it after this callback */
-        schedule_reconnect(s);
+        if (s->stopping) finish_stop(s);
+        else schedule_reconnect(s);
         return;
     }
     s->connected = 1;
@@ -150,7 +161,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     s->connected = 0;
     s->inflight = 0;
     set_ready(s, 0);
-    if (s->stopping) return;
+    if (s->stopping) {
+        finish_stop(s);
+        return;
+    }
     ld_log(LD_WARN, "STORE-DOWN", "redis connection lost%s%s; reconnecting",
            status == REDIS_OK ? "" : ": ", status == REDIS_OK ? "" : ac->errstr);
     schedule_reconnect(s);
@@ -208,7 +222,22 @@ int ld_store_start(ld_store *s)
 static void on_timer_closed(uv_handle_t *h)
 {
     ld_store *s = h->data;
-    if (h == (uv_handle_t *)&s->watchdog && s->on_stopped) s->on_stopped(s->stopped_arg);
+    if (h != (uv_handle_t *)&s->watchdog) return;
+    free(s->argv);
+    free(s->lens);
+    free(s->keys);
+    s->argv = NULL, s->lens = NULL, s->keys = NULL, s->scratch_events = 0;
+    ld_pool_fini(&s->ops);
+    if (s->on_stopped) s->on_stopped(s->stopped_arg);
+}
+
+/* The connection is gone (every callback has run): close the timers, then report. */
+static void finish_stop(ld_store *s)
+{
+    if (s->ac || s->stopped) return;
+    s->stopped = 1;
+    uv_close((uv_handle_t *)&s->reconnect_timer, on_timer_closed);
+    uv_close((uv_handle_t *)&s->watchdog, on_timer_closed);
 }
 
 void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg)
@@ -217,9 +246,10 @@ void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg)
     s->on_stopped = done;
     s->stopped_arg = arg;
     set_ready(s, 0);
-    if (s->ac) redisAsyncDisconnect(s->ac); /* replies in flight still arrive */
-    uv_close((uv_handle_t *)&s->reconnect_timer, on_timer_closed);
-    uv_close((uv_handle_t *)&s->watchdog, on_timer_closed);
+    uv_timer_stop(&s->reconnect_timer);
+    /* Replies in flight still arrive; the watchdog still guards a stuck Redis. */
+    if (s->ac) redisAsyncDisconnect(s->ac);
+    else finish_stop(s);
 }
 
 /* ---- commands ---------------------------------------------------------------- */
@@ -235,13 +265,6 @@ static void answered(ld_store *s)
     if (s->inflight) s->inflight--;
     s->last_progress = uv_now(s->loop);
 }
-
-typedef struct append_op {
-    ld_store *s;
-    ld_append_cb cb;
-    void *arg;
-    size_t n;
-} append_op;
 
 static void on_appended(redisAsyncContext *ac, void *r, void *priv)
 {
@@ -273,7 +296,22 @@ static void on_appended(redisAsyncContext *ac, void *r, void *priv)
     }
     op->cb(op->arg, status, status ? NULL : out, op->n);
     if (out && out != res) free(out);
-    free(op);
+    ld_pool_put(&s->ops, op);
+}
+
+static int reserve_scratch(ld_store *s, size_t n)
+{
+    if (n <= s->scratch_events) return 0;
+    size_t argc = 4 + 4 * n;
+    const char **argv = realloc(s->argv, argc * sizeof *argv);
+    if (argv) s->argv = argv;
+    size_t *lens = realloc(s->lens, argc * sizeof *lens);
+    if (lens) s->lens = lens;
+    char *keys = realloc(s->keys, n * KEY_MAX);
+    if (keys) s->keys = keys;
+    if (!argv || !lens || !keys) return LD_ENOMEM;
+    s->scratch_events = n;
+    return 0;
 }
 
 int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_append_cb cb,
@@ -281,15 +319,12 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
 {
     if (!s->ready || !s->ac) return LD_EUNAVAIL;
     if (n == 0 || n > MAX_BATCH) return LD_EINVAL;
-    size_t argc = 4 + n + 3 * n;
-    const char **argv = malloc(argc * sizeof *argv);
-    size_t *lens = malloc(argc * sizeof *lens);
-    char *keys = malloc(n * 300);
-    append_op *op = malloc(sizeof *op);
+    if (reserve_scratch(s, n) != 0) return LD_ENOMEM;
+    append_op *op = ld_pool_get(&s->ops);
+    if (!op) return LD_ENOMEM;
+    const char **argv = s->argv;
+    size_t *lens = s->lens;
     char nkeys[16], ttl[24];
-    int rv = LD_ENOMEM;
-    if (!argv || !lens || !keys || !op) goto out;
-
     size_t a = 0;
     if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
     else argv[a] = "EVAL", lens[a++] = 4, argv[a] = intake_script, lens[a++] = sizeof intake_script - 1;
@@ -297,9 +332,9 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
     argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
     argv[a] = "ld:events", lens[a++] = 9;
     for (size_t i = 0; i < n; i++) {
-        char *k = keys + i * 300;
-        int kl = snprintf(k, 300, "ld:seen:%s:%s", items[i].src, items[i].eid);
-        argv[a] = k, lens[a++] = (size_t)kl;
+        char *k = s->keys + i * KEY_MAX;
+        int kl = snprintf(k, KEY_MAX, "ld:seen:%s:%s", items[i].src, items[i].eid);
+        argv[a] = k, lens[a++] = (size_t)(kl < KEY_MAX ? kl : KEY_MAX - 1);
     }
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)s->dedup_ttl_s);
     argv[a] = ttl, lens[a] = strlen(ttl), a++;
@@ -308,24 +343,15 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
         argv[a] = items[i].eid, lens[a++] = strlen(items[i].eid);
         argv[a] = (const char *)items[i].pb, lens[a++] = items[i].pblen;
     }
-    op->s = s;
-    op->cb = cb;
-    op->arg = arg;
-    op->n = n;
+    *op = (append_op){s, cb, arg, n};
+    /* hiredis formats the command into its output buffer now: the scratch is free again. */
     if (redisAsyncCommandArgv(s->ac, on_appended, op, (int)a, argv, lens) != REDIS_OK) {
-        rv = LD_EUNAVAIL;
-        goto out;
+        ld_pool_put(&s->ops, op);
+        return LD_EUNAVAIL;
     }
-    op = NULL;
     sent(s);
     s->stats.appends++;
-    rv = 0;
-out:
-    free(op);
-    free(keys);
-    free(lens);
-    free(argv);
-    return rv;
+    return 0;
 }
 
 static void on_written(redisAsyncContext *ac, void *r, void *priv)

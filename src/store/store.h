@@ -24,6 +24,8 @@
 
 #include <uv.h>
 
+#include "core/pool.h"
+
 struct redisAsyncContext;
 
 typedef struct ld_append_item {
@@ -53,7 +55,7 @@ typedef struct ld_store {
     int port, db;
     char unix_path[256];
     int connected, ready;          /* ready: connected, db selected */
-    int stopping;
+    int stopping, stopped;
     uint64_t backoff_ms;
     uint64_t timeout_ms;
     uint64_t inflight;
@@ -66,6 +68,11 @@ typedef struct ld_store {
     void *stopped_arg;
     ld_store_stats stats;
     uint64_t dedup_ttl_s;
+    ld_pool ops;                   /* appends waiting for their reply */
+    const char **argv;             /* scratch for building commands: hiredis */
+    size_t *lens;                  /* copies them before the call returns */
+    char *keys;
+    size_t scratch_events;
 } ld_store;
 
 /* ld_store_init parses <url> (redis://host:port[/db] or unix:///path[?db=N]).
