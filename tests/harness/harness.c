@@ -532,6 +532,7 @@ void ldh_linkd_free(ldh_linkd *d)
 int ldh_env_start(ldh_env *e, const ldh_linkd_opts *o)
 {
     memset(e, 0, sizeof *e);
+    e->linkd.exit_code = -1;
     if (o) e->opts = *o;
     int rv = ldh_redis_start(&e->redis);
     if (rv != 0) return rv;
@@ -549,7 +550,7 @@ int ldh_env_restart(ldh_env *e, bool crash, int *old_exit)
 
 int ldh_env_stop(ldh_env *e)
 {
-    int code = -2;
+    int code = e->linkd.exit_code;   /* if a test already stopped it */
     if (e->linkd.pid > 0) {
         code = ldh_linkd_stop(&e->linkd);
         if (code != 0) {
@@ -794,43 +795,68 @@ static bool str_eq(const char *a, const char *b)
     return a && b && strcmp(a, b) == 0;
 }
 
+bool ldh_task_matches(const Linkd__V1__Task *t, const ldh_task_match *m)
+{
+    if (m->task_id && !str_eq(t->task_id, m->task_id)) return false;
+    if (m->incident_id && !str_eq(t->incident_id, m->incident_id)) return false;
+    if (m->department && !str_eq(t->department, m->department)) return false;
+    return true;
+}
+
+/* Receipts for every task of <rep>: pointers into <rep>, in a calloc'd array. */
+static char **receipts_of(const Linkd__V1__PollReply *rep, size_t *n)
+{
+    *n = 0;
+    if (!rep || rep->n_tasks == 0) return NULL;
+    char **ids = calloc(rep->n_tasks, sizeof *ids);
+    for (size_t i = 0; ids && i < rep->n_tasks; i++)
+        if (rep->tasks[i]->task_id) ids[(*n)++] = rep->tasks[i]->task_id;
+    return ids;
+}
+
 Linkd__V1__Task *ldh_term_await(const ldh_linkd *d, const char *terminal,
-                                const char *incident_id, const char *department,
-                                bool receipt, int timeout_ms)
+                                const ldh_task_match *m, bool receipt, int timeout_ms)
 {
     uint64_t end = ldh_mono_ms() + (uint64_t)timeout_ms;
     Linkd__V1__Task *found = NULL;
-    for (int polls = 0; polls < 10000 && !found; polls++) {
+    Linkd__V1__PollReply *prev = NULL;   /* its tasks are receipted by the next poll */
+    for (int polls = 0; polls < 100000 && !found; polls++) {
         uint64_t now = ldh_mono_ms();
         if (now >= end) break;
         uint64_t left = end - now;
         ldh_poll p = {.terminal = terminal, .wait_ms = (unsigned)(left < 2000 ? left : 2000)};
+        char **ids = receipt ? receipts_of(prev, &p.n_received) : NULL;
+        p.received = ids;
         Linkd__V1__PollReply *rep = NULL;
-        if (ldh_term_poll(d, &p, &rep) != 0) {
+        int rv = ldh_term_poll(d, &p, &rep);
+        free(ids);
+        if (prev) linkd__v1__poll_reply__free_unpacked(prev, NULL);
+        prev = NULL;
+        if (rv != 0) {
             ldh_sleep_ms(50);
             continue;
         }
-        if (rep->error) fprintf(stderr, "harness: poll as %s refused: %s\n", terminal, rep->error);
-        for (size_t i = 0; i < rep->n_tasks && !found; i++) {
-            const Linkd__V1__Task *t = rep->tasks[i];
-            if (incident_id && !str_eq(t->incident_id, incident_id)) continue;
-            if (department && !str_eq(t->department, department)) continue;
-            found = ldh_task_dup(t);
+        if (rep->error) {
+            fprintf(stderr, "harness: poll as %s refused: %s\n", terminal, rep->error);
+            linkd__v1__poll_reply__free_unpacked(rep, NULL);
+            ldh_sleep_ms(100);
+            continue;
         }
-        if (found && receipt && rep->n_tasks > 0) {
-            char **ids = calloc(rep->n_tasks, sizeof *ids);
-            size_t n = 0;
-            for (size_t i = 0; ids && i < rep->n_tasks; i++)
-                if (rep->tasks[i]->task_id) ids[n++] = rep->tasks[i]->task_id;
-            ldh_poll r = {.terminal = terminal, .received = ids, .n_received = n};
-            Linkd__V1__PollReply *rr = NULL;
-            if (ldh_term_poll(d, &r, &rr) == 0) linkd__v1__poll_reply__free_unpacked(rr, NULL);
-            free(ids);
-        }
-        bool refused = rep->error != NULL;
-        linkd__v1__poll_reply__free_unpacked(rep, NULL);
-        if (refused) ldh_sleep_ms(100);
+        for (size_t i = 0; i < rep->n_tasks && !found; i++)
+            if (ldh_task_matches(rep->tasks[i], m)) found = ldh_task_dup(rep->tasks[i]);
+        /* Without receipts, tasks we do not want come back at once: do not spin. */
+        if (!found && !receipt && rep->n_tasks > 0) ldh_sleep_ms(50);
+        prev = rep;
     }
+    if (found && receipt && prev) {
+        ldh_poll r = {.terminal = terminal};
+        char **ids = receipts_of(prev, &r.n_received);
+        r.received = ids;
+        Linkd__V1__PollReply *rr = NULL;
+        if (ldh_term_poll(d, &r, &rr) == 0) linkd__v1__poll_reply__free_unpacked(rr, NULL);
+        free(ids);
+    }
+    if (prev) linkd__v1__poll_reply__free_unpacked(prev, NULL);
     return found;
 }
 

@@ -174,7 +174,8 @@ int ldh_env_start(ldh_env *e, const ldh_linkd_opts *o);
 int ldh_env_restart(ldh_env *e, bool crash, int *old_exit);
 /* ldh_env_stop stops linkd then redis and removes their directories. If
  * linkd did not exit 0 (a crash, a sanitizer report, a hang) its log tail is
- * printed. Returns linkd's exit code (-2 if it was not running). */
+ * printed. Returns linkd's exit code: of this stop, or of the test's own
+ * ldh_linkd_stop if it already stopped it (-1 if it never ran or was killed). */
 int ldh_env_stop(ldh_env *e);
 /* ldh_env_dump prints the tails of both logs, for a failed assertion. */
 void ldh_env_dump(const ldh_env *e, const char *file, int line, const char *what);
@@ -260,14 +261,23 @@ typedef struct ldh_poll {
  * linkd__v1__poll_reply__free_unpacked(*out, NULL)). */
 int ldh_term_poll(const ldh_linkd *d, const ldh_poll *p, Linkd__V1__PollReply **out);
 
-/* ldh_term_await polls as <terminal> (long polls of at most 2 s each) until
- * it is given a task of <incident_id> for <department> (either NULL: any), or
- * <timeout_ms> passes. With <receipt>, it then sends a receipt for every task
- * of that reply. Returns a copy of the task (free:
- * linkd__v1__task__free_unpacked(t, NULL)) or NULL. */
+/* Which task a terminal waits for; NULL fields match anything. */
+typedef struct ldh_task_match {
+    const char *task_id;
+    const char *incident_id;
+    const char *department;
+} ldh_task_match;
+
+bool ldh_task_matches(const Linkd__V1__Task *t, const ldh_task_match *m);
+
+/* ldh_term_await polls as <terminal>, as a terminal does (long polls of at
+ * most 2 s each), until it is given a task that matches <m>, or <timeout_ms>
+ * passes. With <receipt> it receipts every task it is given, as a real
+ * terminal does (the receipt goes with the next poll; for the task found,
+ * in a poll of its own before returning); without, it only looks. Returns a
+ * copy of the task (free: linkd__v1__task__free_unpacked(t, NULL)) or NULL. */
 Linkd__V1__Task *ldh_term_await(const ldh_linkd *d, const char *terminal,
-                                const char *incident_id, const char *department,
-                                bool receipt, int timeout_ms);
+                                const ldh_task_match *m, bool receipt, int timeout_ms);
 
 /* ldh_term_update sends one TaskUpdate as <terminal> (wait_ms 0) and returns
  * its UpdateResult's Result, or a negative LD_E* code; with <reason> non-NULL
