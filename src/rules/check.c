@@ -106,12 +106,13 @@ static int covers(const ld_route *a, const ld_route *b)
     if (a->kind != LD_KIND_ANY && a->kind != b->kind) return 0;
     if (a->categories && (!b->categories || (b->categories & ~a->categories))) return 0;
     if (a->priorities && (!b->priorities || (b->priorities & ~a->priorities))) return 0;
-    return 1;
+    return a->min_people <= b->min_people;
 }
 
 /* Warnings: a kind that no route catches whole, and routes that cannot fire
  * because an earlier one takes all they match. Neither stops a load: both
- * can be intended while rules are being written. */
+ * can be intended while rules are being written. The routes' names and
+ * kinds are valid here (see the caller). */
 static void warn_coverage(rules_loader *L)
 {
     for (int k = LD_KIND_CALL; k < LD_KIND_COUNT; k++) {
@@ -119,12 +120,12 @@ static void warn_coverage(rules_loader *L)
         for (int i = 0; i < L->nroutes && !caught; i++) {
             const ld_route *rt = &L->routes[i];
             caught = (rt->kind == LD_KIND_ANY || rt->kind == k) && !rt->categories &&
-                     !rt->priorities;
+                     !rt->priorities && !rt->min_people;
         }
         if (!caught)
-            rules__warn(L, NULL, "no catch-all route for kind '%s' (one with 'kind: %s' and "
-                        "no category or priority): a %s event that matches no route reaches "
-                        "no department", ld_kind_name(k), ld_kind_name(k), ld_kind_name(k));
+            rules__warn(L, NULL, "no catch-all route for kind '%s': add a last route with "
+                        "'kind: %s' and no other condition, so that every %s event has "
+                        "a rule", ld_kind_name(k), ld_kind_name(k), ld_kind_name(k));
     }
     for (int j = 0; j < L->nroutes; j++)
         for (int i = 0; i < j; i++)
@@ -151,8 +152,10 @@ int rules__check(rules_loader *L, ld_rules *r)
         rules__error(L, L->departments_at.src ? &L->departments_at : NULL,
                      "department 'command' is not defined; every escalation chain ends "
                      "with its levels");
-    warn_coverage(L);
     if (L->diag->nerrors > L->errors0) return LD_ERULES;
+    /* Only on a clean set: a route with a bad kind reads as a catch-all,
+     * and the warnings would be about the mistake, not the rules. */
+    warn_coverage(L);
 
     /* Move, then clear the source, so exactly one owner frees each array. */
     r->departments = L->depts;

@@ -224,6 +224,33 @@ out:
     if (fd) fy_diag_destroy(fd);
 }
 
+/* sort_diags orders the entries this load added by file, line and column,
+ * as a compiler would print them, keeping the order of entries at the same
+ * place; those about the directory as a whole (no line) come last. The
+ * checks across files find their problems late, but a reader wants them
+ * where they are. Insertion sort: stable, and n is small. */
+static int diag_before(const ld_diag_entry *a, const ld_diag_entry *b)
+{
+    if ((a->line == 0) != (b->line == 0)) return a->line != 0;
+    if (a->line == 0) return 0;
+    int c = strcmp(a->file, b->file);
+    if (c) return c < 0;
+    return a->line != b->line ? a->line < b->line : a->col < b->col;
+}
+
+static void sort_diags(ld_diag *d, size_t from)
+{
+    for (size_t i = from + 1; i < d->n; i++) {
+        ld_diag_entry e = d->v[i];
+        size_t j = i;
+        while (j > from && diag_before(&e, &d->v[j - 1])) {
+            d->v[j] = d->v[j - 1];
+            j--;
+        }
+        d->v[j] = e;
+    }
+}
+
 /* ---- the set ---------------------------------------------------------------- */
 
 static void loader_fini(rules_loader *L)
@@ -250,6 +277,7 @@ void ld_rules_free(ld_rules *r)
 int ld_rules_load(ld_rules **out, const char *dir, ld_diag *diag)
 {
     rules_loader L = {.diag = diag, .errors0 = diag->nerrors};
+    size_t n0 = diag->n;
     char dirbuf[256];
     char **names = NULL;
     rules_src *srcs = NULL;
@@ -307,6 +335,7 @@ int ld_rules_load(ld_rules **out, const char *dir, ld_diag *diag)
     /* Even with errors already found, the checks across files still run:
      * they report problems the per-file pass cannot see. */
     rv = rules__check(&L, r);
+    sort_diags(diag, n0);
     if (rv == 0) {
         snprintf(r->version, sizeof r->version, "%016llx", (unsigned long long)hash);
         snprintf(r->dir, sizeof r->dir, "%s", dirbuf);

@@ -1,8 +1,8 @@
 /* match.c: the loop thread's side of the rules: look-ups and matching.
  *
  * Nothing here allocates or compares strings per event: a route is a kind,
- * two bitmasks and a flag, tested in file order. With the few dozen routes a
- * city writes, a linear pass over one cache-friendly array beats an index. */
+ * two bitmasks, a count and a flag, tested in file order. With the few dozen
+ * routes a city writes, a linear pass over one array beats an index. */
 #include "rules/rules.h"
 
 int ld_rules_department(const ld_rules *r, const char *id)
@@ -31,6 +31,7 @@ size_t ld_rules_match(const ld_rules *r, const ld_match_input *in, const ld_rout
         if (rt->kind != LD_KIND_ANY && rt->kind != in->kind) continue;
         if (rt->categories && !has_bit64(rt->categories, in->category)) continue;
         if (rt->priorities && !has_bit32(rt->priorities, in->priority)) continue;
+        if (in->people < rt->min_people) continue;
         out[n++] = rt;
         if (!rt->cont) break;
     }

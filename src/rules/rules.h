@@ -44,7 +44,8 @@ typedef struct ld_terminal_def {
 
 typedef struct ld_dispatch_def {
     int dept;
-    uint64_t leg_ms[LD_LEG_COUNT];  /* budget of each leg, from dispatch */
+    uint64_t leg_ms[LD_LEG_COUNT];  /* budget of each leg, from dispatch; all > 0
+                                     * (a rule without `arrive` gets the resolve budget) */
 } ld_dispatch_def;
 
 typedef struct ld_route {
@@ -55,6 +56,7 @@ typedef struct ld_route {
     uint32_t priorities;    /* bit (1 << Priority value) of the event; 0 = any */
     int priority;           /* Priority given to the incident; 0 = keep the event's */
     int cont;               /* continue matching after this route */
+    uint32_t min_people;    /* match only if the event's people >= this; 0 = any */
     ld_dispatch_def dispatch[LD_MAX_DISPATCH];
     int ndispatch;
 } ld_route;
@@ -78,6 +80,7 @@ typedef struct ld_match_input {
     int kind;
     int category;           /* CallCategory, SensorKind or PetitionIssue value */
     int priority;           /* the event's Priority; 0 if none */
+    uint32_t people;        /* Call110.people or Petition.petitioners; 0 if unknown */
 } ld_match_input;
 
 /* ld_rules_load reads every <dir>/<name>.yaml, adds every problem to <diag> (with

@@ -99,9 +99,10 @@ static void unknown_key(rctx *c, const rules_pos *at, const key_table *t, const 
 
 /* walk reads mapping <map> (written at <map_at>) into <obj> through <t>.
  * at[i] receives where key i's value was written; at[i].src is NULL when
- * the key is absent. */
+ * the key is absent. <label> names the object in messages ("department
+ * 'fire'"); NULL uses the table's word. */
 static void walk(rctx *c, struct fy_node *map, const rules_pos *map_at, const key_table *t,
-                 void *obj, rules_pos at[])
+                 void *obj, rules_pos at[], const char *label)
 {
     for (int i = 0; i < t->n; i++) at[i] = (rules_pos){0};
     if (!fy_node_is_mapping(map)) {
@@ -137,7 +138,8 @@ static void walk(rctx *c, struct fy_node *map, const rules_pos *map_at, const ke
     }
     for (int i = 0; i < t->n; i++)
         if (t->keys[i].required && !at[i].src)
-            rules__error(c->L, map_at, "%s is missing '%s'", t->what, t->keys[i].name);
+            rules__error(c->L, map_at, "%s is missing '%s'", label ? label : t->what,
+                         t->keys[i].name);
 }
 
 /* ---- scalar setters --------------------------------------------------------- */
@@ -207,6 +209,22 @@ static void set_bool(rctx *c, const slot *s)
     if (strcmp(v, "true") == 0) *b = 1;
     else if (strcmp(v, "false") == 0) *b = 0;
     else rules__error(c->L, &s->at, "'%s' must be true or false, not '%s'", s->k->name, v);
+}
+
+/* A count of people: 1 to 1000000, digits only. */
+static void set_count(rctx *c, const slot *s)
+{
+    const char *v = scalar(c, s);
+    uint32_t n = 0;
+    if (!v) return;
+    size_t len = strlen(v);
+    if (len == 0 || len > 7 || strspn(v, "0123456789") != len ||
+        (n = (uint32_t)strtoul(v, NULL, 10)) == 0 || n > 1000000) {
+        rules__error(c->L, &s->at, "'%s' must be a whole number from 1 to 1000000, not '%s'",
+                     s->k->name, v);
+        return;
+    }
+    *(uint32_t *)s->field = n;
 }
 
 /* ---- enum names ------------------------------------------------------------- */
@@ -394,7 +412,7 @@ static void add_level(rctx *c, const slot *s, int i)
 {
     struct levels_b *l = s->field;
     l->item_at[i] = s->at;
-    walk(c, s->v, &s->at, &level_table, &l->v[i], l->at[i]);
+    walk(c, s->v, &s->at, &level_table, &l->v[i], l->at[i], NULL);
     l->n = i + 1;
 }
 
@@ -471,7 +489,8 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
             if (lv->name[0] && strcmp(d->levels[j].name, lv->name) == 0)
                 rules__error(L, &lat[LV_LEVEL], "level '%s' appears twice in %s's chain",
                              lv->name, id);
-        if (!lv->terminal[0]) continue; /* missing or bad: reported already */
+        /* Missing or bad, or no terminals to look in: reported already. */
+        if (!lv->terminal[0] || !at[DP_TERMINALS].src) continue;
         for (int j = 0; j < b->terms.n; j++)
             if (strcmp(b->terms.id[j], lv->terminal) == 0) out->terminal = first + j;
         if (out->terminal < 0) {
@@ -512,20 +531,23 @@ static void set_departments(rctx *c, const slot *s)
         }
         dept_b b;
         rules_pos at[DP_NKEYS];
+        char label[64];
         memset(&b, 0, sizeof b);
+        snprintf(label, sizeof label, "department '%s'", id);
         rules_pos def_at = pos_of(c, val, &id_at);
-        walk(c, val, &def_at, &dept_table, &b, at);
+        walk(c, val, &def_at, &dept_table, &b, at, label);
         finish_dept(c, id, &id_at, &b, at);
     }
 }
 
 /* ---- routes ----------------------------------------------------------------- */
 
-enum { MT_KIND, MT_CATEGORY, MT_PRIORITY, MT_NKEYS };
+enum { MT_KIND, MT_CATEGORY, MT_PRIORITY, MT_MIN_PEOPLE, MT_NKEYS };
 typedef struct match_b {
     int kind;
     name_list categories;
     uint32_t priorities;
+    uint32_t min_people;
     rules_pos at[MT_NKEYS];
 } match_b;
 
@@ -533,6 +555,7 @@ static const key_def match_keys[MT_NKEYS] = {
     [MT_KIND] = {"kind", set_kind, FIELD(match_b, kind), 0},
     [MT_CATEGORY] = {"category", set_names, FIELD(match_b, categories), 0},
     [MT_PRIORITY] = {"priority", set_priorities, FIELD(match_b, priorities), 0},
+    [MT_MIN_PEOPLE] = {"min_people", set_count, FIELD(match_b, min_people), 0},
 };
 static const key_table match_table = {"match", "in match", match_keys, MT_NKEYS};
 
@@ -545,7 +568,9 @@ enum { DS_DEPARTMENT, DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_NKEYS };
 static const key_def dispatch_keys[DS_NKEYS] = {
     [DS_DEPARTMENT] = {"department", set_name, FIELD(dispatch_b, dept), 1},
     [DS_ACK] = {"acknowledge", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_ACK]), 1},
-    /* Optional: petitions and paperwork have no arrival; 0 means no such leg. */
+    /* Optional: petitions and paperwork have no arrival. Left out, it takes
+     * the resolve budget, so the engine sees three legs and the arrival
+     * never fires before resolution would. */
     [DS_ARRIVE] = {"arrive", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_ARRIVE]), 0},
     [DS_RESOLVE] = {"resolve", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_RESOLVE]), 1},
 };
@@ -567,13 +592,13 @@ typedef struct route_b {
 static void set_match(rctx *c, const slot *s)
 {
     match_b *m = s->field;
-    walk(c, s->v, &s->at, &match_table, m, m->at);
+    walk(c, s->v, &s->at, &match_table, m, m->at, NULL);
 }
 
 static void add_dispatch(rctx *c, const slot *s, int i)
 {
     struct dispatch_list *l = s->field;
-    walk(c, s->v, &s->at, &dispatch_table, &l->v[i], l->at[i]);
+    walk(c, s->v, &s->at, &dispatch_table, &l->v[i], l->at[i], NULL);
     l->n = i + 1;
 }
 
@@ -641,7 +666,7 @@ static void check_legs(rctx *c, const dispatch_b *d, const rules_pos at[DS_NKEYS
     int prev_leg = -1;
     for (int leg = 0; leg < LD_LEG_COUNT; leg++) {
         uint64_t ms = d->leg_ms[leg];
-        if (!ms) continue;
+        if (!ms || !at[DS_ACK + leg].src) continue; /* absent, bad or defaulted */
         if (ms < prev) {
             char a[32], b[32];
             ld_format_duration(ms, a, sizeof a);
@@ -671,19 +696,23 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
     r->kind = b->match.kind;
     r->categories = compile_categories(c, b);
     r->priorities = b->match.priorities;
+    r->min_people = b->match.min_people;
     r->priority = b->priority;
     r->cont = b->cont;
     if (at[RT_DISPATCH].src && b->dispatch.n == 0)
-        rules__error(L, &at[RT_DISPATCH], "route '%s' dispatches no department", b->name);
+        rules__error(L, &at[RT_DISPATCH], "a route must dispatch at least one department");
     for (int i = 0; i < b->dispatch.n; i++) {
-        const dispatch_b *d = &b->dispatch.v[i];
+        dispatch_b *d = &b->dispatch.v[i];
         const rules_pos *dat = b->dispatch.at[i];
+        if (!dat[DS_ARRIVE].src) d->leg_ms[LD_LEG_ARRIVE] = d->leg_ms[LD_LEG_RESOLVE];
         check_legs(c, d, dat);
         /* A task is named by incident and department: one per department. */
         for (int j = 0; j < i; j++)
-            if (d->dept[0] && strcmp(x->dept[j], d->dept) == 0)
-                rules__error(L, &dat[DS_DEPARTMENT], "department '%s' appears twice in route "
-                             "'%s'", d->dept, b->name);
+            if (d->dept[0] && strcmp(x->dept[j], d->dept) == 0) {
+                rules__error(L, &dat[DS_DEPARTMENT], "department '%s' appears twice in this "
+                             "route's dispatch", d->dept);
+                break;
+            }
         memcpy(x->dept[i], d->dept, sizeof x->dept[i]);
         x->dept_at[i] = dat[DS_DEPARTMENT];
         r->dispatch[i].dept = -1;
@@ -711,7 +740,7 @@ static void set_routes(rctx *c, const slot *s)
             return;
         }
         rules_pos route_at = pos_of(c, item, &s->at);
-        walk(c, item, &route_at, &route_table, b, at);
+        walk(c, item, &route_at, &route_table, b, at, NULL);
         finish_route(c, &route_at, b, at);
         free(b);
     }
@@ -733,7 +762,7 @@ void rules__read_tree(rules_loader *L, const rules_src *src, struct fy_node *roo
     rules_pos at[TOP_NKEYS];
     char unused;
     if (!root) return; /* an empty file, or only comments */
-    walk(&c, root, &file_at, &top_table, &unused, at);
+    walk(&c, root, &file_at, &top_table, &unused, at, NULL);
 }
 
 /* ---- shared helpers --------------------------------------------------------- */
