@@ -78,8 +78,9 @@ typedef struct terminal {
     nng_ctx ctx;
     nng_aio *aio;
     int wake[2];
-    pthread_mutex_t mu;         /* guards stage, result, reply, recv_timeout */
+    pthread_mutex_t mu;         /* guards stage, result, reply, recv_timeout, delivered_once */
     enum stage stage;
+    bool delivered_once;        /* a poll reached linkd (a long-poll may still be parked) */
     int result;
     nng_msg *reply;
     nng_duration recv_timeout;
@@ -127,10 +128,17 @@ static void usage(void)
          "TASK is the [n] shown for the task, or its id (I1732290000000-0/fire).\n"
          "\n"
          "Exit: 0, 64 usage, 67 linkd refused the terminal (unknown id or department),\n"
-         "69 linkd never answered.");
+         "69 linkd could not be reached at all.");
 }
 
 /* ---- the aio callback (NNG thread) --------------------------------------- */
+
+static void wake_main(terminal *t)
+{
+    if (write(t->wake[1], "", 1) < 0) {
+        /* The pipe is full: the main thread is already due to wake. */
+    }
+}
 
 static void on_aio(void *arg)
 {
@@ -139,9 +147,13 @@ static void on_aio(void *arg)
     pthread_mutex_lock(&t->mu);
     if (t->stage == ST_SENDING && rv == 0) {
         t->stage = ST_RECEIVING;
+        t->delivered_once = true;
         nng_aio_set_timeout(t->aio, t->recv_timeout);
         nng_ctx_recv(t->ctx, t->aio);
         pthread_mutex_unlock(&t->mu);
+        /* Wake the main thread too: an update typed while the request was
+         * being sent can now interrupt the long-poll (cancel_receive). */
+        wake_main(t);
         return;
     }
     if (t->stage == ST_SENDING) { /* a failed send leaves the message with us */
@@ -154,9 +166,7 @@ static void on_aio(void *arg)
     t->result = rv;
     t->stage = ST_DONE;
     pthread_mutex_unlock(&t->mu);
-    if (write(t->wake[1], "", 1) < 0) {
-        /* Pipe full: the main thread is already due to wake. */
-    }
+    wake_main(t);
 }
 
 static enum stage get_stage(terminal *t)
@@ -810,9 +820,12 @@ int ctl_terminal_main(int argc, char **argv)
 
     run(t);
     stop_flush(t);
+    pthread_mutex_lock(&t->mu);
+    bool reached = t->ever_answered || t->delivered_once;
+    pthread_mutex_unlock(&t->mu);
     if (t->refused) code = EX_NOUSER;
-    else if (!t->ever_answered) {
-        ctl_warn("linkd at %s never answered", t->url);
+    else if (!reached) {
+        ctl_warn("could not reach linkd at %s", t->url);
         code = EX_UNAVAILABLE;
     }
     close_terminal(t);
