@@ -27,6 +27,7 @@ read -r -a ctest_extra <<<"${CTEST_ARGS:-}"
 
 log() { printf '\n=== test.sh: %s ===\n' "$*" >&2; }
 fail() { printf '\n=== test.sh: FAILED: %s ===\n' "$*" >&2; exit 1; }
+failed=()
 
 # timeout(1) signals its whole process group, so a hung test cannot outlive it.
 bounded() { timeout --kill-after=30 "$step_timeout" "$@"; }
@@ -42,8 +43,9 @@ run_suite() {  # <build dir> <description> [cmake args...]
   log "$what: build"
   bounded cmake --build "$dir" -j "$jobs" || fail "$what: build"
   log "$what: ctest"
+  # A failing pass does not stop the next one: CI shows every failure at once.
   (cd "$dir" && bounded ctest --output-on-failure --no-tests=error --timeout "$test_timeout" \
-      -j "$jobs" "${ctest_extra[@]}") || fail "$what: tests"
+      -j "$jobs" "${ctest_extra[@]}") || failed+=("$what")
 }
 
 started=$SECONDS
@@ -69,8 +71,11 @@ else
   fi
   export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-  export LSAN_OPTIONS="print_suppressions=0"
+  export LSAN_OPTIONS="suppressions=$root/tests/harness/lsan.supp:print_suppressions=0"
   run_suite build-asan "sanitizers (ASan+UBSan, Debug)" -DCMAKE_BUILD_TYPE=Debug -DLINKD_SANITIZE=ON
 fi
 
+if ((${#failed[@]})); then
+  fail "tests failed in: ${failed[*]} ($((SECONDS - started)) s)"
+fi
 log "all tests passed in $((SECONDS - started)) s"

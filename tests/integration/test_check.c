@@ -225,9 +225,12 @@ Test(check, missing_rules_directory_is_an_error, .init = setup, .fini = teardown
 /* The daemon runs the rules it is given: with the small test set a fire call
  * goes to fire and medical only, unlike the default set. */
 static ldh_env env;
+static ld_rules *small;
 
 static void stop_env(void)
 {
+    if (small) ld_rules_free(small);
+    small = NULL;
     int code = ldh_env_stop(&env);
     cr_expect_eq(code, 0, "linkd must exit 0 on SIGTERM, exited %d", code);
 }
@@ -235,7 +238,7 @@ static void stop_env(void)
 Test(check, linkd_runs_the_rules_it_is_given, .fini = stop_env, .timeout = 120)
 {
     const char *dir = LD_SOURCE_DIR "/tests/data/rules-it/small";
-    ld_rules *r = ldh_rules_load(dir);
+    ld_rules *r = small = ldh_rules_load(dir);
     cr_assert_not_null(r);
     ld_match_input in = {.kind = LD_KIND_CALL,
                          .category = LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE};
@@ -265,5 +268,4 @@ Test(check, linkd_runs_the_rules_it_is_given, .fini = stop_env, .timeout = 120)
     ldh_check(&env, ldh_term_poll(&env.linkd, &p, &rep) == 0, "no reply");
     ldh_check(&env, rep->error, "police-duty was served although the rules do not define it");
     linkd__v1__poll_reply__free_unpacked(rep, NULL);
-    ld_rules_free(r);
 }

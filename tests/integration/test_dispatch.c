@@ -270,11 +270,28 @@ Test(dispatch, feed_shows_each_step_in_order, .init = setup, .fini = teardown, .
                   (unsigned long long)feed.ev[i]->seq);
     ldh_feed_close(&feed);
 
-    /* A closed incident is no longer open in Redis. */
+    /* Once written behind (linkd flushes on SIGTERM), the incident is closed
+     * in Redis too: out of ld:open, its record stamped closed. */
+    int code = ldh_linkd_stop(&env.linkd);
+    ldh_check(&env, code == 0, "linkd exited %d on SIGTERM", code);
     redisReply *rep = ldh_redis_cmd(&env.redis, "ZSCORE ld:open %s", inc);
     ldh_check(&env, rep && rep->type == REDIS_REPLY_NIL, "closed incident %s still in ld:open",
               inc);
     freeReplyObject(rep);
+    rep = ldh_redis_cmd(&env.redis, "GET ld:inc:%s", inc);
+    ldh_check(&env, rep && rep->type == REDIS_REPLY_STRING, "no ld:inc:%s", inc);
+    Linkd__V1__IncidentRecord *rec =
+        linkd__v1__incident_record__unpack(NULL, rep->len, (const uint8_t *)rep->str);
+    freeReplyObject(rep);
+    ldh_check(&env, rec, "ld:inc:%s does not decode", inc);
+    ldh_check(&env, rec->has_closed_at_ms && rec->closed_at_ms >= rec->opened_at_ms,
+              "record of closed incident %s has no closed_at_ms", inc);
+    for (size_t i = 0; i < rec->n_tasks; i++)
+        ldh_check(&env, rec->tasks[i]->has_resolved_at_ms && rec->tasks[i]->resolved_at_ms > 0 &&
+                            rec->tasks[i]->disposition &&
+                            strcmp(rec->tasks[i]->disposition, "extinguished") == 0,
+                  "task %zu of %s not recorded as resolved with its disposition", i, inc);
+    linkd__v1__incident_record__free_unpacked(rec, NULL);
 }
 
 /* Updates come from the task's own department or from the command centre;
