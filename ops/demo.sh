@@ -229,7 +229,7 @@ send --kind sensor --sensor-id CAM-YX0101-07 --sensor-kind crowd_density --value
   --address "Beijing Rd / Zhongshan 5th Rd metro exit"
 sleep 1
 
-step "Petition: 23 construction workers, three months' wages unpaid, skipped a level, third time"
+step "Group petition: 23 construction workers, three months' wages unpaid, skipped a level, third visit"
 send --kind petition --petition-id "XF-2026-0317" --issue wage_arrears --petitioners 23 --bypass \
   --repeat 2 --office "Municipal Letters and Visits Bureau" --event-id "gz-$RUN-009" \
   --source petition-system --district 440111 \

@@ -96,6 +96,7 @@ typedef struct terminal {
     unsigned failures;
     uint64_t retry_at;
     bool ever_answered, refused, eof;
+    bool long_poll;             /* the request in flight may be parked by linkd */
     char line[LINE_MAX_LEN];
     size_t line_len;
     bool line_too_long;
@@ -274,6 +275,8 @@ static uint64_t due_actions(terminal *t, uint64_t now)
 
 /* ---- one poll ------------------------------------------------------------ */
 
+static void settle_updates(terminal *t, const Linkd__V1__PollReply *rep);
+
 static bool has_unsent(const terminal *t)
 {
     for (size_t i = 0; i < t->nupdates; i++)
@@ -327,9 +330,14 @@ static int start_poll(terminal *t, uint32_t wait_ms)
     nng_msg *msg;
     size_t len = linkd__v1__poll_request__get_packed_size(&req);
     int rv = nng_msg_alloc(&msg, len);
-    if (rv != 0) return rv;
+    if (rv != 0) {
+        settle_updates(t, NULL);
+        t->receipts_inflight = 0;
+        return rv;
+    }
     linkd__v1__poll_request__pack(&req, nng_msg_body(msg));
 
+    t->long_poll = wait_ms > 0;
     pthread_mutex_lock(&t->mu);
     t->stage = ST_SENDING;
     t->recv_timeout = (nng_duration)(wait_ms + REPLY_GRACE_MS);
@@ -766,7 +774,7 @@ static void run(terminal *t)
             }
             stage = ST_SENDING;
         }
-        if (t->interactive && has_unsent(t)) cancel_receive(t);
+        if (t->interactive && t->long_poll && has_unsent(t)) cancel_receive(t);
 
         uint64_t wake_at = end;
         if (next_due && (!wake_at || next_due < wake_at)) wake_at = next_due;
