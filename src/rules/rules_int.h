@@ -63,7 +63,7 @@ typedef struct rules_loader {
     int nroutes, cap_routes;
 
     rules_pos departments_at;   /* first top-level `departments:` key seen */
-    int unread;                 /* files that could not be read or parsed */
+    int unread;                 /* files that could not be read, parsed or used */
     int nomem;                  /* an allocation failed; the load fails */
 } rules_loader;
 

@@ -78,6 +78,7 @@ typedef struct key_table {
     const char *in;       /* "in route": for "unknown key 'x' in route" */
     const key_def *keys;
     int n;
+    int x_keys;           /* ignore keys "x-...": they hold YAML anchors for the rest */
 } key_table;
 
 #define FIELD(type, member) offsetof(type, member), sizeof(((type *)0)->member)
@@ -108,7 +109,8 @@ static void walk(rctx *c, struct fy_node *map, const rules_pos *map_at, const ke
     if (!fy_node_is_mapping(map)) {
         char known[256] = "";
         for (int i = 0; i < t->n; i++) rules__join(known, sizeof known, t->keys[i].name);
-        rules__error(c->L, map_at, "a %s must be a mapping with keys %s", t->what, known);
+        rules__error(c->L, map_at, "%s must be a mapping with keys %s", label ? label : t->what,
+                     known);
         return;
     }
     void *it = NULL;
@@ -124,12 +126,12 @@ static void walk(rctx *c, struct fy_node *map, const rules_pos *map_at, const ke
         int i = 0;
         while (i < t->n && strcmp(t->keys[i].name, name) != 0) i++;
         if (i == t->n) {
-            unknown_key(c, &key_at, t, name);
+            if (!(t->x_keys && strncmp(name, "x-", 2) == 0)) unknown_key(c, &key_at, t, name);
             continue;
         }
         at[i] = pos_of(c, val, &key_at);
-        if (!val || (fy_node_is_scalar(val) && fy_node_get_style(val) == FYNS_PLAIN &&
-                     !*fy_node_get_scalar0(val))) {
+        const char *text = val && fy_node_is_scalar(val) ? fy_node_get_scalar0(val) : "";
+        if (!val || !text || (fy_node_get_style(val) == FYNS_PLAIN && !*text)) {
             rules__error(c->L, &key_at, "'%s' has no value", name);
             continue;
         }
@@ -376,8 +378,9 @@ static const key_def level_keys[LV_NKEYS] = {
     [LV_TERMINAL] = {"terminal", set_name, FIELD(level_b, terminal), 1},
     [LV_WAIT] = {"wait", set_duration, FIELD(level_b, wait_ms), 1},
 };
-static const key_table level_table = {"escalation level", "in escalation level", level_keys,
-                                      LV_NKEYS};
+static const key_table level_table = {
+    .what = "escalation level", .in = "in escalation level", .keys = level_keys, .n = LV_NKEYS,
+};
 
 typedef struct dept_b {
     char name[96];
@@ -403,8 +406,16 @@ static void add_terminal(rctx *c, const slot *s, int i)
         t->at[t->n++] = s->at;
 }
 
+/* An empty list is reported here, where it is known to be a list. */
+static void need_items(rctx *c, const slot *s, const char *what)
+{
+    if (fy_node_is_sequence(s->v) && fy_node_sequence_item_count(s->v) == 0)
+        rules__error(c->L, &s->at, "'%s' must list at least one %s", s->k->name, what);
+}
+
 static void set_terminals(rctx *c, const slot *s)
 {
+    need_items(c, s, "terminal");
     each_item(c, s, 0, MAX_TERMINALS, "terminals in one department", add_terminal);
 }
 
@@ -418,6 +429,7 @@ static void add_level(rctx *c, const slot *s, int i)
 
 static void set_levels(rctx *c, const slot *s)
 {
+    need_items(c, s, "level");
     each_item(c, s, 0, LD_MAX_LEVELS, "escalation levels", add_level);
 }
 
@@ -427,7 +439,9 @@ static const key_def dept_keys[DP_NKEYS] = {
     [DP_TERMINALS] = {"terminals", set_terminals, FIELD(dept_b, terms), 1},
     [DP_ESCALATION] = {"escalation", set_levels, FIELD(dept_b, levels), 1},
 };
-static const key_table dept_table = {"department", "in department", dept_keys, DP_NKEYS};
+static const key_table dept_table = {
+    .what = "department", .in = "in department", .keys = dept_keys, .n = DP_NKEYS,
+};
 
 /* Appends to the loader's arrays; 0, or -1 with L->nomem set. */
 static int grow(rules_loader *L, void **a, size_t asz, void **b, size_t bsz, int n, int *cap)
@@ -453,12 +467,6 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
 {
     rules_loader *L = c->L;
     int first = L->nterms;
-
-    if (at[DP_ESCALATION].src && b->levels.n == 0)
-        rules__error(L, &at[DP_ESCALATION], "department '%s' needs at least one escalation "
-                     "level", id);
-    if (at[DP_TERMINALS].src && b->terms.n == 0)
-        rules__error(L, &at[DP_TERMINALS], "department '%s' needs at least one terminal", id);
 
     for (int i = 0; i < b->terms.n; i++) {
         if (grow(L, (void **)&L->terms, sizeof *L->terms, (void **)&L->term_at,
@@ -557,7 +565,9 @@ static const key_def match_keys[MT_NKEYS] = {
     [MT_PRIORITY] = {"priority", set_priorities, FIELD(match_b, priorities), 0},
     [MT_MIN_PEOPLE] = {"min_people", set_count, FIELD(match_b, min_people), 0},
 };
-static const key_table match_table = {"match", "in match", match_keys, MT_NKEYS};
+static const key_table match_table = {
+    .what = "match", .in = "in match", .keys = match_keys, .n = MT_NKEYS,
+};
 
 typedef struct dispatch_b {
     char dept[32];
@@ -574,8 +584,9 @@ static const key_def dispatch_keys[DS_NKEYS] = {
     [DS_ARRIVE] = {"arrive", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_ARRIVE]), 0},
     [DS_RESOLVE] = {"resolve", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_RESOLVE]), 1},
 };
-static const key_table dispatch_table = {"dispatch entry", "in dispatch entry", dispatch_keys,
-                                         DS_NKEYS};
+static const key_table dispatch_table = {
+    .what = "dispatch entry", .in = "in dispatch entry", .keys = dispatch_keys, .n = DS_NKEYS,
+};
 
 typedef struct route_b {
     char name[64];
@@ -604,6 +615,7 @@ static void add_dispatch(rctx *c, const slot *s, int i)
 
 static void set_dispatch(rctx *c, const slot *s)
 {
+    need_items(c, s, "department");
     each_item(c, s, 0, LD_MAX_DISPATCH, "departments in one route's dispatch", add_dispatch);
 }
 
@@ -615,7 +627,9 @@ static const key_def route_keys[RT_NKEYS] = {
     [RT_CONTINUE] = {"continue", set_bool, FIELD(route_b, cont), 0},
     [RT_DISPATCH] = {"dispatch", set_dispatch, FIELD(route_b, dispatch), 1},
 };
-static const key_table route_table = {"route", "in route", route_keys, RT_NKEYS};
+static const key_table route_table = {
+    .what = "route", .in = "in route", .keys = route_keys, .n = RT_NKEYS,
+};
 
 /* Turns the category names into bits of the route's kind's enum. */
 static uint64_t compile_categories(rctx *c, const route_b *b)
@@ -699,8 +713,6 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
     r->min_people = b->match.min_people;
     r->priority = b->priority;
     r->cont = b->cont;
-    if (at[RT_DISPATCH].src && b->dispatch.n == 0)
-        rules__error(L, &at[RT_DISPATCH], "a route must dispatch at least one department");
     for (int i = 0; i < b->dispatch.n; i++) {
         dispatch_b *d = &b->dispatch.v[i];
         const rules_pos *dat = b->dispatch.at[i];
@@ -753,7 +765,10 @@ static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
     [TOP_ROUTES] = {"routes", set_routes, 0, 0, 0},
 };
-static const key_table top_table = {"rule file", "at the top level", top_keys, TOP_NKEYS};
+static const key_table top_table = {
+    .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,
+    .x_keys = 1,
+};
 
 void rules__read_tree(rules_loader *L, const rules_src *src, struct fy_node *root)
 {
@@ -762,6 +777,8 @@ void rules__read_tree(rules_loader *L, const rules_src *src, struct fy_node *roo
     rules_pos at[TOP_NKEYS];
     char unused;
     if (!root) return; /* an empty file, or only comments */
+    /* Not a mapping: the file says nothing we can use, like an unparsable one. */
+    if (!fy_node_is_mapping(root)) L->unread++;
     walk(&c, root, &file_at, &top_table, &unused, at, NULL);
 }
 

@@ -455,6 +455,20 @@ Test(rules_match, version_is_a_digest_of_the_files)
     ld_diag_fini(&d2);
 }
 
+Test(rules_match, anchors_and_merge_keys_share_budgets)
+{
+    ld_diag d;
+    ld_rules *r = load_ok(DATA "anchors", &d);
+    cr_expect_eq(d.n, 0, "x- keys are not unknown keys");
+    const ld_route *rt = match1(r, LD_KIND_CALL, CALL(CRIME), 0);
+    expect_legs(r, rt, "police", 30 * SEC, 5 * MIN, 2 * HOUR);
+    rt = match1(r, LD_KIND_SENSOR, SENSOR(GAS), 0);
+    cr_expect_str_eq(rt->name, "everything");
+    expect_legs(r, rt, "command", 1 * MIN, 1 * HOUR, 2 * HOUR); /* own keys override */
+    ld_rules_free(r);
+    ld_diag_fini(&d);
+}
+
 /* ---- broken rule sets: the exact report ------------------------------------- */
 
 Test(rules_errors, unknown_key_suggests_the_nearest)
@@ -536,8 +550,7 @@ Test(rules_errors, every_error_of_a_file_in_one_run)
         "many_errors", LD_ERULES,
         "many_errors/rules.yaml:4:28: error: terminal 'fire-duty' is listed twice (first at "
         "rules.yaml:4:17)",
-        "many_errors/rules.yaml:5:5: error: department 'fire' needs at least one escalation "
-        "level",
+        "many_errors/rules.yaml:5:5: error: 'escalation' must list at least one level",
         "many_errors/rules.yaml:7:5: error: department 'police' is missing 'terminals'",
         "many_errors/rules.yaml:8:5: error: unknown key 'terminal' in department; did you mean "
         "'terminals'?",
@@ -554,7 +567,7 @@ Test(rules_errors, every_error_of_a_file_in_one_run)
         "rules.yaml:16:5",
         "many_errors/rules.yaml:22:24: error: 'category' needs 'kind' in the same match: "
         "categories are names of call categories, sensor kinds or petition issues",
-        "many_errors/rules.yaml:23:5: error: a route must dispatch at least one department",
+        "many_errors/rules.yaml:23:5: error: 'dispatch' must list at least one department",
         "many_errors/rules.yaml:24:11: error: name 'bad/name' may only contain letters, "
         "digits, '_', '-' and '.'",
         "many_errors/rules.yaml:25:15: error: unknown priority 'highest' (known: critical, "
