@@ -48,8 +48,19 @@ stop_pid() {
 
 cleanup() {
   local pid
+  [ -n "$NAP_PID" ] && kill "$NAP_PID" 2>/dev/null
   for pid in "${PIDS[@]}"; do stop_pid "$pid" 3; done
   PIDS=()
+}
+
+# nap <seconds>: sleep, but let SIGINT/SIGTERM sent to this script alone stop
+# it at once (bash runs traps only after a foreground command ends).
+NAP_PID=""
+nap() {
+  sleep "$1" &
+  NAP_PID=$!
+  wait "$NAP_PID" || true
+  NAP_PID=""
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -136,6 +147,10 @@ for attempt in 1 2 3; do
   LINKD_PID=$!
   PIDS+=("$LINKD_PID")
   wait_for 15 "$LINKD_PID" linkd_ready && break
+  if kill -0 "$LINKD_PID" 2>/dev/null; then # alive but not ready: do not wait forever
+    cat "$VAR/linkd.log" >&2
+    die "linkd did not become ready within 15 s"
+  fi
   wait "$LINKD_PID" 2>/dev/null && rc=0 || rc=$?
   forget_pid "$LINKD_PID"
   [ "$rc" = 69 ] && [ "$attempt" -lt 3 ] && { echo "ports taken; trying others"; continue; }
@@ -160,7 +175,7 @@ EOF
 "$BIN/linkctl" tail --feed "$FEED" --summary &
 TAIL_PID=$!
 PIDS+=("$TAIL_PID")
-sleep 0.3
+nap 0.3
 
 term() { # term <id> <linkctl terminal options...>
   local id=$1
@@ -176,7 +191,7 @@ done
 for dept in petition political_legal justice; do term "$dept-duty" --auto-ack "$ACK_AFTER"; done
 for id in utilities-duty utilities-deputy utilities-head command-supervisor; do term "$id" --ignore; done
 term command-director --auto-ack "$ACK_AFTER"
-sleep 1
+nap 1
 
 heading "5/6 Scenario: an evening in Guangzhou"
 RUN=$(date +%s)
@@ -185,61 +200,61 @@ step "110 call: residential fire, Tianhe district, grid TH-0412 (fire, ambulance
 send --kind call --category fire --priority critical --event-id "gz-$RUN-001" --source 110-console-3 \
   --district 440106 --grid TH-0412 --address "Huajing Xincheng, Bldg 12, 6/F" --lat 23.1375 --lon 113.3631 \
   --caller C-0731 --people 4 --description "Kitchen fire in a flat, smoke in the stairwell, 4 residents upstairs"
-sleep 1
+nap 1
 
 step "110 call: robbery in progress, Yuexiu district"
 send --kind call --category crime --event-id "gz-$RUN-002" --source 110-console-1 \
   --district 440104 --grid YX-0203 --address "Beijing Rd pedestrian street, north gate" \
   --caller C-0732 --people 2 --description "Bag snatched by two men on an e-bike, heading north"
-sleep 1
+nap 1
 
 step "110 call: traffic accident with injured people, Haizhu district (traffic police and ambulance)"
 send --kind call --category traffic_accident --priority urgent --event-id "gz-$RUN-003" \
   --source 110-console-2 --district 440105 --grid HZ-0718 --address "Xingang Rd W / Guangzhou Ave S" \
   --people 3 --description "Car and e-bike collided, two injured, one rider cannot move his legs"
-sleep 1
+nap 1
 
 step "110 call: medical emergency, Baiyun district"
 send --kind call --category medical --priority critical --event-id "gz-$RUN-004" --source 110-console-3 \
   --district 440111 --grid BY-1102 --address "Jingxi Rd 88, Bldg 3, 2/F" --people 1 \
   --description "Man, about 70, collapsed at home, breathing with difficulty"
-sleep 1
+nap 1
 
 step "110 call, not police work: water main burst (goes to utilities, not the police)"
 send --kind call --category water_supply --event-id "gz-$RUN-005" --source 110-console-1 \
   --district 440106 --grid TH-0301 --address "Huangpu Ave W 100" \
   --description "Water main burst, road flooded, three buildings without water"
-sleep 1
+nap 1
 
 step "Sensor alarm: smoke detector, Tianhe (straight to the fire service)"
 send --kind sensor --sensor-id SMK-TH0412-0603 --sensor-kind smoke --value 0.42 --threshold 0.15 \
   --unit "dB/m" --event-id "gz-$RUN-006" --source iot-fire-platform --district 440106 --grid TH-0412 \
   --address "Huajing Xincheng, Bldg 12, 6/F corridor"
-sleep 1
+nap 1
 
 step "Sensor alarm: combustible gas in a restaurant basement, Haizhu (gas company and fire)"
 send --kind sensor --sensor-id GAS-HZ0220-B1 --sensor-kind gas --value 25 --threshold 10 --unit "%LEL" \
   --event-id "gz-$RUN-007" --source iot-gas-platform --district 440105 --grid HZ-0220 \
   --address "Jiangnan W Rd 36, basement kitchen"
-sleep 1
+nap 1
 
 step "Sensor alarm: crowd density camera over threshold, Yuexiu (police and emergency management)"
 send --kind sensor --sensor-id CAM-YX0101-07 --sensor-kind crowd_density --value 5.2 --threshold 4.0 \
   --unit "persons/m2" --event-id "gz-$RUN-008" --source video-analytics --district 440104 --grid YX-0101 \
   --address "Beijing Rd / Zhongshan 5th Rd metro exit"
-sleep 1
+nap 1
 
 step "Group petition: 23 construction workers, three months' wages unpaid, skipped a level, third visit"
 send --kind petition --petition-id "XF-2026-0317" --issue wage_arrears --petitioners 23 --bypass \
   --repeat 2 --office "Municipal Letters and Visits Bureau" --event-id "gz-$RUN-009" \
   --source petition-system --district 440111 \
   --description "Workers of the Jinhui Plaza project: wages for three months unpaid by the subcontractor"
-sleep 1
+nap 1
 
 step "The fire call's console resends the same event (network retry): answered DUPLICATE"
 send --kind call --category fire --priority critical --event-id "gz-$RUN-001" --source 110-console-3 \
   --district 440106 --grid TH-0412 --description "Kitchen fire in a flat (resent)"
-sleep 0.5
+nap 0.5
 
 step "A malformed call from a console: no category given: answered REJECTED with the reason"
 send --kind call --event-id "gz-$RUN-010" --source 110-console-4 --district 440104 \
@@ -248,7 +263,7 @@ send --kind call --event-id "gz-$RUN-010" --source 110-console-4 --district 4401
 heading "6/6 Watching deadlines for ${WATCH_SECONDS}s (= $((WATCH_SECONDS * TIME_SCALE / 60)) minutes on linkd's clock)"
 echo "Acknowledgements, arrivals and resolutions come from the terminals; utilities' tasks"
 echo "escalate: duty officer -> deputy -> head -> command supervisor -> command director."
-sleep "$WATCH_SECONDS"
+nap "$WATCH_SECONDS"
 
 heading "Summary"
 for p in "${PIDS[@]}"; do
