@@ -262,6 +262,8 @@ static int parse_args(send_opts *o, int argc, char **argv)
         if (k != o->kind && o->scoped_opt[k])
             return ctl_usage_error("--%s is for --kind %s, not %s", o->scoped_opt[k], ld_kind_name(k),
                                    ld_kind_name(o->kind)), -1;
+    if (o->kind == LD_KIND_SENSOR && (o->call.description || o->petition.summary))
+        return ctl_usage_error("--description is for calls and petitions; a sensor alarm has none"), -1;
     o->petition.petitioner_refs = o->refs;
     return 0;
 }

@@ -141,6 +141,9 @@ static void print_summary(const tail_stats *st, FILE *out)
     if (st->seen_any)
         fprintf(out, " (seq %llu..%llu, %llu missed)", (unsigned long long)st->first_seq,
                 (unsigned long long)st->last_seq, (unsigned long long)st->missed);
+    if (st->missed)
+        fprintf(out, "\nthe counts below are partial: linkd's feed dropped events this subscriber "
+                     "could not take in time; the incident records in Redis are complete");
     fprintf(out, "\nincidents: %u opened, %u closed\n", st->opened, st->closed);
     unsigned tot[5] = {0};
     for (int i = 0; i <= MAX_DEPTS; i++) {
@@ -245,7 +248,7 @@ static void print_event(const Linkd__V1__FeedEvent *ev, bool colour)
         deadline_note(t, at, note, sizeof note);
 
     const char *on = colour ? kind_colour((int)ev->kind) : "", *off = colour && *on ? CTL_RESET : "";
-    printf("%s %s%-18s%s %-26s %-20s %-16s %s", when, on, what, off, subject, term, level, text);
+    printf("%s %s%-18s%s %-30s %-22s %-15s %s", when, on, what, off, subject, term, level, text);
     if (ev->kind == LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED) {
         const char *leg = ev->has_leg ? ld_enum_name(&linkd__v1__leg__descriptor, (int)ev->leg) : NULL;
         printf(" [missed %s, from L%u]", leg ? leg : "?", ev->has_from_level ? ev->from_level : 0);
