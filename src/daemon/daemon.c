@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "ingest/ingest.h"
 #include "rules/rules.h"
+#include "store/recover.h"
 #include "store/store.h"
 
 typedef struct daemon {
@@ -27,6 +28,9 @@ typedef struct daemon {
     ld_store store;
     ld_ingest ingest;
     ld_dispatch dispatch;
+    ld_recovery recovery;
+    int recovered;
+    char mark[48];              /* the last ld:applied written */
     uv_timer_t deadline, drain_check;
     uv_prepare_t before_poll;
     uv_signal_t sigterm, sigint, sighup;
@@ -76,7 +80,12 @@ static void write_incident(void *arg, ld_incident *inc)
 static void flush_dirty(daemon *d)
 {
     /* While Redis is away, records stay dirty and are written when it returns. */
-    if (ld_store_up(&d->store)) ld_engine_take_dirty(&d->engine, write_incident, d);
+    if (!ld_store_up(&d->store)) return;
+    ld_engine_take_dirty(&d->engine, write_incident, d);
+    if (strcmp(d->mark, d->engine.last_opened) != 0) {
+        ld_store_put_mark(&d->store, d->engine.last_opened);
+        memcpy(d->mark, d->engine.last_opened, sizeof d->mark);
+    }
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -111,7 +120,7 @@ static void on_before_poll(uv_prepare_t *h)
 
 static void maybe_ready(daemon *d)
 {
-    if (d->ready_logged || !d->listening || !ld_store_up(&d->store)) return;
+    if (d->ready_logged || !d->listening || !d->recovered || !ld_store_up(&d->store)) return;
     d->ready_logged = 1;
     ld_log(LD_NOTICE, "READY", "linkd %s ready: rules %s (version %s, %d departments, %d "
            "terminals, %d routes), ingest %s, terminals %s, feed %s, time scale %g",
@@ -120,9 +129,22 @@ static void maybe_ready(daemon *d)
            d->o->feed_url, d->clock.scale);
 }
 
+static void on_recovered(void *arg, int status)
+{
+    daemon *d = arg;
+    if (status != 0 || d->stopping) return; /* runs again when Redis is back */
+    d->recovered = 1;
+    ld_ingest_hold(&d->ingest, NULL);
+    maybe_ready(d);
+}
+
 static void on_store_state(void *arg, int up)
 {
     daemon *d = arg;
+    if (up && !d->recovered && !d->recovery.running && !d->stopping) {
+        if (ld_recover_start(&d->recovery, &d->store, &d->engine, on_recovered, d) != 0)
+            ld_log(LD_WARN, "RECOVER-RETRY", "cannot start recovery; retrying when redis returns");
+    }
     if (up) maybe_ready(d);
     else if (!d->stopping)
         ld_log(LD_WARN, "DEGRADED", "redis unavailable: intake answers RETRY_LATER");
@@ -193,7 +215,7 @@ static void begin_stop(daemon *d, const char *why)
         finish_stop(d);
         return;
     }
-    ld_ingest_drain(&d->ingest);
+    ld_ingest_hold(&d->ingest, "shutting down: send again");
     d->drain_started = uv_now(&d->loop);
     uv_timer_start(&d->drain_check, on_drain_check, 0, 10);
 }
@@ -277,6 +299,7 @@ int ld_daemon_run(const ld_options *o)
         ld_store_stop(&d->store, on_store_stopped, d);
     } else {
         d->listening = 1;
+        if (!d->recovered) ld_ingest_hold(&d->ingest, "recovering after a restart: send again");
         maybe_ready(d);
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);

@@ -410,9 +410,26 @@ static void dispatch_task(ld_engine *e, ld_task *t)
 int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                    ld_incident **out)
 {
+    return ld_engine_open_at(e, ev, stream_id, ld_clock_now(e->clock), out);
+}
+
+static uint32_t event_people(const Linkd__V1__Envelope *ev)
+{
+    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_people)
+        return ev->call->people;
+    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION) return ev->petition->petitioners;
+    return 0;
+}
+
+int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                      uint64_t now, ld_incident **out)
+{
     const ld_rules *r = e->rules;
-    uint64_t now = ld_clock_now(e->clock);
-    ld_match_input in = {.kind = ld_envelope_kind(ev), .category = ld_envelope_category(ev)};
+    char id[LD_INCIDENT_ID_LEN];
+    snprintf(id, sizeof id, "I%s", stream_id);
+    if (ld_engine_find(e, id)) return LD_ESTATE;
+    ld_match_input in = {.kind = ld_envelope_kind(ev), .category = ld_envelope_category(ev),
+                         .people = event_people(ev)};
     if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_priority)
         in.priority = (int)ev->call->priority;
     const ld_route *routes[16];
@@ -420,7 +437,7 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
 
     ld_incident *inc = ld_pool_get(&e->incident_pool);
     if (!inc) return LD_ENOMEM;
-    snprintf(inc->id, sizeof inc->id, "I%s", stream_id);
+    memcpy(inc->id, id, sizeof inc->id);
     copy_str(inc->event_id, sizeof inc->event_id, ev->event_id);
     copy_str(inc->source_id, sizeof inc->source_id, ev->source_id);
     inc->kind = in.kind;
@@ -428,10 +445,7 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
     inc->status = ev->has_status ? (int)ev->status : 0;
     inc->priority = pick_priority(ev, routes, nroutes);
     inc->opened_at = now;
-    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_people)
-        inc->people = ev->call->people;
-    else if (ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION)
-        inc->people = ev->petition->petitioners;
+    inc->people = in.people;
     const Linkd__V1__Location *loc = ld_envelope_location(ev);
     if (loc) {
         inc->has_ll = loc->has_lat && loc->has_lon;
@@ -447,6 +461,7 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
     }
     e->open_incidents++;
     e->stats.incidents_opened++;
+    snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
 
     /* One task per department; the first route to name a department sets its budget. */
     for (size_t i = 0; i < nroutes; i++) {
@@ -476,6 +491,120 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, inc, NULL, -1, 0, text);
     for (int i = 0; i < inc->ntasks; i++) dispatch_task(e, inc->tasks[i]);
     *out = inc;
+    return 0;
+}
+
+/* ---- restore after a restart ------------------------------------------------- */
+
+static int kind_from_name(const char *k)
+{
+    if (!k) return LD_KIND_ANY;
+    if (strcmp(k, "call") == 0) return LD_KIND_CALL;
+    if (strcmp(k, "sensor") == 0) return LD_KIND_SENSOR;
+    if (strcmp(k, "petition") == 0) return LD_KIND_PETITION;
+    return LD_KIND_ANY;
+}
+
+static const ProtobufCEnumDescriptor *category_enum(int kind)
+{
+    return kind == LD_KIND_CALL     ? &linkd__v1__call_category__descriptor
+           : kind == LD_KIND_SENSOR ? &linkd__v1__sensor_kind__descriptor
+                                    : &linkd__v1__petition_issue__descriptor;
+}
+
+static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRecord *tr)
+{
+    const ld_rules *r = e->rules;
+    const Linkd__V1__Task *tk = tr->task;
+    int dept = tk->department ? ld_rules_department(r, tk->department) : -1;
+    if (dept < 0) {
+        ld_log(LD_WARN, "RECOVER-DEPT", "%s: department '%s' is no longer in the rules; its task "
+               "goes to command", inc->id, tk->department ? tk->department : "");
+        dept = r->command;
+    }
+    for (int k = 0; k < inc->ntasks; k++)
+        if (inc->tasks[k]->dept == dept) return; /* one task per department */
+    ld_task *t = ld_pool_get(&e->task_pool);
+    if (!t) return;
+    t->inc = inc;
+    t->idx = inc->ntasks;
+    t->dept = dept;
+    int top = ld_chain_len(r, dept) - 1;
+    t->level = tk->has_level && (int)tk->level <= top ? (int)tk->level : top;
+    int term = tk->terminal ? ld_rules_terminal(r, tk->terminal) : -1;
+    t->terminal = term >= 0 ? term : ld_chain_level(r, dept, t->level)->terminal;
+    t->state = tk->has_state && tk->state ? (int)tk->state : T_DISPATCHED;
+    t->dispatched_at = (uint64_t)tk->dispatched_at_ms;
+    t->deadline[LD_LEG_ACK] = (uint64_t)tk->acknowledge_by_ms;
+    t->deadline[LD_LEG_ARRIVE] = (uint64_t)tk->arrive_by_ms;
+    t->deadline[LD_LEG_RESOLVE] = (uint64_t)tk->resolve_by_ms;
+    t->done_at[LD_LEG_ACK] = tr->has_acknowledged_at_ms ? (uint64_t)tr->acknowledged_at_ms : 0;
+    t->done_at[LD_LEG_ARRIVE] = tr->has_arrived_at_ms ? (uint64_t)tr->arrived_at_ms : 0;
+    t->done_at[LD_LEG_RESOLVE] = tr->has_resolved_at_ms ? (uint64_t)tr->resolved_at_ms : 0;
+    copy_str(t->rule, sizeof t->rule, tk->rule);
+    copy_str(t->reason, sizeof t->reason, tk->reason);
+    copy_str(t->disposition, sizeof t->disposition, tr->disposition);
+    inc->tasks[inc->ntasks++] = t;
+    if (t->state == T_RESOLVED) return;
+    inc->open_tasks++;
+    if (t->state < T_ACKNOWLEDGED || !tr->received) {
+        hand_to(e, t, t->terminal);
+        t->sends = 1; /* so the next delivery says "redelivery" */
+        t->delivery = LD_DELIVERY_SENT;
+    }
+    arm(e, t);
+}
+
+int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
+{
+    if (!rec->incident_id || rec->has_closed_at_ms || rec->n_tasks == 0 ||
+        strlen(rec->incident_id) >= LD_INCIDENT_ID_LEN || ld_engine_find(e, rec->incident_id))
+        return LD_ESTATE;
+    ld_incident *inc = ld_pool_get(&e->incident_pool);
+    if (!inc) return LD_ENOMEM;
+    copy_str(inc->id, sizeof inc->id, rec->incident_id);
+    copy_str(inc->event_id, sizeof inc->event_id, rec->event_id);
+    copy_str(inc->source_id, sizeof inc->source_id, rec->source_id);
+    inc->kind = kind_from_name(rec->kind);
+    int cat = 0;
+    if (inc->kind != LD_KIND_ANY && rec->category) ld_enum_parse(category_enum(inc->kind), rec->category, &cat);
+    inc->category = cat;
+    inc->priority = rec->has_priority ? (int)rec->priority : LINKD__V1__PRIORITY__PRIORITY_NORMAL;
+    inc->status = rec->has_status ? (int)rec->status : 0;
+    inc->people = rec->people;
+    inc->opened_at = (uint64_t)rec->opened_at_ms;
+    if (rec->location) {
+        inc->has_ll = rec->location->has_lat && rec->location->has_lon;
+        inc->lat = rec->location->lat;
+        inc->lon = rec->location->lon;
+        copy_str(inc->district, sizeof inc->district, rec->location->district);
+        copy_str(inc->grid, sizeof inc->grid, rec->location->grid);
+    }
+    copy_str(inc->summary, sizeof inc->summary, rec->summary);
+    for (size_t i = 0; i < rec->n_history && inc->nhistory < LD_HISTORY_MAX; i++) {
+        const Linkd__V1__HistoryEntry *h = rec->history[i];
+        ld_history *o = &inc->history[inc->nhistory++];
+        o->at = (uint64_t)h->at_ms;
+        o->kind = (uint8_t)h->kind;
+        o->leg = (uint8_t)h->leg;
+        o->task = (uint8_t)h->task_index;
+        o->level = (uint8_t)h->level;
+        o->terminal = (int16_t)(h->terminal ? ld_rules_terminal(e->rules, h->terminal) : -1);
+    }
+    if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
+        ld_pool_put(&e->incident_pool, inc);
+        return LD_ENOMEM;
+    }
+    for (size_t i = 0; i < rec->n_tasks && inc->ntasks < LD_MAX_TASKS; i++)
+        if (rec->tasks[i]->task) restore_task(e, inc, rec->tasks[i]);
+    e->open_incidents++;
+    if (inc->open_tasks == 0) {
+        /* Every task resolved but the closing record was lost: close it now. */
+        inc->closed_at = ld_clock_now(e->clock);
+        ld_map_del(&e->by_id, inc->id);
+        e->open_incidents--;
+    }
+    mark_dirty(e, inc);
     return 0;
 }
 

@@ -122,6 +122,7 @@ typedef struct ld_engine {
     uint64_t feed_seq;
     uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */
     size_t open_incidents;
+    char last_opened[48];       /* stream id of the newest event opened: the write-behind mark */
     ld_engine_stats stats;
 } ld_engine;
 
@@ -140,6 +141,19 @@ void ld_engine_fini(ld_engine *e);
  * Returns 0 with *out set, or LD_ENOMEM. */
 int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                    ld_incident **out);
+/* ld_engine_open_at is ld_engine_open with the opening time given: recovery
+ * replays an event as of when it was accepted, so its deadlines stand.
+ * LD_ESTATE if that incident is already open. */
+int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                      uint64_t opened_at, ld_incident **out);
+
+/* ld_engine_restore rebuilds an open incident from its Redis record, after a
+ * restart. Departments or terminals the rules no longer know go to command.
+ * Every task not yet acknowledged is delivered again, marked as redelivery:
+ * whether its terminal saw it before the restart is unknown. Deadlines that
+ * passed meanwhile fire at the next ld_engine_run_due. Returns 0, LD_ESTATE if
+ * the incident is already open or the record is closed or unusable, or LD_ENOMEM. */
+int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec);
 
 /* ld_engine_update applies a terminal's update. Returns a Linkd__V1__Result
  * (ACCEPTED, DUPLICATE if the task is already there, REJECTED with <why>). */

@@ -158,8 +158,8 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
         int bad;
         if (q->n > LD_MAX_EVENTS_PER_REQUEST) {
             bad = LD_REJECT_TOO_MANY;
-            snprintf(why, sizeof why, "events: %zu in one request, at most %d", q->n,
-                     LD_MAX_EVENTS_PER_REQUEST);
+            snprintf(why, sizeof why, "events: too many events: %zu in one request, at most %d",
+                     q->n, LD_MAX_EVENTS_PER_REQUEST);
         } else {
             bad = ld_envelope_validate(ev, now, why, sizeof why);
         }
@@ -171,9 +171,8 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
                       ev->source_id ? ev->source_id : "(none)", why);
             continue;
         }
-        if (in->draining || !ld_store_up(in->store)) {
-            set_result(q, i, R_RETRY,
-                       in->draining ? "shutting down: send again" : "storage unavailable: send again");
+        if (in->hold || !ld_store_up(in->store)) {
+            set_result(q, i, R_RETRY, in->hold ? in->hold : "storage unavailable: send again");
             continue;
         }
         size_t pblen = linkd__v1__envelope__get_packed_size(ev);

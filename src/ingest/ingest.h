@@ -35,14 +35,15 @@ typedef struct ld_ingest {
     struct ingest_req *reqs;
     size_t nreqs;
     size_t inflight;        /* requests waiting for Redis */
-    int draining;
+    const char *hold;       /* non-NULL: answer valid events RETRY_LATER with this reason */
     ld_ingest_stats stats;
 } ld_ingest;
 
 int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
                    size_t max_msg, ld_store *store, ld_engine *engine);
-/* From now on, answer RETRY_LATER; requests already waiting for Redis finish. */
-static inline void ld_ingest_drain(ld_ingest *in) { in->draining = 1; }
+/* ld_ingest_hold makes intake answer RETRY_LATER with <reason> (NULL: resume);
+ * requests already waiting for Redis finish. */
+static inline void ld_ingest_hold(ld_ingest *in, const char *reason) { in->hold = reason; }
 void ld_ingest_close(ld_ingest *in);
 
 #endif

@@ -302,7 +302,7 @@ static void on_appended(redisAsyncContext *ac, void *r, void *priv)
 static int reserve_scratch(ld_store *s, size_t n)
 {
     if (n <= s->scratch_events) return 0;
-    size_t argc = 4 + 4 * n;
+    size_t argc = 5 + 4 * n; /* EVAL(SHA), script, numkeys, ld:events, ttl; n keys; 3n args */
     const char **argv = realloc(s->argv, argc * sizeof *argv);
     if (argv) s->argv = argv;
     size_t *lens = realloc(s->lens, argc * sizeof *lens);
@@ -383,4 +383,41 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
     sent(s);
     sent(s);
     s->stats.records_written++;
+}
+
+void ld_store_put_mark(ld_store *s, const char *stream_id)
+{
+    if (!s->ac) return;
+    redisAsyncCommand(s->ac, on_written, s, "SET ld:applied %s", stream_id);
+    sent(s);
+}
+
+typedef struct command_op {
+    ld_store *s;
+    ld_reply_cb cb;
+    void *arg;
+} command_op;
+
+static void on_command(redisAsyncContext *ac, void *r, void *priv)
+{
+    command_op *op = priv;
+    (void)ac;
+    answered(op->s);
+    op->cb(op->arg, r);
+    free(op);
+}
+
+int ld_store_commandv(ld_store *s, ld_reply_cb cb, void *arg, int argc, const char **argv,
+                      const size_t *lens)
+{
+    if (!s->connected || !s->ac) return LD_EUNAVAIL;
+    command_op *op = malloc(sizeof *op);
+    if (!op) return LD_ENOMEM;
+    *op = (command_op){s, cb, arg};
+    if (redisAsyncCommandArgv(s->ac, on_command, op, argc, argv, lens) != REDIS_OK) {
+        free(op);
+        return LD_EUNAVAIL;
+    }
+    sent(s);
+    return 0;
 }

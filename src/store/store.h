@@ -27,6 +27,7 @@
 #include "core/pool.h"
 
 struct redisAsyncContext;
+struct redisReply;
 
 typedef struct ld_append_item {
     const char *src, *eid;
@@ -96,5 +97,17 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
  * earliest deadline; a closed incident leaves ld:open and expires in 90 days. */
 void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
                            uint64_t next_due, int closed);
+
+/* ld_store_put_mark records that every incident opened from events up to
+ * <stream_id> has been written (queued after their records, so Redis has them
+ * all if it has the mark). Recovery replays the events after it. */
+void ld_store_put_mark(ld_store *s, const char *stream_id);
+
+/* A command for recovery and tools, not the hot path. cb gets the reply (NULL
+ * if the connection was lost), which hiredis frees when cb returns. Returns 0,
+ * or LD_EUNAVAIL/LD_ENOMEM without calling cb. */
+typedef void (*ld_reply_cb)(void *arg, struct redisReply *reply);
+int ld_store_commandv(ld_store *s, ld_reply_cb cb, void *arg, int argc, const char **argv,
+                      const size_t *lens);
 
 #endif

@@ -1,0 +1,39 @@
+/* recover.h: rebuilding the engine from Redis when linkd starts.
+ *
+ * 1. GET ld:applied: the stream id up to which every incident record was
+ *    written (ld_store_put_mark).
+ * 2. ZRANGE ld:open, then MGET their records in batches: ld_engine_restore.
+ * 3. XRANGE ld:events after the mark, in batches: an event whose incident has
+ *    no record (linkd died between ACCEPTED and the write-behind) is opened
+ *    again as of its acceptance time, so nothing accepted is lost.
+ * Both steps are idempotent, so a recovery cut short by a Redis outage simply
+ * runs again. Intake answers RETRY_LATER until it is done. Loop thread only. */
+#ifndef LD_STORE_RECOVER_H
+#define LD_STORE_RECOVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "store/store.h"
+
+typedef struct ld_recovery {
+    ld_store *store;
+    ld_engine *engine;
+    void (*done)(void *arg, int status);
+    void *arg;
+    char mark[48];              /* replay events after this stream id */
+    char **ids;                 /* open incident ids from ld:open */
+    size_t nids, next;
+    uint64_t started_ms;
+    uint64_t restored, replayed, skipped, bad;
+    struct redisReply *batch;   /* the XRANGE batch whose records are being checked */
+    int running;
+} ld_recovery;
+
+/* ld_recover_start begins; done(arg, 0) when the engine holds every open
+ * incident, or done(arg, LD_EUNAVAIL) if Redis went away meanwhile. */
+int ld_recover_start(ld_recovery *rc, ld_store *s, ld_engine *e,
+                     void (*done)(void *arg, int status), void *arg);
+
+#endif
