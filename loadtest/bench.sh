@@ -158,6 +158,7 @@ main() {
     say "== ceiling (no linkd): NNG REQ/REP echo and pipelined Redis, batch $BATCH"
     timeout 120 "$LINKLOAD" ceiling --seconds 5 --batch "$BATCH" --json "$OUT/ceiling.json" | tee "$OUT/ceiling.txt" >&2
 
+    "$LINKLOAD" micro | tee "$OUT/micro.txt" >&2
     step r1k 1000
     step r10k 10000
     local rate pass=0 fail=0 i names=(r1k r10k)
@@ -194,6 +195,7 @@ main() {
     printf '  Redis XADD pipelined        %8s ops/s\n' "$(json "$OUT/ceiling.json" redis_xadd_per_s)"
     printf '  Redis intake script alone   %8s events/s\n' "$(json "$OUT/ceiling.json" redis_script_events_per_s)"
     printf "  Redis linkd's per-event work %7s events/s\n" "$(json "$OUT/ceiling.json" redis_linkd_events_per_s)"
+    sed 's/^/  /' "$OUT/micro.txt"
     echo
     printf '%-10s %8s %8s %9s %9s %9s %9s %9s %9s %8s\n' step offered achieved \
         "acc p50us" "acc p99us" "acc p999" "term p50" "term p99" "term p999" tasks

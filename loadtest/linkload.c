@@ -51,6 +51,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: linkload run --rate R --duration S [options]   open-loop load against linkd\n"
             "       linkload ceiling [options]                     this machine's NNG and Redis ceilings\n"
+            "       linkload micro                                 CPU cost of the timer heap and histogram\n"
             "       linkload free-port                             print a free TCP port on 127.0.0.1\n"
             "       linkload <command> --help                      options of a command\n");
 }
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "run") == 0) return lg_cmd_run(argc, argv);
     if (strcmp(argv[1], "ceiling") == 0) return lg_cmd_ceiling(argc, argv);
+    if (strcmp(argv[1], "micro") == 0) return lg_cmd_micro(argc, argv);
     if (strcmp(argv[1], "free-port") == 0) {   /* for scripts: a port to give a server */
         int port = lg_free_port();
         if (!port) return LG_EXIT_UNAVAILABLE;

@@ -89,6 +89,7 @@ const char *lg_fmt_ns(uint64_t ns, char *buf, size_t len);
 
 int lg_cmd_run(int argc, char **argv);
 int lg_cmd_ceiling(int argc, char **argv);
+int lg_cmd_micro(int argc, char **argv);
 
 /* Exit codes (sysexits.h values, as linkd uses). */
 enum { LG_EXIT_OK = 0, LG_EXIT_USAGE = 64, LG_EXIT_DATAERR = 65, LG_EXIT_UNAVAILABLE = 69,

@@ -1,0 +1,77 @@
+/* micro.c: `linkload micro`: CPU cost of the timer heap and the histogram,
+ * the two core structures the daemon leans on per task and per event. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/hist.h"
+#include "linkload.h"
+#include "timer/timer.h"
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* timers_bench arms <n> timers 1 s .. 1 h ahead, re-arms each, cancels half
+ * and pops the rest; prints ns per operation. */
+static int timers_bench(size_t n)
+{
+    ld_timers t;
+    ld_timer *tms = calloc(n, sizeof *tms);
+    if (!tms) return -1;
+    ld_timers_init(&t);
+    uint64_t s = 88172645463325252ull, now = 1000000;
+    uint64_t t0 = ld_mono_ns();
+    for (size_t i = 0; i < n; i++)
+        if (ld_timers_arm(&t, &tms[i], now + 1000 + rnd(&s) % 3600000) != 0) goto fail;
+    uint64_t t1 = ld_mono_ns();
+    for (size_t i = 0; i < n; i++) ld_timers_arm(&t, &tms[i], now + 1000 + rnd(&s) % 3600000);
+    uint64_t t2 = ld_mono_ns();
+    for (size_t i = 0; i < n; i += 2) ld_timers_cancel(&t, &tms[i]);
+    uint64_t t3 = ld_mono_ns();
+    size_t popped = 0;
+    while (ld_timers_pop(&t, UINT64_MAX)) popped++;
+    uint64_t t4 = ld_mono_ns();
+    printf("timers %8zu active: arm %5.0f ns, re-arm %5.0f ns, cancel %5.0f ns, pop %5.0f ns per op\n", n,
+           (double)(t1 - t0) / (double)n, (double)(t2 - t1) / (double)n,
+           (double)(t3 - t2) / (double)((n + 1) / 2), popped ? (double)(t4 - t3) / (double)popped : 0.0);
+    ld_timers_fini(&t);
+    free(tms);
+    return 0;
+fail:
+    ld_timers_fini(&t);
+    free(tms);
+    return -1;
+}
+
+static void hist_bench(void)
+{
+    enum { N = 10000000 };
+    ld_hist *h = malloc(sizeof *h);
+    if (!h) return;
+    ld_hist_init(h);
+    uint64_t s = 42, t0 = ld_mono_ns();
+    for (int i = 0; i < N; i++) ld_hist_record(h, rnd(&s) % 100000000);
+    uint64_t t1 = ld_mono_ns();
+    volatile uint64_t q = 0;
+    for (int i = 0; i < 1000; i++) q += ld_hist_quantile(h, 0.999);
+    uint64_t t2 = ld_mono_ns();
+    printf("hist   record %.1f ns, quantile %.0f ns\n", (double)(t1 - t0) / N, (double)(t2 - t1) / 1000);
+    free(h);
+}
+
+int lg_cmd_micro(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    if (timers_bench(10000) != 0 || timers_bench(1000000) != 0) {
+        fprintf(stderr, "linkload micro: out of memory\n");
+        return LG_EXIT_SOFTWARE;
+    }
+    hist_bench();
+    return LG_EXIT_OK;
+}
