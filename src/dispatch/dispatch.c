@@ -294,7 +294,8 @@ void ld_dispatch_close(ld_dispatch *d)
     }
     if (d->slots) {
         for (int i = 0; i < d->nslots; i++)
-            if (d->slots[i].timer.loop) uv_close((uv_handle_t *)&d->slots[i].timer, NULL);
+            if (d->slots[i].timer.loop && !uv_is_closing((uv_handle_t *)&d->slots[i].timer))
+                uv_close((uv_handle_t *)&d->slots[i].timer, NULL);
     }
     for (size_t i = 0; d->polls && i < d->npolls; i++) ld_arena_fini(&d->polls[i].arena);
     free(d->polls);

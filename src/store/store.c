@@ -6,10 +6,10 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libuv.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "store/uvredis.h"
 
 /* KEYS[1] = ld:events, KEYS[2..] = seen keys; ARGV[1] = ttl, then per event
  * src, eid, pb. Returns per event the new stream id, or "=" + the first one. */
@@ -182,7 +182,7 @@ static void connect_now(ld_store *s)
         return;
     }
     ac->data = s;
-    if (redisLibuvAttach(ac, s->loop) != REDIS_OK) {
+    if (ld_uvredis_attach(ac, s->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         schedule_reconnect(s);
         return;
@@ -190,14 +190,27 @@ static void connect_now(ld_store *s)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
+    s->connect_started = uv_now(s->loop);
 }
 
 /* A stuck Redis answers nothing: drop the connection so callers hear of it. */
 static void on_watchdog(uv_timer_t *t)
 {
     ld_store *s = t->data;
-    if (!s->ac || s->inflight == 0) return;
     uint64_t now = uv_now(s->loop);
+    if (s->ac && !s->connected && now - s->connect_started > s->timeout_ms) {
+        /* Connecting to a host that never answers: give up on this try. */
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        s->stats.timeouts++;
+        ld_log_rl(LD_WARN, "STORE-CONNECT", "no answer from redis after %llums; retrying",
+                  (unsigned long long)(now - s->connect_started));
+        redisAsyncFree(ac); /* not connected: no callback runs */
+        if (s->stopping) finish_stop(s);
+        else schedule_reconnect(s);
+        return;
+    }
+    if (!s->ac || s->inflight == 0) return;
     if (now - s->last_progress < s->timeout_ms) return;
     s->stats.timeouts++;
     ld_log(LD_ERR, "STORE-TIMEOUT", "redis answered nothing for %llums with %llu in flight; "

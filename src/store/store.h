@@ -60,7 +60,8 @@ typedef struct ld_store {
     uint64_t backoff_ms;
     uint64_t timeout_ms;
     uint64_t inflight;
-    uint64_t last_progress;        /* loop ms of the last reply, or of 0 -> 1 in flight */
+    uint64_t last_progress;
+    uint64_t connect_started;      /* loop ms of the current connection attempt */        /* loop ms of the last reply, or of 0 -> 1 in flight */
     char sha[41];                  /* the intake script, once loaded */
     uv_timer_t reconnect_timer, watchdog;
     void (*on_state)(void *arg, int up);
