@@ -1,5 +1,6 @@
 #include "dispatch/dispatch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ enum {
 typedef struct term_slot {
     ld_dispatch *d;
     int idx;
+    int woken;              /* in d->woken for this turn */
     ld_rep_ctx *parked;
     uv_timer_t timer;
     uint64_t last_seen;     /* loop ms */
@@ -30,18 +32,115 @@ typedef struct poll_state {
 
 /* ---- feed ------------------------------------------------------------------ */
 
+enum { FEED_QUEUE = 16384 };
+
+/* Runs on an NNG thread: the previous message went; send the next. */
+static void on_feed_sent(void *arg)
+{
+    ld_feedq *q = arg;
+    if (nng_aio_result(q->aio) != 0) {
+        nng_msg_free(nng_aio_get_msg(q->aio));
+        nng_aio_set_msg(q->aio, NULL);
+        if (nng_aio_result(q->aio) == NNG_ECLOSED) return;
+    }
+    pthread_mutex_lock(&q->mu);
+    if (q->len == 0) {
+        q->sending = 0;
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
+    nng_msg *m = q->ring[q->head];
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+    pthread_mutex_unlock(&q->mu);
+    nng_aio_set_msg(q->aio, m);
+    nng_send_aio(q->sock, q->aio);
+}
+
+static void on_feed_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    ld_feedq *q = arg;
+    (void)p;
+    __atomic_add_fetch(&q->subscribers, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_RELAXED);
+}
+
 void ld_dispatch_feed(void *arg, const Linkd__V1__FeedEvent *fe)
 {
     ld_dispatch *d = arg;
+    ld_feedq *q = &d->fq;
+    ld_log(LD_DEBUG, "FEED", "%s", fe->text ? fe->text : "");
     if (!d->feed_open) return;
+    if (__atomic_load_n(&q->subscribers, __ATOMIC_RELAXED) <= 0) {
+        d->stats.feed_unheard++; /* nobody listens; Redis has the record */
+        return;
+    }
     nng_msg *m = ld_msg_from_pb(&fe->base);
-    if (!m || nng_sendmsg(d->feed, m, NNG_FLAG_NONBLOCK) != 0) {
+    if (!m) {
+        d->stats.feed_dropped++;
+        return;
+    }
+    pthread_mutex_lock(&q->mu);
+    if (q->len == q->cap) {
+        pthread_mutex_unlock(&q->mu);
         nng_msg_free(m);
-        d->stats.feed_errors++;
+        d->stats.feed_dropped++;
+        ld_log_rl(LD_WARN, "FEED-DROP", "feed queue full (%zu): a subscriber is too slow", q->cap);
         return;
     }
     d->stats.feed_sent++;
-    ld_log(LD_DEBUG, "FEED", "%s", fe->text ? fe->text : "");
+    if (q->sending) {
+        q->ring[(q->head + q->len) % q->cap] = m;
+        q->len++;
+        pthread_mutex_unlock(&q->mu);
+        return;
+    }
+    q->sending = 1;
+    pthread_mutex_unlock(&q->mu);
+    nng_aio_set_msg(q->aio, m);
+    nng_send_aio(d->feed, q->aio);
+}
+
+static int feed_open(ld_dispatch *d, const char *url)
+{
+    ld_feedq *q = &d->fq;
+    int rv;
+    pthread_mutex_init(&q->mu, NULL);
+    q->cap = FEED_QUEUE;
+    if (!(q->ring = calloc(q->cap, sizeof *q->ring))) return LD_ENOMEM;
+    if ((rv = nng_pub0_open(&d->feed)) != 0) return ld_err_from_nng(rv);
+    d->feed_open = 1;
+    q->sock = d->feed;
+    /* Per-subscriber buffer: a burst of a few thousand events must not drop. */
+    nng_socket_set_int(d->feed, NNG_OPT_SENDBUF, 8192);
+    nng_pipe_notify(d->feed, NNG_PIPE_EV_ADD_POST, on_feed_pipe, q);
+    nng_pipe_notify(d->feed, NNG_PIPE_EV_REM_POST, on_feed_pipe, q);
+    if ((rv = nng_aio_alloc(&q->aio, on_feed_sent, q)) != 0) return ld_err_from_nng(rv);
+    if ((rv = nng_listen(d->feed, url, NULL, 0)) != 0) {
+        ld_log(LD_ERR, "NNG-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
+        return ld_err_from_nng(rv);
+    }
+    return 0;
+}
+
+static void feed_close(ld_dispatch *d)
+{
+    ld_feedq *q = &d->fq;
+    if (d->feed_open) {
+        nng_close(d->feed);
+        d->feed_open = 0;
+    }
+    if (q->aio) {
+        nng_aio_stop(q->aio);
+        nng_msg_free(nng_aio_get_msg(q->aio));
+        nng_aio_free(q->aio);
+        q->aio = NULL;
+    }
+    if (q->ring) {
+        for (size_t i = 0; i < q->len; i++) nng_msg_free(q->ring[(q->head + i) % q->cap]);
+        free(q->ring);
+        q->ring = NULL;
+        pthread_mutex_destroy(&q->mu);
+    }
 }
 
 /* ---- replies ----------------------------------------------------------------- */
@@ -134,17 +233,32 @@ static void on_poll_timeout(uv_timer_t *t)
     reply_tasks(s->d, c, s->idx, DEFAULT_MAX_TASKS, NULL, 0);
 }
 
+/* The engine has work for <terminal>. Its parked poll is answered at the end
+ * of this loop turn, so all the tasks it gets in one turn go in one reply. */
 void ld_dispatch_wake(void *arg, int terminal)
 {
     ld_dispatch *d = arg;
     if (terminal < 0 || terminal >= d->nslots) return;
     term_slot *s = &d->slots[terminal];
-    ld_rep_ctx *c = s->parked;
-    if (!c) return;
-    s->parked = NULL;
-    uv_timer_stop(&s->timer);
-    s->last_seen = uv_now(d->loop);
-    reply_tasks(d, c, terminal, DEFAULT_MAX_TASKS, NULL, 0);
+    if (!s->parked || s->woken) return;
+    s->woken = 1;
+    d->woken[d->nwoken++] = terminal;
+}
+
+static void on_flush(uv_prepare_t *h)
+{
+    ld_dispatch *d = h->data;
+    for (int i = 0; i < d->nwoken; i++) {
+        term_slot *s = &d->slots[d->woken[i]];
+        ld_rep_ctx *c = s->parked;
+        s->woken = 0;
+        if (!c) continue;
+        s->parked = NULL;
+        uv_timer_stop(&s->timer);
+        s->last_seen = uv_now(d->loop);
+        reply_tasks(d, c, s->idx, DEFAULT_MAX_TASKS, NULL, 0);
+    }
+    d->nwoken = 0;
 }
 
 static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
@@ -243,10 +357,11 @@ int ld_dispatch_open(ld_dispatch *d, uv_loop_t *loop, ld_engine *engine,
     d->offline_after_ms = offline_after_ms;
     d->nslots = engine->rules->nterminals;
     d->slots = calloc((size_t)d->nslots + 1, sizeof *d->slots);
+    d->woken = calloc((size_t)d->nslots + 1, sizeof *d->woken);
     /* Every terminal may hold a parked poll; keep as many contexts again for the rest. */
     d->npolls = (size_t)d->nslots * 2 + 64;
     d->polls = calloc(d->npolls, sizeof *d->polls);
-    if (!d->slots || !d->polls) {
+    if (!d->slots || !d->woken || !d->polls) {
         rv = LD_ENOMEM;
         goto fail;
     }
@@ -258,16 +373,7 @@ int ld_dispatch_open(ld_dispatch *d, uv_loop_t *loop, ld_engine *engine,
     }
     for (size_t i = 0; i < d->npolls; i++) ld_arena_init(&d->polls[i].arena, 16 * 1024, 8 * max_msg);
 
-    if ((rv = nng_pub0_open(&d->feed)) != 0) {
-        rv = ld_err_from_nng(rv);
-        goto fail;
-    }
-    d->feed_open = 1;
-    if ((rv = nng_listen(d->feed, feed_url, NULL, 0)) != 0) {
-        ld_log(LD_ERR, "NNG-LISTEN", "cannot listen on %s: %s", feed_url, nng_strerror(rv));
-        rv = ld_err_from_nng(rv);
-        goto fail;
-    }
+    if ((rv = feed_open(d, feed_url)) != 0) goto fail;
     if ((rv = ld_rep_open(&d->rep, loop, terminals_url, d->npolls, max_msg, on_poll, d)) != 0)
         goto fail;
     for (size_t i = 0; i < d->npolls; i++) d->rep.ctxs[i].user = &d->polls[i];
@@ -275,6 +381,10 @@ int ld_dispatch_open(ld_dispatch *d, uv_loop_t *loop, ld_engine *engine,
     d->sweep.data = d;
     d->sweep_open = 1;
     uv_timer_start(&d->sweep, on_sweep, 1000, 1000);
+    uv_prepare_init(loop, &d->flush);
+    d->flush.data = d;
+    d->flush_open = 1;
+    uv_prepare_start(&d->flush, on_flush);
     return 0;
 fail:
     ld_dispatch_close(d);
@@ -284,9 +394,10 @@ fail:
 void ld_dispatch_close(ld_dispatch *d)
 {
     ld_rep_close(&d->rep);
-    if (d->feed_open) {
-        nng_close(d->feed);
-        d->feed_open = 0;
+    feed_close(d);
+    if (d->flush_open) {
+        uv_close((uv_handle_t *)&d->flush, NULL);
+        d->flush_open = 0;
     }
     if (d->sweep_open) {
         uv_close((uv_handle_t *)&d->sweep, NULL);
@@ -304,6 +415,8 @@ void ld_dispatch_close(ld_dispatch *d)
 
 void ld_dispatch_fini(ld_dispatch *d)
 {
+    free(d->woken);
+    d->woken = NULL;
     free(d->slots);
     d->slots = NULL;
     d->nslots = 0;

@@ -11,6 +11,7 @@
 #ifndef LD_DISPATCH_DISPATCH_H
 #define LD_DISPATCH_DISPATCH_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -20,8 +21,22 @@
 
 typedef struct ld_dispatch_stats {
     uint64_t polls, bad_polls, parked, updates, updates_rejected;
-    uint64_t tasks_sent, feed_sent, feed_errors;
+    uint64_t tasks_sent, feed_sent, feed_dropped, feed_unheard;
 } ld_dispatch_stats;
+
+/* The feed's send queue: the loop packs and queues; one long-lived aio sends
+ * them in turn on NNG's threads (nng_sendmsg would allocate an aio per
+ * message, with a getrandom call and a thread wake each). */
+typedef struct ld_feedq {
+    nng_socket sock;
+    pthread_mutex_t mu;
+    nng_msg **ring;
+    size_t cap, head, len;
+    int sending;
+    nng_aio *aio;
+    int subscribers;        /* pipes attached, counted by NNG's pipe callbacks */
+    uint64_t dropped;       /* queue full: a subscriber that slow loses events */
+} ld_feedq;
 
 struct term_slot;
 struct poll_state;
@@ -36,6 +51,11 @@ typedef struct ld_dispatch {
     size_t npolls;
     nng_socket feed;
     int feed_open;
+    ld_feedq fq;
+    uv_prepare_t flush;     /* answers the terminals woken during this turn */
+    int flush_open;
+    int *woken;             /* terminals to answer, each once */
+    int nwoken;
     uv_timer_t sweep;
     int sweep_open;
     uint64_t offline_after_ms;

@@ -858,7 +858,14 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
     for (int i = 0; i < inc->ntasks; i++) {
         const ld_task *t = inc->tasks[i];
         linkd__v1__task_record__init(&trec[i]);
-        ld_engine_task_pb(e, t, &tpb[i], i == 0 ? &loc : NULL, tids[i]);
+        ld_engine_task_pb(e, t, &tpb[i], NULL, tids[i]);
+        /* The incident holds these once; each task repeating them would only
+         * lengthen every write (and the append-only file). */
+        tpb[i].incident_id = NULL;
+        tpb[i].summary = NULL;
+        tpb[i].event_id = NULL;
+        tpb[i].level_name = NULL;
+        tpb[i].has_priority = 0;
         trec[i].task = &tpb[i];
         if (t->done_at[LD_LEG_ACK]) trec[i].has_acknowledged_at_ms = 1,
                                    trec[i].acknowledged_at_ms = (int64_t)t->done_at[LD_LEG_ACK];
@@ -871,7 +878,15 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
         trec[i].received = t->delivery == LD_DELIVERY_RECEIVED || t->delivery == LD_DELIVERY_NONE;
         tptr[i] = &trec[i];
     }
-    if (inc->ntasks) rec.location = tpb[0].location;
+    linkd__v1__location__init(&loc);
+    if (inc->has_ll) {
+        loc.has_lat = loc.has_lon = 1;
+        loc.lat = inc->lat;
+        loc.lon = inc->lon;
+    }
+    if (inc->district[0]) loc.district = (char *)inc->district;
+    if (inc->grid[0]) loc.grid = (char *)inc->grid;
+    rec.location = &loc;
     rec.n_tasks = (size_t)inc->ntasks;
     rec.tasks = tptr;
     for (int i = 0; i < inc->nhistory; i++) {
