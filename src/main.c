@@ -30,6 +30,7 @@ static void usage(FILE *out)
         "  --max-message BYTES  largest message accepted (default: 1048576)\n"
         "  --offline-after SEC  a terminal silent this long is offline (default: 60)\n"
         "  --redis-timeout MS   drop a Redis connection that answers nothing this long (default: 5000)\n"
+        "  --flush-ms MS        write incident records behind every MS (default: 20)\n"
         "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
         "  --help, --version\n"
         "\n"
@@ -72,7 +73,7 @@ static int parse_number(const char *opt, const char *s, double min, double max, 
 int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
-           O_OFFLINE, O_RTIMEOUT, O_LOGLEVEL, O_HELP, O_VERSION };
+           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_LOGLEVEL, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"rules", required_argument, NULL, O_RULES},
         {"redis", required_argument, NULL, O_REDIS},
@@ -84,6 +85,7 @@ int main(int argc, char **argv)
         {"max-message", required_argument, NULL, O_MAXMSG},
         {"offline-after", required_argument, NULL, O_OFFLINE},
         {"redis-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"flush-ms", required_argument, NULL, O_FLUSH},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
@@ -116,6 +118,10 @@ int main(int argc, char **argv)
         case O_RTIMEOUT:
             if (parse_number("--redis-timeout", optarg, 100, 600000, &v)) return EX_USAGE;
             o.redis_timeout_ms = (uint64_t)v;
+            break;
+        case O_FLUSH:
+            if (parse_number("--flush-ms", optarg, 1, 10000, &v)) return EX_USAGE;
+            o.flush_ms = (uint64_t)v;
             break;
         case O_LOGLEVEL:
             if ((ld_log_level = ld_log_parse_level(optarg)) < 0) {

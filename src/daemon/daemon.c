@@ -31,7 +31,7 @@ typedef struct daemon {
     ld_recovery recovery;
     int recovered;
     char mark[48];              /* the last ld:applied written */
-    uv_timer_t deadline, drain_check;
+    uv_timer_t deadline, drain_check, flush;
     uv_prepare_t before_poll;
     uv_signal_t sigterm, sigint, sighup;
     uint64_t armed_due;
@@ -54,6 +54,7 @@ void ld_options_defaults(ld_options *o)
     o->offline_after_ms = 60000;
     o->redis_timeout_ms = 5000;
     o->ingest_contexts = 64;
+    o->flush_ms = 20;
 }
 
 /* ---- write-behind and deadlines, once per loop turn --------------------------- */
@@ -109,10 +110,19 @@ static void rearm_deadline(daemon *d)
     uv_timer_start(&d->deadline, on_deadline, delay, 0);
 }
 
+/* Records are written every flush_ms rather than every loop turn, so an
+ * incident opened and acknowledged a few milliseconds later is written once.
+ * Events are durable in ld:events before they are ACCEPTED, whatever this
+ * period; a crash loses at most flush_ms of updates to records, which the
+ * replay of ld:events and the redelivery of unacknowledged tasks make good. */
+static void on_flush(uv_timer_t *t)
+{
+    flush_dirty(t->data);
+}
+
 static void on_before_poll(uv_prepare_t *h)
 {
     daemon *d = h->data;
-    flush_dirty(d);
     if (!d->stopping) rearm_deadline(d);
 }
 
@@ -178,6 +188,7 @@ static void on_store_stopped(void *arg)
     uv_close((uv_handle_t *)&d->before_poll, NULL);
     uv_close((uv_handle_t *)&d->deadline, NULL);
     uv_close((uv_handle_t *)&d->drain_check, NULL);
+    uv_close((uv_handle_t *)&d->flush, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
@@ -186,6 +197,7 @@ static void on_store_stopped(void *arg)
 static void finish_stop(daemon *d)
 {
     uv_timer_stop(&d->drain_check);
+    uv_timer_stop(&d->flush);
     ld_ingest_close(&d->ingest);
     flush_dirty(d);
     ld_dispatch_close(&d->dispatch);
@@ -276,6 +288,9 @@ int ld_daemon_run(const ld_options *o)
     d->deadline.data = d;
     uv_timer_init(&d->loop, &d->drain_check);
     d->drain_check.data = d;
+    uv_timer_init(&d->loop, &d->flush);
+    d->flush.data = d;
+    uv_timer_start(&d->flush, on_flush, o->flush_ms, o->flush_ms);
     uv_prepare_init(&d->loop, &d->before_poll);
     d->before_poll.data = d;
     uv_prepare_start(&d->before_poll, on_before_poll);

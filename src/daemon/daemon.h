@@ -22,6 +22,7 @@ typedef struct ld_options {
     uint64_t offline_after_ms;
     uint64_t redis_timeout_ms;
     size_t ingest_contexts;
+    uint64_t flush_ms;          /* write-behind period of incident records */
 } ld_options;
 
 void ld_options_defaults(ld_options *o);
