@@ -272,7 +272,8 @@ int ld_daemon_run(const ld_options *o)
     }
     uv_loop_init(&d->loop);
     ld_clock_init_real(&d->clock, o->time_scale);
-    ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed, .wake = ld_dispatch_wake};
+    ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed,
+                             .listening = ld_dispatch_listening, .wake = ld_dispatch_wake};
     if (ld_engine_init(&d->engine, d->rules, &d->clock, &hooks) != 0) {
         code = EX_OSERR;
         goto out;

@@ -64,16 +64,21 @@ static void on_feed_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
     __atomic_add_fetch(&q->subscribers, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1, __ATOMIC_RELAXED);
 }
 
+int ld_dispatch_listening(void *arg)
+{
+    ld_dispatch *d = arg;
+    int n = d->feed_open && __atomic_load_n(&d->fq.subscribers, __ATOMIC_RELAXED) > 0;
+    if (!n) d->stats.feed_unheard++;
+    return n || ld_log_level <= LD_DEBUG;
+}
+
 void ld_dispatch_feed(void *arg, const Linkd__V1__FeedEvent *fe)
 {
     ld_dispatch *d = arg;
     ld_feedq *q = &d->fq;
     ld_log(LD_DEBUG, "FEED", "%s", fe->text ? fe->text : "");
     if (!d->feed_open) return;
-    if (__atomic_load_n(&q->subscribers, __ATOMIC_RELAXED) <= 0) {
-        d->stats.feed_unheard++; /* nobody listens; Redis has the record */
-        return;
-    }
+    if (__atomic_load_n(&q->subscribers, __ATOMIC_RELAXED) <= 0) return; /* Redis has the record */
     nng_msg *m = ld_msg_from_pb(&fe->base);
     if (!m) {
         d->stats.feed_dropped++;

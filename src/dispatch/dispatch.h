@@ -75,6 +75,7 @@ void ld_dispatch_fini(ld_dispatch *d);
 /* Engine hooks (ld_engine_hooks.wake and .feed, with ctx = the dispatcher). */
 void ld_dispatch_wake(void *d, int terminal);
 void ld_dispatch_feed(void *d, const Linkd__V1__FeedEvent *fe);
+int ld_dispatch_listening(void *d);
 
 /* How many terminals are online now. */
 int ld_dispatch_online(const ld_dispatch *d);

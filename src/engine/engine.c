@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,20 +169,34 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     }
 }
 
-static void feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t, int leg,
-                 int from_level, const char *text)
+/* hooks.listening says whether anyone takes the feed; if nobody does, no text
+ * is formatted and no message built (the sequence number still counts). */
+static int feeding(const ld_engine *e)
+{
+    return e->hooks.feed && (!e->hooks.listening || e->hooks.listening(e->hooks.ctx));
+}
+
+__attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, ld_incident *inc,
+                                                       const ld_task *t, int leg, int from_level,
+                                                       const char *fmt, ...)
 {
     Linkd__V1__FeedEvent fe;
     Linkd__V1__Task tpb;
     Linkd__V1__Location loc;
-    char tid[LD_TASK_ID_LEN];
+    char tid[LD_TASK_ID_LEN], text[320];
+    e->feed_seq++;
+    if (!feeding(e)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
     linkd__v1__feed_event__init(&fe);
     fe.has_kind = 1;
     fe.kind = (Linkd__V1__FeedKind)kind;
     fe.has_at_ms = 1;
     fe.at_ms = (int64_t)ld_clock_now(e->clock);
     fe.has_seq = 1;
-    fe.seq = ++e->feed_seq;
+    fe.seq = e->feed_seq;
     if (inc) fe.incident_id = inc->id;
     if (t) {
         ld_engine_task_pb(e, t, &tpb, &loc, tid);
@@ -193,8 +208,8 @@ static void feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t, int
         fe.has_from_level = 1;
         fe.from_level = (uint32_t)from_level;
     }
-    fe.text = (char *)text;
-    if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
+    fe.text = text;
+    e->hooks.feed(e->hooks.ctx, &fe);
 }
 
 /* ---- deadlines -------------------------------------------------------------- */
@@ -323,10 +338,8 @@ void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id)
     }
     e->stats.tasks_delivered++;
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED, t, -1);
-    char text[160];
-    snprintf(text, sizeof text, "%s received by %s", t->inc->id,
-             e->rules->terminals[terminal].id);
-    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED, t->inc, t, -1, 0, text);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED, t->inc, t, -1, 0, "%s received by %s",
+         t->inc->id, e->rules->terminals[terminal].id);
 }
 
 /* ---- opening ---------------------------------------------------------------- */
@@ -400,11 +413,10 @@ static void dispatch_task(ld_engine *e, ld_task *t)
     arm(e, t);
     e->stats.tasks_dispatched++;
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t, -1);
-    char text[200], ab[16];
+    char ab[16];
     ld_format_duration(t->deadline[LD_LEG_ACK] - t->dispatched_at, ab, sizeof ab);
-    snprintf(text, sizeof text, "%s -> %s (%s), acknowledge within %s [%s]", t->inc->id,
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t->inc, t, -1, 0, "%s -> %s (%s), acknowledge within %s [%s]", t->inc->id,
              e->rules->departments[t->dept].id, e->rules->terminals[t->terminal].id, ab, t->rule);
-    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t->inc, t, -1, 0, text);
 }
 
 int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
@@ -484,11 +496,9 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     }
 
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, NULL, -1);
-    char text[300];
-    snprintf(text, sizeof text, "%s opened (%s, %s): %s", inc->id,
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, inc, NULL, -1, 0, "%s opened (%s, %s): %s", inc->id,
              ld_enum_name(&linkd__v1__priority__descriptor, inc->priority), inc->event_id,
              inc->summary);
-    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, inc, NULL, -1, 0, text);
     for (int i = 0; i < inc->ntasks; i++) dispatch_task(e, inc->tasks[i]);
     *out = inc;
     return 0;
@@ -616,7 +626,6 @@ static void escalate(ld_engine *e, ld_task *t, int leg, const char *why)
     const ld_rules *r = e->rules;
     uint64_t now = ld_clock_now(e->clock);
     int from = t->level;
-    char text[300];
     if (t->level + 1 >= ld_chain_len(r, t->dept)) {
         /* Top of the chain: nobody above. Record it once per leg. */
         t->overdue_top |= 1u << leg;
@@ -646,10 +655,9 @@ static void escalate(ld_engine *e, ld_task *t, int leg, const char *why)
     hand_to(e, t, lv->terminal);
     arm(e, t);
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg);
-    snprintf(text, sizeof text, "%s/%s escalated to level %d %s (%s%s): %s", t->inc->id,
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->inc, t, leg, from, "%s/%s escalated to level %d %s (%s%s): %s", t->inc->id,
              r->departments[t->dept].id, t->level, lv->name, r->terminals[lv->terminal].id,
              to_command ? ", command centre" : "", t->reason);
-    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->inc, t, leg, from, text);
 }
 
 void ld_engine_run_due(ld_engine *e)
@@ -688,9 +696,7 @@ static void close_task(ld_engine *e, ld_task *t)
     e->open_incidents--;
     e->stats.incidents_closed++;
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
-    char text[120];
-    snprintf(text, sizeof text, "%s closed: every task resolved", inc->id);
-    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, text);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, "%s closed: every task resolved", inc->id);
     /* Freed by ld_engine_take_dirty once its final record is written. */
 }
 
@@ -746,9 +752,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
         t->state = T_DISPATCHED;
         t->done_at[LD_LEG_ACK] = 0;
         history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t, -1);
-        char text[200];
-        snprintf(text, sizeof text, "%s/%s %s", t->inc->id, r->departments[t->dept].id, because);
-        feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t->inc, t, -1, 0, text);
+        feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t->inc, t, -1, 0, "%s/%s %s", t->inc->id, r->departments[t->dept].id, because);
         escalate(e, t, LD_LEG_ACK, because);
         return LINKD__V1__RESULT__RESULT_ACCEPTED;
     }
@@ -767,12 +771,10 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
     /* Acknowledged: no more resends; the holder has it. */
     if (t->delivery != LD_DELIVERY_NONE && target >= T_ACKNOWLEDGED) release(e, t);
     history(e, t->inc, fk, t, -1);
-    char text[200];
-    snprintf(text, sizeof text, "%s/%s %s by %s%s%s", t->inc->id, r->departments[t->dept].id,
+    feed(e, fk, t->inc, t, -1, 0, "%s/%s %s by %s%s%s", t->inc->id, r->departments[t->dept].id,
              ld_enum_name(&linkd__v1__task_state__descriptor, target), r->terminals[terminal].id,
              t->disposition[0] && target == T_RESOLVED ? ": " : "",
              target == T_RESOLVED ? t->disposition : "");
-    feed(e, fk, t->inc, t, -1, 0, text);
     if (target == T_RESOLVED) {
         e->stats.resolved++;
         close_task(e, t);

@@ -105,6 +105,8 @@ typedef struct ld_engine_hooks {
     void *ctx;
     /* A state change to publish; <fe> and what it points to die on return. */
     void (*feed)(void *ctx, const Linkd__V1__FeedEvent *fe);
+    /* Whether anyone takes the feed now; NULL means always. */
+    int (*listening)(void *ctx);
     /* <terminal> has a task to deliver: answer its parked poll, if any. */
     void (*wake)(void *ctx, int terminal);
 } ld_engine_hooks;
