@@ -14,6 +14,9 @@ enum {
     MAX_WAIT_MS = 30000,
     DEFAULT_MAX_TASKS = 64,
     MAX_TASKS = 256,
+    /* A poll that carried updates waits at most this long for tasks to take back
+     * with their results: one round trip per delivery instead of two. */
+    LINGER_MS = 20,
 };
 
 typedef struct term_slot {
@@ -28,6 +31,9 @@ typedef struct term_slot {
 
 typedef struct poll_state {
     ld_arena arena;
+    Linkd__V1__UpdateResult **results;  /* of a parked poll that carried updates */
+    size_t nresults;
+    size_t max_tasks;
 } poll_state;
 
 /* ---- feed ------------------------------------------------------------------ */
@@ -195,6 +201,17 @@ static void reply_tasks(ld_dispatch *d, ld_rep_ctx *c, int terminal, size_t max,
     ld_arena_reset(&ps->arena);
 }
 
+/* reply_parked answers a parked poll with its pending update results. */
+static void reply_parked(ld_dispatch *d, ld_rep_ctx *c, int terminal)
+{
+    poll_state *ps = c->user;
+    Linkd__V1__UpdateResult **results = ps->results;
+    size_t n = ps->nresults;
+    ps->results = NULL;
+    ps->nresults = 0;
+    reply_tasks(d, c, terminal, ps->max_tasks, results, n);
+}
+
 /* ---- presence ------------------------------------------------------------------ */
 
 static void seen(ld_dispatch *d, term_slot *s)
@@ -235,7 +252,7 @@ static void on_poll_timeout(uv_timer_t *t)
     if (!c) return;
     s->parked = NULL;
     s->last_seen = uv_now(s->d->loop);
-    reply_tasks(s->d, c, s->idx, DEFAULT_MAX_TASKS, NULL, 0);
+    reply_parked(s->d, c, s->idx);
 }
 
 /* The engine has work for <terminal>. Its parked poll is answered at the end
@@ -261,7 +278,7 @@ static void on_flush(uv_prepare_t *h)
         s->parked = NULL;
         uv_timer_stop(&s->timer);
         s->last_seen = uv_now(d->loop);
-        reply_tasks(d, c, s->idx, DEFAULT_MAX_TASKS, NULL, 0);
+        reply_parked(d, c, s->idx);
     }
     d->nwoken = 0;
 }
@@ -301,7 +318,8 @@ static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
         ld_rep_ctx *old = s->parked;
         s->parked = NULL;
         uv_timer_stop(&s->timer);
-        reply_tasks(d, old, term, 0, NULL, 0);
+        ((poll_state *)old->user)->max_tasks = 0;
+        reply_parked(d, old, term);
     }
     for (size_t i = 0; i < p->n_received; i++) ld_engine_receipt(d->engine, term, p->received[i]);
 
@@ -338,13 +356,19 @@ static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     if (max > MAX_TASKS) max = MAX_TASKS;
     uint32_t wait = p->has_wait_ms ? p->wait_ms : 0;
     if (wait > MAX_WAIT_MS) wait = MAX_WAIT_MS;
-    if (p->n_updates || wait == 0 || ld_engine_pending(d->engine, term, uv_now(d->loop))) {
+    if (wait == 0 || ld_engine_pending(d->engine, term, uv_now(d->loop))) {
         reply_tasks(d, c, term, max, resp, p->n_updates);
         return; /* reply_tasks reset the arena */
     }
+    /* Park. The results (in this context's arena) go with the reply. */
+    ps->results = resp;
+    ps->nresults = p->n_updates;
+    ps->max_tasks = max;
+    if (p->n_updates && wait > LINGER_MS) wait = LINGER_MS;
     s->parked = c;
     d->stats.parked++;
     uv_timer_start(&s->timer, on_poll_timeout, wait, 0);
+    return;
 done:
     ld_arena_reset(&ps->arena);
 }

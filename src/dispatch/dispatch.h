@@ -3,7 +3,8 @@
  * A terminal's poll carries its receipts and updates; the reply carries what
  * the engine has for it. With nothing to send, the poll is parked (its REP
  * context kept) until the engine wakes the terminal or the poll's wait ends.
- * A poll that carried updates is answered at once, with their results.
+ * A poll that carried updates waits at most 20 ms, so its results and the
+ * next tasks share one reply under load.
  * A terminal that has not polled for offline_after is reported offline on the
  * feed. The feed publishes every FeedEvent; PUB drops for slow subscribers,
  * which is why the incident record in Redis, not the feed, is the record.
