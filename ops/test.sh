@@ -46,6 +46,13 @@ run_suite() {  # <build dir> <description> [cmake args...]
   # A failing pass does not stop the next one: CI shows every failure at once.
   (cd "$dir" && bounded ctest --output-on-failure --no-tests=error --timeout "$test_timeout" \
       -j "$jobs" "${ctest_extra[@]}") || failed+=("$what")
+  # Criterion counts a crash in a test's teardown as a warning, not a failure:
+  # any sanitizer report anywhere in the test output fails the pass.
+  local last="$dir/Testing/Temporary/LastTest.log"
+  if [ -f "$last" ] && grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:|exited during its setup or teardown" "$last"; then
+    grep -nE -A12 "ERROR: (Address|Leak)Sanitizer|runtime error:|exited during its setup or teardown" "$last" | head -80 >&2
+    failed+=("$what: sanitizer reports in $last")
+  fi
 }
 
 started=$SECONDS

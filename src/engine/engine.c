@@ -73,15 +73,18 @@ static void incident_free(ld_engine *e, ld_incident *inc)
 
 void ld_engine_fini(ld_engine *e)
 {
-    for (size_t i = 0; i < e->by_id.cap; i++) {
-        ld_map_slot *s = &e->by_id.slots[i];
-        if (s->key) incident_free(e, s->value);
-    }
-    /* Closed incidents are out of the map but may wait on the dirty list. */
+    /* Closed incidents wait on the dirty list only; open ones are in the map
+     * (and maybe on the list too). Free the closed ones first, while the list
+     * links are still valid. */
     for (ld_incident *inc = e->dirty_head; inc;) {
         ld_incident *next = inc->dirty_next;
         if (inc->closed_at) incident_free(e, inc);
         inc = next;
+    }
+    e->dirty_head = NULL;
+    for (size_t i = 0; i < e->by_id.cap; i++) {
+        ld_map_slot *s = &e->by_id.slots[i];
+        if (s->key) incident_free(e, s->value);
     }
     ld_map_fini(&e->by_id);
     ld_timers_fini(&e->timers);
@@ -359,7 +362,8 @@ static void summarize(ld_incident *inc, const Linkd__V1__Envelope *ev)
     case LINKD__V1__ENVELOPE__BODY_CALL:
         what = ev->call->description;
         if (ev->call->has_people && ev->call->people)
-            snprintf(extra, sizeof extra, ", %u people", ev->call->people);
+            snprintf(extra, sizeof extra, ", %u %s", ev->call->people,
+                     ev->call->people == 1 ? "person" : "people");
         break;
     case LINKD__V1__ENVELOPE__BODY_SENSOR:
         snprintf(extra, sizeof extra, " %s %g/%g", ev->sensor->sensor_id, ev->sensor->value,

@@ -522,6 +522,12 @@ void ldh_linkd_kill(ldh_linkd *d)
 void ldh_linkd_free(ldh_linkd *d)
 {
     ldh_linkd_stop(d);
+    /* A sanitizer report from linkd must reach the test output, where
+     * ops/test.sh looks for it, before the directory goes. */
+    if (d->log[0] && (ldh_linkd_log_has(d, "ERROR: AddressSanitizer") ||
+                      ldh_linkd_log_has(d, "ERROR: LeakSanitizer") ||
+                      ldh_linkd_log_has(d, "runtime error:")))
+        ldh_tail("SANITIZER REPORT from linkd", d->log, 200);
     if (d->dir[0]) ldh_rmtree(d->dir);
     d->dir[0] = '\0';
     d->log[0] = '\0';

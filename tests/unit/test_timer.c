@@ -78,6 +78,7 @@ Test(timer, pop_returns_only_due_timers)
     cr_assert_null(ld_timers_pop(&T, 200));
     cr_assert_eq(ld_timers_next(&T), &c);
     cr_assert(ld_timer_armed(&c));
+    ld_timers_fini(&T); /* the timers live on this stack frame: disarm before it ends */
 }
 
 Test(timer, rearm_earlier_and_later_moves_the_timer)
@@ -117,6 +118,7 @@ Test(timer, cancel_the_last_slot_and_the_root)
     ld_timers_cancel(&T, &a);   /* root */
     cr_assert_eq(ld_timers_next(&T), &b);
     cr_assert_eq(T.len, 1);
+    ld_timers_fini(&T);
 }
 
 Test(timer, arm_again_after_fire)
@@ -140,6 +142,7 @@ Test(timer, fini_disarms_everything)
     cr_assert_not(ld_timer_armed(&a));
     cr_assert_not(ld_timer_armed(&b));
     cr_assert_eq(ld_timers_arm(&T, &a, 5), 0);   /* usable again after fini */
+    ld_timers_fini(&T);
 }
 
 /* The reference model: each timer's due time, or UINT64_MAX when disarmed.
