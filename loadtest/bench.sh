@@ -5,7 +5,7 @@
 #   bash loadtest/bench.sh
 #
 # Builds linkd and linkload if needed, then for every load step starts a
-# fresh private redis-server (appendonly yes, appendfsync everysec, temp dir,
+# fresh private redis-server (ops/redis.conf: appendonly yes, everysec; temp dir,
 # free port) and linkd with the default rules (--time-scale 1), so no step
 # inherits another's backlog or open incidents. Steps: `linkload ceiling`;
 # linkload at 1,000 and 10,000 events/s; a search for the highest sustained
@@ -18,6 +18,7 @@
 # Environment: BUILD_DIR (default build-bench), BENCH_OUT (results dir,
 # default $BUILD_DIR/bench), BENCH_SECONDS (per step, default 10),
 # BENCH_BATCH (events per request, default 10), P99_LIMIT_MS (default 100),
+# BENCH_FSYNC (Redis appendfsync: everysec or always; default everysec),
 # BENCH_MAX_RATE (default 100000), BENCH_PERF=1 (perf record linkd at the
 # highest rate it sustains; needs perf).
 set -euo pipefail
@@ -87,8 +88,9 @@ start_stack() {
     local dir=$TMP/step.$RANDOM i
     mkdir -p "$dir"
     REDIS_PORT=$("$LINKLOAD" free-port)
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
-        --appendfsync everysec --save "" --daemonize no --loglevel warning >"$dir/redis.log" 2>&1 &
+    # The shipped configuration (appendonly yes, everysec), on a private port and dir.
+    redis-server "$ROOT/ops/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
+        --appendfsync "${BENCH_FSYNC:-everysec}" --loglevel warning >"$dir/redis.log" 2>&1 &
     REDIS_PID=$!
     for i in $(seq 100); do
         redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break

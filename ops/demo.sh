@@ -128,8 +128,8 @@ ctl check --rules "$ROOT/rules" || die "the default rules do not load"
 
 heading "3/6 Private Redis and linkd (time scale $TIME_SCALE: 1 minute of deadline = 1 second)"
 REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR/redis" --appendonly yes \
-  --save "" --daemonize no --logfile "$VAR/redis.log" &
+redis-server "$ROOT/ops/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR/redis" \
+  --logfile "$VAR/redis.log" &
 REDIS_PID=$!
 PIDS+=("$REDIS_PID")
 redis_up() { redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
