@@ -166,13 +166,22 @@ static void summary(const daemon *d)
 {
     const ld_ingest_stats *i = &d->ingest.stats;
     const ld_engine_stats *e = &d->engine.stats;
+    char reasons[256] = "";
+    size_t off = 0;
+    for (int r = 0; r < LD_REJECT_COUNT; r++) {
+        if (!i->rejected_by[r] || off >= sizeof reasons) continue;
+        int w = snprintf(reasons + off, sizeof reasons - off, "%s%s %llu", off ? ", " : " (",
+                         ld_reject_label(r), (unsigned long long)i->rejected_by[r]);
+        if (w > 0) off += (size_t)w;
+    }
+    if (off && off + 1 < sizeof reasons) reasons[off] = ')', reasons[off + 1] = '\0';
     ld_log(LD_NOTICE, "SUMMARY",
-           "events %llu: accepted %llu, duplicate %llu, rejected %llu, retry_later %llu; "
+           "events %llu: accepted %llu, duplicate %llu, rejected %llu%s, retry_later %llu; "
            "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
            "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
            "overdue at top %llu); redis commands %llu, errors %llu, timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
-           (unsigned long long)i->duplicate, (unsigned long long)i->rejected,
+           (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
            (unsigned long long)i->retry_later, (unsigned long long)e->incidents_opened,
            (unsigned long long)e->incidents_closed, d->engine.open_incidents,
            (unsigned long long)e->tasks_dispatched, (unsigned long long)e->tasks_delivered,
