@@ -30,7 +30,7 @@ static void usage(FILE *out)
         "  --max-message BYTES  largest message accepted (default: 1048576)\n"
         "  --offline-after SEC  a terminal silent this long is offline (default: 60)\n"
         "  --redis-timeout MS   drop a Redis connection that answers nothing this long (default: 5000)\n"
-        "  --flush-ms MS        write incident records behind every MS (default: 5)\n"
+        "  --flush-ms MS        write incident records behind every MS (default: 20)\n"
         "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
         "  --help, --version\n"
         "\n"

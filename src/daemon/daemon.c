@@ -54,7 +54,7 @@ void ld_options_defaults(ld_options *o)
     o->offline_after_ms = 60000;
     o->redis_timeout_ms = 5000;
     o->ingest_contexts = 64;
-    o->flush_ms = 5;
+    o->flush_ms = 20;
 }
 
 /* ---- write-behind and deadlines, once per loop turn --------------------------- */
