@@ -260,6 +260,13 @@ void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg)
     s->stopped_arg = arg;
     set_ready(s, 0);
     uv_timer_stop(&s->reconnect_timer);
+    if (s->ac && !s->connected) {
+        /* Still connecting: nothing is in flight, and hiredis would never call
+         * back for a context that did not connect. Drop it here. */
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        redisAsyncFree(ac);
+    }
     /* Replies in flight still arrive; the watchdog still guards a stuck Redis. */
     if (s->ac) redisAsyncDisconnect(s->ac);
     else finish_stop(s);

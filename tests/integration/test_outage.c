@@ -127,3 +127,23 @@ Test(outage, a_restarted_redis_is_reconnected, .init = setup, .fini = teardown, 
               "the first event, resent, must still be a DUPLICATE");
     linkd__v1__ingest_reply__free_unpacked(again, NULL);
 }
+
+Test(outage, linkd_stops_cleanly_while_redis_is_down, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+    redisReply *rep = ldh_redis_cmd(&env.redis, "SHUTDOWN");
+    if (rep) freeReplyObject(rep);
+    int code = 0;
+    ldh_check(&env, ldh_wait_pid(env.redis.pid, LDH_STOP_MS, &code) == 0, "redis did not stop");
+    env.redis.pid = 0;
+    if (env.redis.ctx) {
+        redisFree(env.redis.ctx);
+        env.redis.ctx = NULL;
+    }
+    ldh_check(&env, ldh_linkd_log_wait(&env.linkd, "STORE-CONNECT", WAIT_MS),
+              "linkd is not trying to reconnect");
+    /* Stopping while it reconnects must neither hang nor crash: SIGTERM, exit 0. */
+    int exit_code = ldh_linkd_stop(&env.linkd);
+    ldh_check(&env, exit_code == 0, "linkd exited %d on SIGTERM with redis down", exit_code);
+    ldh_check(&env, ldh_linkd_log_has(&env.linkd, "SUMMARY"), "no SUMMARY line");
+}
