@@ -21,7 +21,9 @@
 
 /* ---- diagnostics ---------------------------------------------------------- */
 
-static void vadd(rules_loader *L, int sev, const rules_pos *at, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void vadd(rules_loader *L, int sev,
+                                                     const rules_pos *at, const char *fmt,
+                                                     va_list ap)
 {
     char msg[sizeof L->diag->v[0].msg];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -133,6 +135,58 @@ static char *read_file(rules_loader *L, const rules_src *src, size_t *len)
 out:
     if (f) fclose(f);
     return buf;
+}
+
+/* ---- text check ----------------------------------------------------------------
+ * Rule files are UTF-8 text written by people. Anything else is refused here,
+ * with its position, before libfyaml sees it: libfyaml 0.7.12 loops for ever
+ * on invalid UTF-8 inside a '%' directive (found by tests/fuzz/fuzz_rules). */
+
+/* utf8_len returns the length of the valid UTF-8 sequence at p (p < end),
+ * or 0 if it is not one (overlong forms and surrogates included). */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+    return n;
+}
+
+static int check_text(rules_loader *L, const rules_src *src, const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    int line = 1, col = 1;
+    while (p < end) {
+        size_t n = utf8_len(p, end);
+        rules_pos at = {src, line, col};
+        if (n == 0) {
+            rules__error(L, &at, "not UTF-8 text: byte 0x%02x; rule files are UTF-8", *p);
+            return -1;
+        }
+        if (n == 1 && (*p < 0x20 || *p == 0x7f) && *p != '\n' && *p != '\t' && *p != '\r') {
+            rules__error(L, &at, "control character 0x%02x in a rule file", *p);
+            return -1;
+        }
+        if (*p == '\n') line++, col = 1;
+        else col++;
+        p += n;
+    }
+    return 0;
 }
 
 /* ---- one file --------------------------------------------------------------- */
@@ -325,7 +379,8 @@ int ld_rules_load(ld_rules **out, const char *dir, ld_diag *diag)
         /* The name goes into the version too: renaming a file is a change. */
         hash = fnv1a64(hash, names[i], strlen(names[i]) + 1);
         hash = fnv1a64(hash, buf, len);
-        parse_file(&L, s, buf, len);
+        if (check_text(&L, s, buf, len) == 0) parse_file(&L, s, buf, len);
+        else L.unread++; /* like a file that cannot be read: skip what depends on it */
         free(buf);
     }
     if (L.nomem) {

@@ -526,6 +526,17 @@ Test(rules_errors, missing_command_department)
                  "every escalation chain ends with its levels");
 }
 
+/* Rule files are UTF-8 text. The routes file here once made libfyaml loop for
+ * ever (invalid UTF-8 inside a '%' directive; found by tests/fuzz/fuzz_rules):
+ * both files are refused before parsing, at the offending byte. */
+Test(rules_errors, not_text_is_refused_at_the_byte)
+{
+    EXPECT_DIAGS("not_text", LD_ERULES,
+                 "not_text/departments.yaml:11:1: error: control character 0x00 in a rule file",
+                 "not_text/routes.yaml:4:7: error: not UTF-8 text: byte 0xf4; rule files are "
+                 "UTF-8");
+}
+
 /* A syntax error in one file does not hide the errors of the others. The
  * column is libfyaml's: the first character of the unclosed string. */
 Test(rules_errors, yaml_syntax_error)
