@@ -8,6 +8,7 @@ pkgs=(
   libuv1-dev libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libhiredis-dev libfyaml-dev libcriterion-dev
   redis-server redis-tools
+  clang libclang-rt-14-dev
 )
 
 missing=()

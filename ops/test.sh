@@ -82,6 +82,21 @@ else
   run_suite build-asan "sanitizers (ASan+UBSan, Debug)" -DCMAKE_BUILD_TYPE=Debug -DLINKD_SANITIZE=ON
 fi
 
+# Fuzz smoke: the intake decoder and the rule loader under libFuzzer for a
+# bounded time each (LINKD_FUZZ_SECONDS, default 30; 0 skips).
+fuzz_secs=${LINKD_FUZZ_SECONDS:-30}
+if [ "$fuzz_secs" -gt 0 ]; then
+  log "fuzz: configure build-fuzz (clang)"
+  if CC=clang bounded cmake -S . -B build-fuzz -DLINKD_FUZZ=ON -DLINKD_TESTS=OFF \
+        -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
+     bounded cmake --build build-fuzz -j "$jobs" --target fuzz_ingest fuzz_rules >/dev/null; then
+    log "fuzz: ${fuzz_secs}s per target"
+    bounded bash tests/fuzz/run.sh build-fuzz "$fuzz_secs" || failed+=("fuzz (inputs in build-fuzz/fuzz-artifacts/)")
+  else
+    failed+=("fuzz: build")
+  fi
+fi
+
 if ((${#failed[@]})); then
   fail "tests failed in: ${failed[*]} ($((SECONDS - started)) s)"
 fi

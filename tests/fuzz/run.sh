@@ -25,9 +25,14 @@ for f in "$root"/tests/data/rules/*/routes.yaml; do
   cp "$f" "$work/rules/$(basename "$(dirname "$f")")"
 done
 
+# Crashing inputs are kept for reproduction: <build>/fuzz-artifacts/.
+art="$build/fuzz-artifacts/"
+mkdir -p "$art"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 "$build/fuzz_ingest" -max_total_time="$secs" -max_len=4096 -timeout=10 -print_final_stats=1 \
+  -artifact_prefix="$art" \
   "$work/ingest" 2>&1 | tail -n 12
 "$build/fuzz_rules" -max_total_time="$secs" -max_len=8192 -timeout=10 -print_final_stats=1 \
+  -artifact_prefix="$art" \
   "$work/rules" 2>&1 | tail -n 12
