@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "linkload.h"
+#include "store/store.h"
 
 typedef struct ceil_opts {
     double seconds;
@@ -261,24 +262,6 @@ done:
 
 /* ---- Redis --------------------------------------------------------------- */
 
-/* The intake script of src/store/store.c, repeated here so the ceiling does
- * exactly the Redis work linkd does per request. Keep the two in step. */
-static const char intake_script[] =
-    "local out = {}\n"
-    "for i = 2, #KEYS do\n"
-    "  local prev = redis.call('GET', KEYS[i])\n"
-    "  if prev then\n"
-    "    out[i - 1] = '=' .. prev\n"
-    "  else\n"
-    "    local a = 3 * (i - 1)\n"
-    "    local id = redis.call('XADD', KEYS[1], '*', 'src', ARGV[a - 1], 'eid', ARGV[a],\n"
-    "                          'pb', ARGV[a + 1])\n"
-    "    redis.call('SET', KEYS[i], id, 'EX', ARGV[1])\n"
-    "    out[i - 1] = id\n"
-    "  end\n"
-    "end\n"
-    "return out\n";
-
 enum { PB_BYTES = 200, REC_BYTES = 600 };   /* an Envelope; an IncidentRecord with one task */
 
 enum redis_mode {
@@ -453,7 +436,7 @@ static double redis_measure(const char *host, int port, const ceil_opts *o, int 
     }
     b->ac->data = b;
     redisLibuvAttach(b->ac, &b->loop);
-    redisAsyncCommand(b->ac, on_script, NULL, "SCRIPT LOAD %s", intake_script);
+    redisAsyncCommand(b->ac, on_script, NULL, "SCRIPT LOAD %s", ld_store_intake_script);
     uv_run(&b->loop, UV_RUN_DEFAULT);   /* ends when the connection and timer are closed */
     if (!b->failed && b->t1 > b->t0) rate = (double)b->done / ((double)(b->t1 - b->t0) / 1e9);
 done:

@@ -13,7 +13,7 @@
 
 /* KEYS[1] = ld:events, KEYS[2..] = seen keys; ARGV[1] = ttl, then per event
  * src, eid, pb. Returns per event the new stream id, or "=" + the first one. */
-static const char intake_script[] =
+const char ld_store_intake_script[] =
     "local out = {}\n"
     "for i = 2, #KEYS do\n"
     "  local prev = redis.call('GET', KEYS[i])\n"
@@ -150,7 +150,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     s->connected = 1;
     s->sha[0] = '\0';
     redisAsyncContext *c = (redisAsyncContext *)ac;
-    redisAsyncCommand(c, on_script_loaded, s, "SCRIPT LOAD %s", intake_script);
+    redisAsyncCommand(c, on_script_loaded, s, "SCRIPT LOAD %s", ld_store_intake_script);
     redisAsyncCommand(c, on_select, s, "SELECT %d", s->db);
 }
 
@@ -347,7 +347,7 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
     char nkeys[16], ttl[24];
     size_t a = 0;
     if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
-    else argv[a] = "EVAL", lens[a++] = 4, argv[a] = intake_script, lens[a++] = sizeof intake_script - 1;
+    else argv[a] = "EVAL", lens[a++] = 4, argv[a] = ld_store_intake_script, lens[a++] = strlen(ld_store_intake_script);
     snprintf(nkeys, sizeof nkeys, "%zu", n + 1);
     argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
     argv[a] = "ld:events", lens[a++] = 9;

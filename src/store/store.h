@@ -99,6 +99,11 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
 void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
                            uint64_t next_due, int closed);
 
+/* The Lua script behind ld_store_append (KEYS[1] = ld:events, KEYS[2..] =
+ * seen keys; ARGV[1] = ttl, then src, eid, pb per event). Exported so the
+ * load tester's ceiling measures exactly this work. */
+extern const char ld_store_intake_script[];
+
 /* ld_store_put_mark records that every incident opened from events up to
  * <stream_id> has been written (queued after their records, so Redis has them
  * all if it has the mark). Recovery replays the events after it. */

@@ -25,25 +25,16 @@
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "core/clock.h"
 #include "core/diag.h"
 #include "core/err.h"
 #include "wire/wire.h"
 
 /* ---- time, files, processes ------------------------------------------------ */
 
-uint64_t ldh_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+uint64_t ldh_mono_ms(void) { return ld_mono_ms(); }
 
-uint64_t ldh_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+uint64_t ldh_wall_ms(void) { return ld_wall_ms(); }
 
 void ldh_sleep_ms(unsigned ms)
 {

@@ -50,6 +50,20 @@ static int send_until(ldh_event *ev, int want)
     return last;
 }
 
+/* Stops redis (it writes its append-only file first) but keeps its directory. */
+static void shutdown_redis(void)
+{
+    redisReply *rep = ldh_redis_cmd(&env.redis, "SHUTDOWN");
+    if (rep) freeReplyObject(rep);
+    int code = 0;
+    ldh_check(&env, ldh_wait_pid(env.redis.pid, LDH_STOP_MS, &code) == 0, "redis did not stop");
+    env.redis.pid = 0;
+    if (env.redis.ctx) {
+        redisFree(env.redis.ctx);
+        env.redis.ctx = NULL;
+    }
+}
+
 static long long stream_len(void)
 {
     return ldh_redis_int(&env.redis, "XLEN ld:events");
@@ -90,15 +104,7 @@ Test(outage, a_restarted_redis_is_reconnected, .init = setup, .fini = teardown, 
                         LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted while redis is up");
 
     /* Stop redis (it writes its append-only file), keep its directory, start it again. */
-    redisReply *rep = ldh_redis_cmd(&env.redis, "SHUTDOWN");
-    if (rep) freeReplyObject(rep);
-    int code = 0;
-    ldh_check(&env, ldh_wait_pid(env.redis.pid, LDH_STOP_MS, &code) == 0, "redis did not stop");
-    env.redis.pid = 0;
-    if (env.redis.ctx) {
-        redisFree(env.redis.ctx);
-        env.redis.ctx = NULL;
-    }
+    shutdown_redis();
     ldh_check(&env, ldh_linkd_log_wait(&env.linkd, "STORE-DOWN", WAIT_MS),
               "linkd did not notice redis leaving");
     ldh_event_call(&second, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_TRAFFIC_ACCIDENT);
@@ -131,15 +137,7 @@ Test(outage, a_restarted_redis_is_reconnected, .init = setup, .fini = teardown, 
 Test(outage, linkd_stops_cleanly_while_redis_is_down, .init = setup, .fini = teardown,
      .timeout = 120)
 {
-    redisReply *rep = ldh_redis_cmd(&env.redis, "SHUTDOWN");
-    if (rep) freeReplyObject(rep);
-    int code = 0;
-    ldh_check(&env, ldh_wait_pid(env.redis.pid, LDH_STOP_MS, &code) == 0, "redis did not stop");
-    env.redis.pid = 0;
-    if (env.redis.ctx) {
-        redisFree(env.redis.ctx);
-        env.redis.ctx = NULL;
-    }
+    shutdown_redis();
     ldh_check(&env, ldh_linkd_log_wait(&env.linkd, "STORE-CONNECT", WAIT_MS),
               "linkd is not trying to reconnect");
     /* Stopping while it reconnects must neither hang nor crash: SIGTERM, exit 0. */
