@@ -321,7 +321,9 @@ static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
         ((poll_state *)old->user)->max_tasks = 0;
         reply_parked(d, old, term);
     }
-    for (size_t i = 0; i < p->n_received; i++) ld_engine_receipt(d->engine, term, p->received[i]);
+    uint64_t now = uv_now(d->loop);
+    for (size_t i = 0; i < p->n_received; i++)
+        ld_engine_receipt(d->engine, term, p->received[i], now);
 
     Linkd__V1__UpdateResult *res = NULL, **resp = NULL;
     if (p->n_updates) {

@@ -279,7 +279,7 @@ static void release(ld_engine *e, ld_task *t)
     t->delivery = LD_DELIVERY_NONE;
 }
 
-static int deliverable(const ld_engine *e, const ld_task *t, uint64_t real_now)
+static int deliverable(const ld_task *t, uint64_t real_now)
 {
     switch (t->delivery) {
     case LD_DELIVERY_NEW:
@@ -287,14 +287,13 @@ static int deliverable(const ld_engine *e, const ld_task *t, uint64_t real_now)
     case LD_DELIVERY_RECEIVED: return t->resend_at_real <= real_now;
     default: return 0;
     }
-    (void)e;
 }
 
 int ld_engine_pending(const ld_engine *e, int terminal, uint64_t real_now)
 {
     const ld_list *head = &e->terms[terminal].tasks;
     for (const ld_list *n = head->next; n != head; n = n->next)
-        if (deliverable(e, ld_container_of(n, ld_task, term_link), real_now)) return 1;
+        if (deliverable(ld_container_of(n, ld_task, term_link), real_now)) return 1;
     return 0;
 }
 
@@ -305,7 +304,7 @@ size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_deliv
     ld_list *head = &e->terms[terminal].tasks;
     for (ld_list *l = head->next; l != head && n < max; l = l->next) {
         ld_task *t = ld_container_of(l, ld_task, term_link);
-        if (!deliverable(e, t, real_now)) continue;
+        if (!deliverable(t, real_now)) continue;
         out[n].task = t;
         out[n].redelivery = t->sends > 0;
         n++;
@@ -328,7 +327,7 @@ static ld_task *find_task(const ld_engine *e, const char *task_id)
     return NULL;
 }
 
-void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id)
+void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id, uint64_t real_now)
 {
     ld_task *t = find_task(e, task_id);
     if (!t || t->terminal != terminal || t->delivery != LD_DELIVERY_SENT) return;
@@ -337,7 +336,7 @@ void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id)
         release(e, t);
     } else {
         t->delivery = LD_DELIVERY_RECEIVED;
-        t->resend_at_real = ld_mono_ms() + e->resend_after_ms;
+        t->resend_at_real = real_now + e->resend_after_ms;
     }
     e->stats.tasks_delivered++;
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED, t, -1);

@@ -162,8 +162,9 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec);
 int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u, char *why,
                      size_t len);
 
-/* ld_engine_receipt records that <terminal> received <task_id>. */
-void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id);
+/* ld_engine_receipt records that <terminal> received <task_id>; <real_now> is
+ * the loop's monotonic ms, from which an unacknowledged task is resent. */
+void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id, uint64_t real_now);
 
 /* ld_engine_collect fills out[] with tasks <terminal> should get now and marks
  * them sent. <real_now> is the loop's monotonic ms. Returns how many. */

@@ -231,14 +231,15 @@ Test(engine, deliveries_repeat_until_receipted_and_are_marked)
     cr_assert(items[0].redelivery);
     char id[LD_TASK_ID_LEN];
     snprintf(id, sizeof id, "%s/fire", inc->id);
-    ld_engine_receipt(&eng, duty, id);
+    ld_engine_receipt(&eng, duty, id, 1000);
     cr_assert_eq(t->delivery, LD_DELIVERY_RECEIVED);
     cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED), 1);
     /* Receipted but not acknowledged: sent again after resend_after_ms (0 here). */
-    cr_assert_eq(ld_engine_collect(&eng, duty, ld_mono_ms() + 1, items, 8), 1);
+    cr_assert_eq(ld_engine_collect(&eng, duty, 999, items, 8), 0, "not before the resend time");
+    cr_assert_eq(ld_engine_collect(&eng, duty, 1000, items, 8), 1);
     cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
                  LINKD__V1__RESULT__RESULT_ACCEPTED);
-    cr_assert_eq(ld_engine_collect(&eng, duty, ld_mono_ms() + 1, items, 8), 0,
+    cr_assert_eq(ld_engine_collect(&eng, duty, 5000, items, 8), 0,
                  "acknowledged: delivered no more");
 }
 
