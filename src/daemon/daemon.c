@@ -241,12 +241,72 @@ static void begin_stop(daemon *d, const char *why)
     uv_timer_start(&d->drain_check, on_drain_check, 0, 10);
 }
 
+/* same_shape says whether <b> has the departments and terminals of <a>, at
+ * the same indexes: open tasks and terminal slots hold those indexes. */
+static int same_shape(const ld_rules *a, const ld_rules *b, char *why, size_t len)
+{
+    if (a->ndepartments != b->ndepartments || a->nterminals != b->nterminals ||
+        a->command != b->command) {
+        snprintf(why, len, "departments or terminals were added or removed");
+        return 0;
+    }
+    for (int i = 0; i < a->ndepartments; i++)
+        if (strcmp(a->departments[i].id, b->departments[i].id) != 0) {
+            snprintf(why, len, "department '%s' became '%s'", a->departments[i].id,
+                     b->departments[i].id);
+            return 0;
+        }
+    for (int i = 0; i < a->nterminals; i++)
+        if (strcmp(a->terminals[i].id, b->terminals[i].id) != 0 ||
+            a->terminals[i].dept != b->terminals[i].dept) {
+            snprintf(why, len, "terminal '%s' changed", a->terminals[i].id);
+            return 0;
+        }
+    return 1;
+}
+
+/* reload_rules builds the new set beside the running one and swaps the
+ * pointer only if it loads without error and keeps the same departments and
+ * terminals; otherwise the running rules stay, and the log says why (every
+ * error with file:line:col). Routes, budgets, levels and waits may change:
+ * new tasks use them, open tasks keep their deadlines and climb the new
+ * chains from where they are. */
+static void reload_rules(daemon *d)
+{
+    ld_rules *next = NULL;
+    ld_diag diag;
+    ld_diag_init(&diag);
+    int rv = ld_rules_load(&next, d->o->rules_dir, &diag);
+    char line[1024];
+    for (size_t i = 0; i < diag.n; i++) {
+        ld_diag_format(&diag, i, line, sizeof line);
+        ld_log(diag.v[i].severity == LD_DIAG_ERROR ? LD_ERR : LD_WARN, "RULES", "%s", line);
+    }
+    char why[160];
+    if (rv != 0) {
+        ld_log(LD_ERR, "RELOAD-FAILED", "%zu error%s in %s; running rules unchanged (version %s)",
+               diag.nerrors, diag.nerrors == 1 ? "" : "s", d->o->rules_dir, d->rules->version);
+    } else if (!same_shape(d->rules, next, why, sizeof why)) {
+        ld_log(LD_ERR, "RELOAD-FAILED", "%s: restart linkd to change departments or terminals; "
+               "running rules unchanged (version %s)", why, d->rules->version);
+        ld_rules_free(next);
+        next = NULL;
+    } else {
+        ld_rules *old = d->rules;
+        d->rules = next;
+        ld_engine_set_rules(&d->engine, next);
+        ld_log(LD_NOTICE, "RELOADED", "rules %s version %s -> %s (%d routes)", d->o->rules_dir,
+               old->version, next->version, next->nroutes);
+        ld_rules_free(old);
+    }
+    ld_diag_fini(&diag);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     daemon *d = h->data;
     if (signum == SIGHUP) {
-        ld_log(LD_WARN, "RELOAD", "rules reload on SIGHUP is not supported yet; restart linkd to "
-               "change rules (running rules unchanged)");
+        reload_rules(d);
         return;
     }
     begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");

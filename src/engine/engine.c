@@ -806,6 +806,19 @@ void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
     if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
 }
 
+void ld_engine_set_rules(ld_engine *e, const ld_rules *r)
+{
+    e->rules = r;
+    for (size_t i = 0; i < e->by_id.cap; i++) {
+        ld_incident *inc = e->by_id.slots[i].key ? e->by_id.slots[i].value : NULL;
+        for (int k = 0; inc && k < inc->ntasks; k++) {
+            ld_task *t = inc->tasks[k];
+            int top = ld_chain_len(r, t->dept) - 1;
+            if (t->level > top) t->level = top;
+        }
+    }
+}
+
 ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id)
 {
     return ld_map_get(&e->by_id, incident_id);

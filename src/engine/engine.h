@@ -196,6 +196,11 @@ uint64_t ld_incident_next_due(const ld_incident *inc);
 
 ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id);
 
+/* ld_engine_set_rules switches to <r>, which must have the same departments
+ * and terminals at the same indexes as the running set (the daemon checks).
+ * A task above the top of its new chain is put at the new top. */
+void ld_engine_set_rules(ld_engine *e, const ld_rules *r);
+
 /* Terminal presence, decided by the dispatcher, published by the engine. */
 void ld_engine_terminal_presence(ld_engine *e, int terminal, int online);
 
