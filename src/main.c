@@ -32,11 +32,11 @@ static void usage(FILE *out)
         "  --redis-timeout MS   drop a Redis connection that answers nothing this long (default: 5000)\n"
         "  --flush-ms MS        write incident records behind every MS (default: 20)\n"
         "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
-        "\n"
-        "SIGHUP reloads the rules (same departments and terminals; otherwise restart).\n"
         "  --help, --version\n"
         "\n"
-        "Exit codes (sysexits.h): 0 ok, 64 usage, 65 invalid rules, 69 cannot listen, 70 internal.\n");
+        "Exit codes (sysexits.h): 0 ok, 64 usage, 65 invalid rules, 69 cannot listen, 70 internal.\n"
+        "SIGHUP reloads the rules (same departments and terminals; otherwise restart).\n"
+        "SIGTERM or SIGINT drains intake, writes what is pending to Redis and exits 0.\n");
 }
 
 static int check(const char *dir)
