@@ -31,6 +31,8 @@ static void usage(FILE *out)
         "  --offline-after SEC  a terminal silent this long is offline (default: 60)\n"
         "  --redis-timeout MS   drop a Redis connection that answers nothing this long (default: 5000)\n"
         "  --flush-ms MS        write incident records behind every MS (default: 20)\n"
+        "  --source-rate N      events/s one source may send, burst of one second's worth;\n"
+        "                       beyond it that source gets RETRY_LATER (default: 10000; 0: off)\n"
         "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
         "  --help, --version\n"
         "\n"
@@ -75,7 +77,7 @@ static int parse_number(const char *opt, const char *s, double min, double max, 
 int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
-           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_LOGLEVEL, O_HELP, O_VERSION };
+           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_LOGLEVEL, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"rules", required_argument, NULL, O_RULES},
         {"redis", required_argument, NULL, O_REDIS},
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
         {"offline-after", required_argument, NULL, O_OFFLINE},
         {"redis-timeout", required_argument, NULL, O_RTIMEOUT},
         {"flush-ms", required_argument, NULL, O_FLUSH},
+        {"source-rate", required_argument, NULL, O_SRATE},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
@@ -124,6 +127,10 @@ int main(int argc, char **argv)
         case O_FLUSH:
             if (parse_number("--flush-ms", optarg, 1, 10000, &v)) return EX_USAGE;
             o.flush_ms = (uint64_t)v;
+            break;
+        case O_SRATE:
+            if (parse_number("--source-rate", optarg, 0, 1e7, &v)) return EX_USAGE;
+            o.source_rate = v;
             break;
         case O_LOGLEVEL:
             if ((ld_log_level = ld_log_parse_level(optarg)) < 0) {

@@ -55,6 +55,7 @@ void ld_options_defaults(ld_options *o)
     o->redis_timeout_ms = 5000;
     o->ingest_contexts = 64;
     o->flush_ms = 20;
+    o->source_rate = 10000;
 }
 
 /* ---- write-behind and deadlines, once per loop turn --------------------------- */
@@ -176,13 +177,15 @@ static void summary(const daemon *d)
     }
     if (off && off + 1 < sizeof reasons) reasons[off] = ')', reasons[off + 1] = '\0';
     ld_log(LD_NOTICE, "SUMMARY",
-           "events %llu: accepted %llu, duplicate %llu, rejected %llu%s, retry_later %llu; "
+           "events %llu: accepted %llu, duplicate %llu, rejected %llu%s, retry_later %llu "
+           "(rate limited %llu); "
            "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
            "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
            "overdue at top %llu); redis commands %llu, errors %llu, timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
            (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
-           (unsigned long long)i->retry_later, (unsigned long long)e->incidents_opened,
+           (unsigned long long)i->retry_later, (unsigned long long)i->rate_limited,
+           (unsigned long long)e->incidents_opened,
            (unsigned long long)e->incidents_closed, d->engine.open_incidents,
            (unsigned long long)e->tasks_dispatched, (unsigned long long)e->tasks_delivered,
            (unsigned long long)e->acknowledged, (unsigned long long)e->resolved,
@@ -376,7 +379,7 @@ int ld_daemon_run(const ld_options *o)
     if ((rv = ld_dispatch_open(&d->dispatch, &d->loop, &d->engine, o->terminals_url, o->feed_url,
                                o->max_message, o->offline_after_ms)) != 0 ||
         (rv = ld_ingest_open(&d->ingest, &d->loop, o->ingest_url, o->ingest_contexts,
-                             o->max_message, &d->store, &d->engine)) != 0) {
+                             o->max_message, o->source_rate, &d->store, &d->engine)) != 0) {
         ld_log(LD_ERR, "START", "cannot open the sockets: %s", ld_strerror(rv));
         code = EX_UNAVAILABLE;
         d->stopping = 1;

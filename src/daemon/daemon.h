@@ -23,6 +23,7 @@ typedef struct ld_options {
     uint64_t redis_timeout_ms;
     size_t ingest_contexts;
     uint64_t flush_ms;          /* write-behind period of incident records */
+    double source_rate;         /* events/s per source; 0: no limit */
 } ld_options;
 
 void ld_options_defaults(ld_options *o);

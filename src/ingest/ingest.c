@@ -171,6 +171,17 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
                       ev->source_id ? ev->source_id : "(none)", why);
             continue;
         }
+        uint32_t wait_ms = 0;
+        if (!ld_limiter_take(&in->limiter, ev->source_id, now, &wait_ms)) {
+            snprintf(why, sizeof why,
+                     "source_id: '%.64s' is over its limit of %g events/s: send again in %u ms",
+                     ev->source_id, in->limiter.rate, wait_ms);
+            set_result(q, i, R_RETRY, why);
+            q->res[i].retry_after_ms = wait_ms;
+            in->stats.rate_limited++;
+            ld_log_rl(LD_WARN, "INGEST-FLOOD", "%s", why);
+            continue;
+        }
         if (in->hold || !ld_store_up(in->store)) {
             set_result(q, i, R_RETRY, in->hold ? in->hold : "storage unavailable: send again");
             continue;
@@ -200,9 +211,10 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
 }
 
 int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx, size_t max_msg,
-                   ld_store *store, ld_engine *engine)
+                   double source_rate, ld_store *store, ld_engine *engine)
 {
     memset(in, 0, sizeof *in);
+    ld_limiter_init(&in->limiter, source_rate, source_rate, 100000);
     in->store = store;
     in->engine = engine;
     in->reqs = calloc(nctx, sizeof *in->reqs);
@@ -226,6 +238,7 @@ int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
 void ld_ingest_close(ld_ingest *in)
 {
     ld_rep_close(&in->rep);
+    ld_limiter_fini(&in->limiter);
     for (size_t i = 0; i < in->nreqs; i++) ld_arena_fini(&in->reqs[i].arena);
     free(in->reqs);
     in->reqs = NULL;

@@ -15,6 +15,7 @@
 
 #include "core/rep.h"
 #include "engine/engine.h"
+#include "ingest/limit.h"
 #include "store/store.h"
 #include "wire/wire.h"
 
@@ -22,7 +23,7 @@
 
 typedef struct ld_ingest_stats {
     uint64_t requests, malformed, events;
-    uint64_t accepted, duplicate, rejected, retry_later;
+    uint64_t accepted, duplicate, rejected, retry_later, rate_limited;
     uint64_t rejected_by[LD_REJECT_COUNT];
 } ld_ingest_stats;
 
@@ -36,11 +37,14 @@ typedef struct ld_ingest {
     size_t nreqs;
     size_t inflight;        /* requests waiting for Redis */
     const char *hold;       /* non-NULL: answer valid events RETRY_LATER with this reason */
+    ld_limiter limiter;     /* per source */
     ld_ingest_stats stats;
 } ld_ingest;
 
+/* <source_rate> events/s per source (0: no limit), with a burst of one
+ * second's worth. */
 int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
-                   size_t max_msg, ld_store *store, ld_engine *engine);
+                   size_t max_msg, double source_rate, ld_store *store, ld_engine *engine);
 /* ld_ingest_hold makes intake answer RETRY_LATER with <reason> (NULL: resume);
  * requests already waiting for Redis finish. */
 static inline void ld_ingest_hold(ld_ingest *in, const char *reason) { in->hold = reason; }
