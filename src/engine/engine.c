@@ -634,7 +634,10 @@ static void escalate(ld_engine *e, ld_task *t, int leg, const char *why)
         t->overdue_top |= 1u << leg;
         e->stats.overdue_at_top++;
         snprintf(t->reason, sizeof t->reason, "%s overdue at the top of the chain", leg_names[leg]);
-        history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg);
+        history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t, leg);
+        feed(e, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t->inc, t, leg, t->level,
+             "%s/%s %s deadline missed at %s, the top of its chain", t->inc->id,
+             r->departments[t->dept].id, leg_names[leg], r->terminals[t->terminal].id);
         ld_log_rl(LD_WARN, "ENGINE-OVERDUE", "%s/%s: %s overdue at %s, top of its chain",
                   t->inc->id, r->departments[t->dept].id, leg_names[leg],
                   r->terminals[t->terminal].id);

@@ -191,6 +191,8 @@ Test(engine, unacknowledged_task_climbs_the_chain_to_command_at_each_deadline)
     cr_assert_eq(t->terminal, term("command-director"));
     cr_assert(t->overdue_top & 1u, "acknowledge overdue at the top");
     cr_assert_eq(eng.stats.escalations, 4);
+    cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED), 1,
+                 "the miss at the top is published once");
     cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED), 4);
     advance(MIN);
     cr_assert_eq(eng.stats.escalations, 4, "no escalation above the top");
