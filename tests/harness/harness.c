@@ -913,9 +913,10 @@ int ldh_feed_open(ldh_feed *f, const ldh_linkd *d)
     while (!__atomic_load_n(&f->connected, __ATOMIC_ACQUIRE) && ldh_mono_ms() < end)
         ldh_sleep_ms(5);
     /* Our side of the pipe is up; the publisher attaches its side as it
-     * finishes the same handshake. A short settle keeps the first event of
-     * the test from racing that; nothing is asserted about time. */
-    ldh_sleep_ms(250);
+     * finishes the same handshake (and linkd publishes nothing while it has
+     * no subscriber). A settle keeps the first event of the test from racing
+     * that on a loaded machine; nothing is asserted about time. */
+    ldh_sleep_ms(500);
     return 0;
 }
 

@@ -116,7 +116,7 @@ Test(linkctl, terminal_acknowledges_and_resolves_what_it_receives, .init = setup
 
     char *args[] = {"terminal", "--terminals", env.linkd.terminals, "--id", term,
                     "--auto-ack", "0", "--auto-resolve", "200ms", "--wait", "500",
-                    "--duration", "4", NULL};
+                    "--duration", "8", NULL};
     ldh_check(&env, run(args) == 0, "linkctl terminal did not exit 0 after --duration");
     ldh_check(&env, printed(out, inc), "the terminal did not print the task of %s", inc);
 
