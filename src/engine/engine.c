@@ -126,7 +126,12 @@ static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, 
 
 static void task_id(const ld_task *t, const ld_rules *r, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/%s", t->inc->id, r->departments[t->dept].id);
+    size_t n = strnlen(t->inc->id, len - 2);
+    memcpy(buf, t->inc->id, n);
+    buf[n] = '/';
+    size_t m = strnlen(r->departments[t->dept].id, len - n - 2);
+    memcpy(buf + n + 1, r->departments[t->dept].id, m);
+    buf[n + 1 + m] = '\0';
 }
 
 void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb,
@@ -346,9 +351,12 @@ void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id, uint64_t
 
 /* ---- opening ---------------------------------------------------------------- */
 
+/* copy_str copies <src> into <dst> of <len> bytes, cut and terminated. */
 static void copy_str(char *dst, size_t len, const char *src)
 {
-    snprintf(dst, len, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, len - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static void summarize(ld_incident *inc, const Linkd__V1__Envelope *ev)
@@ -403,7 +411,10 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
     t->state = T_DISPATCHED;
     t->dispatched_at = now;
     for (int l = 0; l < LD_LEG_COUNT; l++) t->deadline[l] = now + leg_ms[l];
-    snprintf(t->rule, sizeof t->rule, "%s %s", rule_where, rule_name);
+    size_t w = strnlen(rule_where, sizeof t->rule - 2);
+    memcpy(t->rule, rule_where, w);
+    t->rule[w] = ' ';
+    copy_str(t->rule + w + 1, sizeof t->rule - w - 1, rule_name);
     inc->tasks[inc->ntasks++] = t;
     inc->open_tasks++;
     return t;

@@ -24,7 +24,7 @@
 
 #define LD_INCIDENT_ID_LEN 40
 #define LD_MAX_TASKS 16
-#define LD_HISTORY_MAX 48
+#define LD_HISTORY_MAX 32
 #define LD_TASK_ID_LEN (LD_INCIDENT_ID_LEN + 40)
 
 typedef struct ld_incident ld_incident;

@@ -390,15 +390,26 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
                            uint64_t next_due, int closed)
 {
     if (!s->ac) return;
-    char key[96];
-    snprintf(key, sizeof key, "ld:inc:%s", id);
+    /* Argv forms: no format string to parse per write, and the record is binary. */
+    char key[96], score[24];
+    int kl = snprintf(key, sizeof key, "ld:inc:%s", id);
+    size_t idl = strlen(id);
     if (closed) {
-        redisAsyncCommand(s->ac, on_written, s, "SET %s %b EX %d", key, rec, len, 90 * 24 * 3600);
-        redisAsyncCommand(s->ac, on_written, s, "ZREM ld:open %s", id);
+        const char *set[] = {"SET", key, (const char *)rec, "EX", "7776000"}; /* 90 days */
+        size_t setl[] = {3, (size_t)kl, len, 2, 7};
+        const char *zrem[] = {"ZREM", "ld:open", id};
+        size_t zreml[] = {4, 7, idl};
+        redisAsyncCommandArgv(s->ac, on_written, s, 5, set, setl);
+        redisAsyncCommandArgv(s->ac, on_written, s, 3, zrem, zreml);
     } else {
-        redisAsyncCommand(s->ac, on_written, s, "SET %s %b", key, rec, len);
-        redisAsyncCommand(s->ac, on_written, s, "ZADD ld:open %llu %s",
-                          (unsigned long long)(next_due == UINT64_MAX ? 0 : next_due), id);
+        const char *set[] = {"SET", key, (const char *)rec};
+        size_t setl[] = {3, (size_t)kl, len};
+        int sl = snprintf(score, sizeof score, "%llu",
+                          (unsigned long long)(next_due == UINT64_MAX ? 0 : next_due));
+        const char *zadd[] = {"ZADD", "ld:open", score, id};
+        size_t zaddl[] = {4, 7, (size_t)sl, idl};
+        redisAsyncCommandArgv(s->ac, on_written, s, 3, set, setl);
+        redisAsyncCommandArgv(s->ac, on_written, s, 4, zadd, zaddl);
     }
     sent(s);
     sent(s);
