@@ -191,6 +191,18 @@ void ldh_env_dump(const ldh_env *e, const char *file, int line, const char *what
         }                                                                    \
     } while (0)
 
+/* ldh_accept_call builds a 110 call of <category> into *ev, sends it, and
+ * fails the test unless it is ACCEPTED; the incident id goes to <inc>, a
+ * char array. */
+#define ldh_accept_call(env, ev, category, inc)                              \
+    do {                                                                     \
+        ldh_event_call((ev), (category));                                    \
+        ldh_check((env), ldh_ingest_accept(&(env)->linkd, (ev), (inc),       \
+                                           sizeof(inc)) ==                   \
+                             LINKD__V1__RESULT__RESULT_ACCEPTED,             \
+                  "not accepted");                                           \
+    } while (0)
+
 /* ldh_env_start_or_fail is ldh_env_start for a fixture: a start failure
  * fails the test (with the logs printed). */
 #define ldh_env_start_or_fail(env, opts)                                     \

@@ -250,11 +250,8 @@ Test(check, linkd_runs_the_rules_it_is_given, .fini = stop_env, .timeout = 120)
     int rv = ldh_env_start(&env, &o);
     ldh_check(&env, rv == 0, "linkd did not start with %s", dir);
     ldh_event ev;
-    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
     char inc[64];
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED,
-              "not accepted");
+    ldh_accept_call(&env, &ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
     for (size_t i = 0; i < n; i++) {
         const char *duty = ldh_rules_terminal_id(r, plan[i].dept, 0);
         ldh_task_match tm = {.incident_id = inc, .department = plan[i].dept->id};

@@ -185,11 +185,8 @@ Test(durability, a_crash_loses_nothing_accepted, .init = setup, .fini = teardown
     cr_assert_gt(n, 0);
 
     ldh_event ev;
-    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
     char inc[64];
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED,
-              "not accepted");
+    ldh_accept_call(&env, &ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
 
     int old = 0;
     ldh_check(&env, ldh_env_restart(&env, true, &old) == 0, "linkd did not restart");

@@ -97,11 +97,8 @@ Test(escalation, unacknowledged_task_climbs_every_level_to_command, .fini = tear
     ldh_feed feed;
     ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed subscription failed");
     ldh_event ev;
-    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
     char inc[64];
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED,
-              "not accepted");
+    ldh_accept_call(&env, &ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
     ldh_feed_match m = {.kind = LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED,
                         .incident_id = inc, .department = p->dept->id};
     const Linkd__V1__FeedEvent *fe = ldh_feed_wait_for(&feed, WAIT_MS, &m);

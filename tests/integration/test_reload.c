@@ -64,10 +64,8 @@ static void teardown(void)
 static int64_t fire_ack_budget(void)
 {
     ldh_event ev;
-    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
     char inc[64];
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted");
+    ldh_accept_call(&env, &ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
     ldh_task_match m = {.incident_id = inc, .department = "fire"};
     Linkd__V1__Task *t = ldh_term_await(&env.linkd, "fire-duty", &m, true, WAIT_MS);
     ldh_check(&env, t, "fire-duty never got the task of %s", inc);
