@@ -399,7 +399,8 @@ static int pick_priority(const Linkd__V1__Envelope *ev, const ld_route *const *r
     return LINKD__V1__PRIORITY__PRIORITY_NORMAL;
 }
 
-static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_t *leg_ms,
+/* new_task adds a task of <dept> to <inc>, with its legs due at <due>. */
+static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_t *due,
                          const char *rule_where, const char *rule_name, uint64_t now)
 {
     ld_task *t = ld_pool_get(&e->task_pool);
@@ -410,7 +411,7 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
     t->level = 0;
     t->state = T_DISPATCHED;
     t->dispatched_at = now;
-    for (int l = 0; l < LD_LEG_COUNT; l++) t->deadline[l] = now + leg_ms[l];
+    for (int l = 0; l < LD_LEG_COUNT; l++) t->deadline[l] = due[l];
     size_t w = strnlen(rule_where, sizeof t->rule - 2);
     memcpy(t->rule, rule_where, w);
     t->rule[w] = ' ';
@@ -439,14 +440,6 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
     return ld_engine_open_at(e, ev, stream_id, ld_clock_now(e->clock), out);
 }
 
-static uint32_t event_people(const Linkd__V1__Envelope *ev)
-{
-    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_people)
-        return ev->call->people;
-    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION) return ev->petition->petitioners;
-    return 0;
-}
-
 int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                       uint64_t now, ld_incident **out)
 {
@@ -454,10 +447,8 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     char id[LD_INCIDENT_ID_LEN];
     snprintf(id, sizeof id, "I%s", stream_id);
     if (ld_engine_find(e, id)) return LD_ESTATE;
-    ld_match_input in = {.kind = ld_envelope_kind(ev), .category = ld_envelope_category(ev),
-                         .people = event_people(ev)};
-    if (ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL && ev->call->has_priority)
-        in.priority = (int)ev->call->priority;
+    ld_match_input in;
+    ld_rules_input(r, ev, now, &in);
     const ld_route *routes[16];
     size_t nroutes = ld_rules_match(r, &in, routes, 16);
 
@@ -496,13 +487,17 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
             int seen = 0;
             for (int k = 0; k < inc->ntasks; k++) seen |= inc->tasks[k]->dept == dd->dept;
             if (seen || inc->ntasks == LD_MAX_TASKS) continue;
-            if (!new_task(e, inc, dd->dept, dd->leg_ms, routes[i]->where, routes[i]->name, now))
+            uint64_t due[LD_LEG_COUNT];
+            for (int l = 0; l < LD_LEG_COUNT; l++)
+                due[l] = ld_rules_deadline(r, dd, l, in.area, now);
+            if (!new_task(e, inc, dd->dept, due, routes[i]->where, routes[i]->name, now))
                 return LD_ENOMEM; /* the incident stays, with the tasks it has */
         }
     }
     if (inc->ntasks == 0) {
         /* No route: the command centre decides. Counted, never dropped. */
-        static const uint64_t fallback[LD_LEG_COUNT] = {60000, 30 * 60000, 24 * 3600000};
+        const uint64_t fallback[LD_LEG_COUNT] = {now + 60000, now + 30 * 60000,
+                                                 now + 24 * 3600000};
         e->stats.unrouted++;
         ld_log_rl(LD_WARN, "ENGINE-UNROUTED", "no route for %s %s (event %s); sent to command",
                   ld_kind_name(inc->kind), ld_envelope_category_name(ev), inc->event_id);

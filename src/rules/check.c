@@ -6,6 +6,7 @@
  * department are settled here. The maps that detect duplicates are the
  * ld_rules maps themselves: their keys point into the loader's arrays, which
  * stop growing before this step and move into the ld_rules whole. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,14 +100,78 @@ static int resolve_routes(rules_loader *L, ld_rules *r)
     return 0;
 }
 
-/* covers: route <a> (without continue) takes every event <b> could match. */
-static int covers(const ld_route *a, const ld_route *b)
+int rules__intern(rules_loader *L, const char *value)
+{
+    void *v = ld_map_get(&L->str_ids, value);
+    if (v) return (int)(intptr_t)v;
+    /* Ids start at 1: 0 is "a value no rule names", so an input that is
+     * zeroed names nothing. */
+    if (L->nstrs == 0) L->nstrs = 1;
+    while (L->nstrs >= L->cap_strs) {
+        int ncap = L->cap_strs ? L->cap_strs * 2 : 64;
+        char **ns = realloc(L->strs, (size_t)ncap * sizeof *ns);
+        if (!ns) goto nomem;
+        if (!L->strs) ns[0] = NULL;
+        L->strs = ns;
+        L->cap_strs = ncap;
+    }
+    char *copy = strdup(value);
+    if (!copy) goto nomem;
+    if (ld_map_put(&L->str_ids, copy, (void *)(intptr_t)L->nstrs) != 0) {
+        free(copy);
+        goto nomem;
+    }
+    L->strs[L->nstrs] = copy;
+    return L->nstrs++;
+nomem:
+    L->nomem = 1;
+    return -1;
+}
+
+/* subset: every bit of <b> is in <a>, where 0 means "any" for both. */
+#define WIDER(a, b) (!(a) || ((b) && !((b) & ~(a))))
+
+/* set_covers: set <a> accepts every value set <b> accepts (empty = any). */
+static int set_covers(const uint32_t *ids, ld_idset a, ld_idset b)
+{
+    if (!a.n) return 1;
+    if (!b.n) return 0;
+    for (uint32_t i = 0; i < b.n; i++) {
+        int found = 0;
+        for (uint32_t j = 0; j < a.n && !found; j++) found = ids[a.off + j] == ids[b.off + i];
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+/* covers: route <a> (without continue) takes every event <b> could match.
+ * Numeric and time-of-day conditions are compared only for being absent
+ * from <a>: a warning must never be wrong. */
+static int covers(const uint32_t *ids, const ld_route *a, const ld_route *b)
 {
     if (a->cont) return 0;
     if (a->kind != LD_KIND_ANY && a->kind != b->kind) return 0;
-    if (a->categories && (!b->categories || (b->categories & ~a->categories))) return 0;
-    if (a->priorities && (!b->priorities || (b->priorities & ~a->priorities))) return 0;
+    if (!WIDER(a->categories, b->categories) || !WIDER(a->priorities, b->priorities) ||
+        !WIDER(a->statuses, b->statuses) || !WIDER(a->areas, b->areas) ||
+        !WIDER(a->days, b->days))
+        return 0;
+    if ((a->workday >= 0 && a->workday != b->workday) ||
+        (a->bypass >= 0 && a->bypass != b->bypass))
+        return 0;
+    if (a->nnum || a->from_min != a->to_min) return 0;
+    for (int f = 0; f < LD_STR_COUNT; f++)
+        if (!set_covers(ids, a->sets[f], b->sets[f])) return 0;
     return a->min_people <= b->min_people;
+}
+
+/* has_conditions: anything beyond kind in a route's match. */
+static int has_conditions(const ld_route *rt)
+{
+    int sets = 0;
+    for (int f = 0; f < LD_STR_COUNT; f++) sets |= rt->sets[f].n != 0;
+    return rt->categories || rt->priorities || rt->min_people || rt->statuses || rt->areas ||
+           rt->days || rt->workday >= 0 || rt->bypass >= 0 || rt->nnum ||
+           rt->from_min != rt->to_min || sets;
 }
 
 /* Warnings: a kind that no route catches whole, and routes that cannot fire
@@ -119,8 +184,8 @@ static void warn_coverage(rules_loader *L)
         int caught = 0;
         for (int i = 0; i < L->nroutes && !caught; i++) {
             const ld_route *rt = &L->routes[i];
-            caught = (rt->kind == LD_KIND_ANY || rt->kind == k) && !rt->categories &&
-                     !rt->priorities && !rt->min_people;
+            caught = (rt->kind == LD_KIND_ANY || rt->kind == k) && !has_conditions(rt) &&
+                     !rt->cont;
         }
         if (!caught)
             rules__warn(L, NULL, "no catch-all route for kind '%s': add a last route with "
@@ -129,12 +194,53 @@ static void warn_coverage(rules_loader *L)
     }
     for (int j = 0; j < L->nroutes; j++)
         for (int i = 0; i < j; i++)
-            if (covers(&L->routes[i], &L->routes[j])) {
+            if (covers(L->set_ids, &L->routes[i], &L->routes[j])) {
                 rules__warn(L, &L->route_aux[j].at, "route '%s' never matches: route '%s' "
                             "(%s) comes first and takes every event it would",
                             L->routes[j].name, L->routes[i].name, L->routes[i].where);
                 break;
             }
+}
+
+static int by_day(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* move_tables hands the interned names, the id sets, the areas and the
+ * calendar to <r>. */
+static int move_tables(rules_loader *L, ld_rules *r)
+{
+    r->str_ids = L->str_ids;
+    memset(&L->str_ids, 0, sizeof L->str_ids);
+    r->strs = L->strs;
+    r->nstrs = L->nstrs;
+    L->strs = NULL;
+    L->nstrs = 0;
+    r->set_ids = L->set_ids;
+    L->set_ids = NULL;
+    r->str_used = L->str_used;
+    r->default_area = L->default_area;
+    if (!(r->area_of = malloc((size_t)r->nstrs + 1))) return LD_ENOMEM;
+    memset(r->area_of, r->default_area, (size_t)r->nstrs + 1);
+    for (int i = 0; i < L->nareas; i++)
+        r->area_of[L->area_defs[i].id] = (uint8_t)L->area_defs[i].area;
+    r->utc_offset_s = L->utc_offset_s;
+    qsort(L->holidays, (size_t)L->nholidays, sizeof *L->holidays, by_day);
+    qsort(L->makeup, (size_t)L->nmakeup, sizeof *L->makeup, by_day);
+    r->holidays = L->holidays;
+    r->nholidays = L->nholidays;
+    r->makeup = L->makeup;
+    r->nmakeup = L->nmakeup;
+    L->holidays = L->makeup = NULL;
+    /* Budgets in the default area: what callers that know no district use. */
+    for (int i = 0; i < L->nroutes; i++)
+        for (int j = 0; j < L->routes[i].ndispatch; j++) {
+            ld_dispatch_def *d = &L->routes[i].dispatch[j];
+            memcpy(d->leg_ms, d->area_ms[r->default_area], sizeof d->leg_ms);
+        }
+    return 0;
 }
 
 int rules__check(rules_loader *L, ld_rules *r)
@@ -157,6 +263,7 @@ int rules__check(rules_loader *L, ld_rules *r)
      * and the warnings would be about the mistake, not the rules. */
     warn_coverage(L);
 
+    if ((rv = move_tables(L, r)) != 0) return rv;
     /* Move, then clear the source, so exactly one owner frees each array. */
     r->departments = L->depts;
     r->ndepartments = L->ndepts;
@@ -168,5 +275,5 @@ int rules__check(rules_loader *L, ld_rules *r)
     L->depts = NULL;
     L->terms = NULL;
     L->routes = NULL;
-    return 0;
+    return rules__build_index(r);
 }

@@ -315,6 +315,13 @@ static void loader_fini(rules_loader *L)
     free(L->term_at);
     free(L->routes);
     free(L->route_aux);
+    for (int i = 1; i < L->nstrs; i++) free(L->strs[i]);
+    free(L->strs);
+    ld_map_fini(&L->str_ids);
+    free(L->set_ids);
+    free(L->area_defs);
+    free(L->holidays);
+    free(L->makeup);
 }
 
 void ld_rules_free(ld_rules *r)
@@ -322,6 +329,14 @@ void ld_rules_free(ld_rules *r)
     if (!r) return;
     ld_map_fini(&r->dept_by_id);
     ld_map_fini(&r->term_by_id);
+    ld_map_fini(&r->str_ids);
+    for (int i = 1; i < r->nstrs; i++) free(r->strs[i]);
+    free(r->strs);
+    free(r->set_ids);
+    free(r->area_of);
+    free(r->holidays);
+    free(r->makeup);
+    rules__free_index(r);
     free(r->departments);
     free(r->terminals);
     free(r->routes);
@@ -330,7 +345,7 @@ void ld_rules_free(ld_rules *r)
 
 int ld_rules_load(ld_rules **out, const char *dir, ld_diag *diag)
 {
-    rules_loader L = {.diag = diag, .errors0 = diag->nerrors};
+    rules_loader L = {.diag = diag, .errors0 = diag->nerrors, .utc_offset_s = 8 * 3600};
     size_t n0 = diag->n;
     char dirbuf[256];
     char **names = NULL;

@@ -19,9 +19,40 @@
 
 #define LD_MAX_LEVELS 8     /* per department chain */
 #define LD_MAX_DISPATCH 8   /* departments per route */
+#define LD_MAX_NUM 4        /* numeric conditions per route */
 
 enum ld_kind { LD_KIND_ANY = 0, LD_KIND_CALL, LD_KIND_SENSOR, LD_KIND_PETITION, LD_KIND_COUNT };
 enum ld_leg { LD_LEG_ACK = 0, LD_LEG_ARRIVE, LD_LEG_RESOLVE, LD_LEG_COUNT };
+
+/* Area types: where a district is, which sets how long crews take to arrive
+ * (police on scene in 5 minutes in the city, 10 in the suburbs). */
+enum ld_area { LD_AREA_URBAN = 0, LD_AREA_SUBURBAN, LD_AREA_RURAL, LD_AREA_COUNT };
+
+/* Event fields matched by name: their values are interned at load time. */
+enum ld_strfield { LD_STR_DISTRICT = 0, LD_STR_GRID, LD_STR_OFFICE, LD_STR_COUNT };
+
+/* Event fields matched by number. */
+enum ld_numfield {
+    LD_NUM_PEOPLE = 0,  /* Call110.people or Petition.petitioners */
+    LD_NUM_VALUE,       /* SensorAlarm.value */
+    LD_NUM_THRESHOLD,   /* SensorAlarm.threshold */
+    LD_NUM_RATIO,       /* value / threshold (0 when the threshold is 0) */
+    LD_NUM_OVER,        /* value - threshold */
+    LD_NUM_REPEAT,      /* Petition.repeat_count */
+    LD_NUM_COUNT
+};
+enum ld_numop { LD_OP_EQ = 0, LD_OP_NE, LD_OP_LT, LD_OP_LE, LD_OP_GT, LD_OP_GE, LD_OP_RANGE };
+
+typedef struct ld_num_cond {
+    uint8_t field;          /* enum ld_numfield */
+    uint8_t op;             /* enum ld_numop */
+    double a, b;            /* operand; RANGE: a <= x <= b */
+} ld_num_cond;
+
+/* A set of interned ids: ids[off .. off+n) of ld_rules.set_ids, sorted. */
+typedef struct ld_idset {
+    uint32_t off, n;
+} ld_idset;
 
 typedef struct ld_level {
     char name[32];          /* duty_officer, deputy, head, supervisor ... */
@@ -44,8 +75,12 @@ typedef struct ld_terminal_def {
 
 typedef struct ld_dispatch_def {
     int dept;
-    uint64_t leg_ms[LD_LEG_COUNT];  /* budget of each leg, from dispatch; all > 0
-                                     * (a rule without `arrive` gets the resolve budget) */
+    uint64_t leg_ms[LD_LEG_COUNT];  /* budget of each leg in the default area, from
+                                     * dispatch; all > 0 (a rule without `arrive` gets
+                                     * the resolve budget) */
+    uint64_t area_ms[LD_AREA_COUNT][LD_LEG_COUNT];  /* the same, per area type */
+    uint8_t workdays;       /* bit per leg: the budget is whole working days
+                             * (area_ms / 1 day of them), counted on the calendar */
 } ld_dispatch_def;
 
 typedef struct ld_route {
@@ -57,6 +92,15 @@ typedef struct ld_route {
     int priority;           /* Priority given to the incident; 0 = keep the event's */
     int cont;               /* continue matching after this route */
     uint32_t min_people;    /* match only if the event's people >= this; 0 = any */
+    uint8_t statuses;       /* bit (1 << Status value); 0 = any */
+    uint8_t areas;          /* bit (1 << ld_area); 0 = any */
+    uint8_t days;           /* bit (1 << weekday, Monday 0); 0 = any */
+    int8_t workday;         /* -1 any; 1 working days only; 0 rest days only */
+    int8_t bypass;          /* -1 any; 1 bypass-level petitions only; 0 others */
+    uint16_t from_min, to_min;  /* time of day [from, to) in local minutes; equal = any */
+    ld_num_cond num[LD_MAX_NUM];
+    int nnum;
+    ld_idset sets[LD_STR_COUNT];  /* n == 0: any */
     ld_dispatch_def dispatch[LD_MAX_DISPATCH];
     int ndispatch;
 } ld_route;
@@ -73,15 +117,69 @@ typedef struct ld_rules {
     char dir[256];
     ld_map dept_by_id;      /* id -> ld_department*; keys are the ids above */
     ld_map term_by_id;      /* id -> ld_terminal_def* */
+
+    /* Interned values of district, grid and office names: one table for all. */
+    ld_map str_ids;         /* value -> (void *)(id + 1); keys are strs[] */
+    char **strs;            /* strs[id]; strs[0] is unused */
+    int nstrs;
+    uint32_t *set_ids;      /* the routes' id sets (ld_idset) */
+    uint8_t *area_of;       /* per interned id: its ld_area */
+    int default_area;       /* for districts the areas table does not list */
+    unsigned str_used;      /* bit per ld_strfield some route or table tests */
+
+    /* The calendar: time zone, holidays and make-up working days. */
+    int32_t utc_offset_s;   /* local time = UTC + this; default +08:00 */
+    int32_t *holidays, *makeup;  /* local day numbers (days since 1970-01-01), sorted */
+    int nholidays, nmakeup;
+
+    struct ld_route_index *index;  /* candidates per kind, category and district */
 } ld_rules;
 
-/* What matching looks at. Categories and priorities are wire enum values. */
+/* What matching looks at, read from an event once (ld_rules_input). Enum
+ * fields are wire values; names are ids interned by the rule set (0 for a
+ * value no rule names), so a zeroed input is an event with no fields. */
 typedef struct ld_match_input {
     int kind;
     int category;           /* CallCategory, SensorKind or PetitionIssue value */
     int priority;           /* the event's Priority; 0 if none */
+    int status;             /* Status; 0 if none */
     uint32_t people;        /* Call110.people or Petition.petitioners; 0 if unknown */
+    int str[LD_STR_COUNT];  /* interned district, grid, target office; 0 unknown */
+    int area;               /* ld_area of the district */
+    int has_value;          /* a sensor alarm: value and threshold are set */
+    double num[LD_NUM_COUNT];
+    int bypass;             /* a bypass-level petition */
+    int minute;             /* local minute of the day, 0..1439 */
+    int weekday;            /* local day of the week, Monday 0 .. Sunday 6 */
+    int workday;            /* the local day is a working day (calendar) */
 } ld_match_input;
+
+struct Linkd__V1__Envelope;
+
+/* ld_rules_input fills <in> from event <ev> (validated) at domain time
+ * <now_ms>. Names are looked up once each in the rule set's table; nothing is
+ * allocated. Loop thread. */
+void ld_rules_input(const ld_rules *r, const struct Linkd__V1__Envelope *ev, uint64_t now_ms,
+                    ld_match_input *in);
+
+/* ld_rules_input_init sets <in> to an event with no fields at
+ * <now_ms>: for tests and tools that fill the fields themselves. */
+void ld_rules_input_init(const ld_rules *r, uint64_t now_ms, ld_match_input *in);
+
+/* ld_rules_intern returns the id (> 0) of a district, grid or office name, or
+ * 0 if no rule names it. */
+int ld_rules_intern(const ld_rules *r, const char *value);
+
+/* ld_rules_deadline returns when leg <leg> of dispatch entry <d> falls due for
+ * an incident opened at <now_ms> in area <area>: now plus the budget, or, for
+ * a budget in working days, the same time of day that many working days later
+ * (weekends and holidays skipped, make-up days counted). */
+uint64_t ld_rules_deadline(const ld_rules *r, const ld_dispatch_def *d, int leg, int area,
+                           uint64_t now_ms);
+
+/* ld_rules_is_workday says whether local day <day> (days since 1970-01-01)
+ * is a working day on the rule set's calendar. */
+int ld_rules_is_workday(const ld_rules *r, int64_t day);
 
 /* ld_rules_load reads every <dir>/<name>.yaml, adds every problem to <diag> (with
  * file:line:col) and returns 0 with *out set, or LD_ERULES (or LD_ENOENT for
@@ -95,7 +193,8 @@ int ld_rules_terminal(const ld_rules *r, const char *id);
 
 /* ld_rules_match stores in out[] the routes <in> takes, in order: the first
  * match wins unless it says continue. Returns how many (<= max). Loop thread;
- * no allocation. */
+ * no allocation, no string compare: only the routes that can match the
+ * event's kind, category and district are tested (the index). */
 size_t ld_rules_match(const ld_rules *r, const ld_match_input *in,
                       const ld_route **out, size_t max);
 

@@ -62,6 +62,30 @@ typedef struct rules_loader {
     rules_route_aux *route_aux;
     int nroutes, cap_routes;
 
+    /* Interned names (districts, grids, offices): strs[i] is id i; the map's
+     * keys are the strs (heap copies, which move into the ld_rules). */
+    char **strs;
+    int nstrs, cap_strs;
+    ld_map str_ids;
+    uint32_t *set_ids;          /* the routes' id sets */
+    size_t nset_ids, cap_set_ids;
+    unsigned str_used;          /* bit per ld_strfield that some rule tests */
+
+    /* areas: district id -> area type, with where it was listed */
+    struct rules_area_def {
+        int id, area;
+        rules_pos at;
+    } *area_defs;
+    int nareas, cap_areas;
+    int default_area;
+    rules_pos default_area_at;
+
+    /* calendar */
+    rules_pos calendar_at;      /* the first `calendar:` key; a second is an error */
+    int32_t utc_offset_s;
+    int32_t *holidays, *makeup;
+    int nholidays, cap_holidays, nmakeup, cap_makeup;
+
     rules_pos departments_at;   /* first top-level `departments:` key seen */
     int unread;                 /* files that could not be read, parsed or used */
     int nomem;                  /* an allocation failed; the load fails */
@@ -87,6 +111,17 @@ void rules__read_tree(rules_loader *L, const rules_src *src, struct fy_node *roo
  * move into <r> (the loader's pointers are cleared) and its maps are built.
  * Returns 0, LD_ERULES or LD_ENOMEM. check.c */
 int rules__check(rules_loader *L, ld_rules *r);
+
+/* rules__intern returns the id (> 0) of <value> (a district, grid or office
+ * name), adding it if new; -1 when out of memory (L->nomem is set). */
+int rules__intern(rules_loader *L, const char *value);
+
+/* rules__build_index builds r->index from r's routes. 0 or LD_ENOMEM. index.c */
+int rules__build_index(ld_rules *r);
+void rules__free_index(ld_rules *r);
+
+/* rules__day_of parses "2026-10-01" into days since 1970-01-01; 0 or -1. */
+int rules__day_of(const char *s, size_t len, int32_t *day);
 
 /* rules__suggest returns the candidate closest to <word> by edit distance
  * (adjacent swaps count as one edit), or NULL if none is close enough to be

@@ -18,9 +18,13 @@
 #include "rules/rules_int.h"
 #include "wire/wire.h"
 
-#define MAX_KEYS 8        /* per table */
+#define MAX_KEYS 24       /* per table */
 #define MAX_TERMINALS 64  /* per department */
 #define MAX_NAMES 64      /* categories in one match: they become bits of a uint64 */
+#define MAX_VALUES 256    /* districts, grids or offices in one match */
+#define MAX_DISTRICTS 4096 /* districts in one area list */
+#define MAX_DATES 1024    /* holidays or make-up days in one list */
+#define DAY_MS (24ull * 3600 * 1000)
 
 typedef struct rctx {
     rules_loader *L;
@@ -86,7 +90,7 @@ typedef struct key_table {
 static void unknown_key(rctx *c, const rules_pos *at, const key_table *t, const char *name)
 {
     const char *cands[MAX_KEYS];
-    char known[256] = "";
+    char known[400] = "";
     for (int i = 0; i < t->n; i++) {
         cands[i] = t->keys[i].name;
         rules__join(known, sizeof known, cands[i]);
@@ -107,7 +111,7 @@ static void walk(rctx *c, struct fy_node *map, const rules_pos *map_at, const ke
 {
     for (int i = 0; i < t->n; i++) at[i] = (rules_pos){0};
     if (!fy_node_is_mapping(map)) {
-        char known[256] = "";
+        char known[400] = "";
         for (int i = 0; i < t->n; i++) rules__join(known, sizeof known, t->keys[i].name);
         rules__error(c->L, map_at, "%s must be a mapping with keys %s", label ? label : t->what,
                      known);
@@ -295,8 +299,8 @@ static void set_kind(rctx *c, const slot *s)
 /* Names with positions, resolved once the rest of the mapping is known. */
 typedef struct name_list {
     int n;
-    char v[MAX_NAMES][40];
-    rules_pos at[MAX_NAMES];
+    char v[MAX_VALUES][68];
+    rules_pos at[MAX_VALUES];
 } name_list;
 
 /* each_item calls fn for every item of a list, or once for a lone scalar
@@ -548,41 +552,327 @@ static void set_departments(rctx *c, const slot *s)
     }
 }
 
+/* ---- match conditions ------------------------------------------------------- */
+
+static const char *const area_names[LD_AREA_COUNT] = {"urban", "suburban", "rural"};
+static const char *const day_names[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+static int area_index(const char *v)
+{
+    for (int a = 0; a < LD_AREA_COUNT; a++)
+        if (strcmp(v, area_names[a]) == 0) return a;
+    return -1;
+}
+
+static void unknown_area(rctx *c, const rules_pos *at, const char *v)
+{
+    const char *near = rules__suggest(v, area_names, LD_AREA_COUNT);
+    rules__error(c->L, at, "unknown area type '%s'%s%s%s (known: urban, suburban, rural)", v,
+                 near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+}
+
+static void add_area(rctx *c, const slot *s, int i)
+{
+    const char *v = scalar(c, s);
+    int a;
+    (void)i;
+    if (!v) return;
+    if ((a = area_index(v)) < 0) unknown_area(c, &s->at, v);
+    else *(uint8_t *)s->field |= (uint8_t)(1u << a);
+}
+
+static void set_areas(rctx *c, const slot *s)
+{
+    each_item(c, s, 1, LD_AREA_COUNT, "area types", add_area);
+}
+
+static void add_status(rctx *c, const slot *s, int i)
+{
+    const char *v = scalar(c, s);
+    int st;
+    (void)i;
+    if (!v) return;
+    if (ld_enum_parse(&linkd__v1__status__descriptor, v, &st) != 0 || st >= 8)
+        unknown_enum(c, &s->at, &linkd__v1__status__descriptor, "status", v);
+    else
+        *(uint8_t *)s->field |= (uint8_t)(1u << st);
+}
+
+static void set_statuses(rctx *c, const slot *s)
+{
+    each_item(c, s, 1, 8, "statuses", add_status);
+}
+
+/* A day name, or a span of them ("mon-fri", "sat-sun"). */
+static void add_day(rctx *c, const slot *s, int i)
+{
+    const char *v = scalar(c, s);
+    uint8_t *days = s->field;
+    (void)i;
+    if (!v) return;
+    int a = -1, b = -1;
+    for (int d = 0; d < 7; d++) {
+        if (strncmp(v, day_names[d], 3) == 0) a = d;
+        if (strlen(v) == 7 && v[3] == '-' && strcmp(v + 4, day_names[d]) == 0) b = d;
+    }
+    if (a >= 0 && strlen(v) == 3) b = a;
+    if (a < 0 || b < 0) {
+        const char *near = rules__suggest(v, day_names, 7);
+        rules__error(c->L, &s->at, "unknown day '%s'%s%s%s (use mon, tue, wed, thu, fri, sat, "
+                     "sun, or a span such as mon-fri)", v, near ? "; did you mean '" : "",
+                     near ? near : "", near ? "'?" : "");
+        return;
+    }
+    for (int d = a;; d = (d + 1) % 7) {
+        *days |= (uint8_t)(1u << d);
+        if (d == b) break;
+    }
+}
+
+static void set_days(rctx *c, const slot *s)
+{
+    each_item(c, s, 1, 7, "days", add_day);
+}
+
+/* "HH:MM" -> minutes; -1 if malformed. "24:00" is the end of the day. */
+static int clock_minutes(const char *p, size_t n)
+{
+    if (n != 5 || p[2] != ':') return -1;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (p[i] < '0' || p[i] > '9')) return -1;
+    int h = (p[0] - '0') * 10 + (p[1] - '0'), m = (p[3] - '0') * 10 + (p[4] - '0');
+    if (m > 59 || h > 24 || (h == 24 && m)) return -1;
+    return h * 60 + m;
+}
+
+typedef struct time_b {
+    uint16_t from, to;
+} time_b;
+
+/* "22:00-06:00": from (included) to (excluded), local time; may wrap midnight. */
+static void set_time(rctx *c, const slot *s)
+{
+    const char *v = scalar(c, s);
+    time_b *t = s->field;
+    if (!v) return;
+    const char *dash = strchr(v, '-');
+    int a = dash ? clock_minutes(v, (size_t)(dash - v)) : -1;
+    int b = dash ? clock_minutes(dash + 1, strlen(dash + 1)) : -1;
+    if (a < 0 || b < 0 || a == 24 * 60 || a == b) {
+        rules__error(c->L, &s->at, "bad time of day '%s': use HH:MM-HH:MM, local time, from "
+                     "(included) to (excluded), e.g. 08:00-18:00 or 22:00-06:00", v);
+        return;
+    }
+    t->from = (uint16_t)a;
+    t->to = (uint16_t)(b % (24 * 60));
+    if (t->from == t->to) t->to = (uint16_t)(t->to + 24 * 60); /* 00:00-24:00: all day */
+}
+
+typedef struct num_b {
+    int set;
+    uint8_t op;
+    double a, b;
+} num_b;
+
+/* A number, or a comparison: "5", "= 5", "!= 0", "< 3", "<= 3", "> 2.5",
+ * ">= 5", or an inclusive range "5..20". */
+static int parse_number(const char *p, double *v, const char **end)
+{
+    char *e;
+    while (*p == ' ') p++;
+    if (!*p || (*p != '-' && *p != '+' && *p != '.' && (*p < '0' || *p > '9'))) return -1;
+    *v = strtod(p, &e);
+    if (e == p || *v != *v || *v > 1e15 || *v < -1e15) return -1;
+    while (*e == ' ') e++;
+    *end = e;
+    return 0;
+}
+
+static void set_num(rctx *c, const slot *s)
+{
+    const char *v = scalar(c, s), *p, *end;
+    num_b *n = s->field;
+    static const struct { const char *tok; uint8_t op; } ops[] = {
+        {"!=", LD_OP_NE}, {"<=", LD_OP_LE}, {">=", LD_OP_GE}, {"==", LD_OP_EQ},
+        {"=", LD_OP_EQ},  {"<", LD_OP_LT},  {">", LD_OP_GT},
+    };
+    if (!v) return;
+    p = v;
+    while (*p == ' ') p++;
+    n->op = LD_OP_EQ;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strncmp(p, ops[i].tok, strlen(ops[i].tok)) == 0) {
+            n->op = ops[i].op;
+            p += strlen(ops[i].tok);
+            break;
+        }
+    if (parse_number(p, &n->a, &end) != 0) goto bad;
+    if (n->op == LD_OP_EQ && p == v && strncmp(end, "..", 2) == 0) {
+        n->op = LD_OP_RANGE;
+        if (parse_number(end + 2, &n->b, &end) != 0 || n->b < n->a) goto bad;
+    }
+    if (*end) goto bad;
+    n->set = 1;
+    return;
+bad:
+    rules__error(c->L, &s->at, "bad condition '%s' for '%s': use a number, a comparison "
+                 "(= != < <= > >= and a number, e.g. \">= 5\") or a range (e.g. 5..20)", v,
+                 s->k->name);
+}
+
 /* ---- routes ----------------------------------------------------------------- */
 
-enum { MT_KIND, MT_CATEGORY, MT_PRIORITY, MT_MIN_PEOPLE, MT_NKEYS };
+enum {
+    MT_KIND, MT_CATEGORY, MT_PRIORITY, MT_MIN_PEOPLE, MT_STATUS, MT_DISTRICT, MT_GRID,
+    MT_OFFICE, MT_AREA, MT_PEOPLE, MT_VALUE, MT_THRESHOLD, MT_RATIO, MT_OVER, MT_REPEAT,
+    MT_BYPASS, MT_TIME, MT_DAYS, MT_WORKDAY, MT_NKEYS
+};
 typedef struct match_b {
     int kind;
     name_list categories;
     uint32_t priorities;
     uint32_t min_people;
+    uint8_t statuses, areas, days;
+    int bypass, workday;
+    time_b time;
+    name_list strs[LD_STR_COUNT];
+    num_b num[LD_NUM_COUNT];
     rules_pos at[MT_NKEYS];
 } match_b;
+
+static void set_values(rctx *c, const slot *s)
+{
+    each_item(c, s, 1, MAX_VALUES, "values", add_name);
+}
 
 static const key_def match_keys[MT_NKEYS] = {
     [MT_KIND] = {"kind", set_kind, FIELD(match_b, kind), 0},
     [MT_CATEGORY] = {"category", set_names, FIELD(match_b, categories), 0},
     [MT_PRIORITY] = {"priority", set_priorities, FIELD(match_b, priorities), 0},
     [MT_MIN_PEOPLE] = {"min_people", set_count, FIELD(match_b, min_people), 0},
+    [MT_STATUS] = {"status", set_statuses, FIELD(match_b, statuses), 0},
+    [MT_DISTRICT] = {"district", set_values, FIELD(match_b, strs[LD_STR_DISTRICT]), 0},
+    [MT_GRID] = {"grid", set_values, FIELD(match_b, strs[LD_STR_GRID]), 0},
+    [MT_OFFICE] = {"office", set_values, FIELD(match_b, strs[LD_STR_OFFICE]), 0},
+    [MT_AREA] = {"area", set_areas, FIELD(match_b, areas), 0},
+    [MT_PEOPLE] = {"people", set_num, FIELD(match_b, num[LD_NUM_PEOPLE]), 0},
+    [MT_VALUE] = {"value", set_num, FIELD(match_b, num[LD_NUM_VALUE]), 0},
+    [MT_THRESHOLD] = {"threshold", set_num, FIELD(match_b, num[LD_NUM_THRESHOLD]), 0},
+    [MT_RATIO] = {"ratio", set_num, FIELD(match_b, num[LD_NUM_RATIO]), 0},
+    [MT_OVER] = {"over", set_num, FIELD(match_b, num[LD_NUM_OVER]), 0},
+    [MT_REPEAT] = {"repeat", set_num, FIELD(match_b, num[LD_NUM_REPEAT]), 0},
+    [MT_BYPASS] = {"bypass", set_bool, FIELD(match_b, bypass), 0},
+    [MT_TIME] = {"time", set_time, FIELD(match_b, time), 0},
+    [MT_DAYS] = {"days", set_days, FIELD(match_b, days), 0},
+    [MT_WORKDAY] = {"workday", set_bool, FIELD(match_b, workday), 0},
 };
 static const key_table match_table = {
     .what = "match", .in = "in match", .keys = match_keys, .n = MT_NKEYS,
 };
 
+/* A leg's budget: one duration, or one per area type. */
+typedef struct budget_b {
+    uint64_t ms[LD_AREA_COUNT];
+    uint8_t given;          /* bit per area */
+    uint8_t workdays;       /* bit per area: counted in working days */
+} budget_b;
+
 typedef struct dispatch_b {
     char dept[32];
-    uint64_t leg_ms[LD_LEG_COUNT];
+    budget_b leg[LD_LEG_COUNT];
 } dispatch_b;
+
+/* One budget: a duration, or "<N>wd", N working days. */
+static void budget_one(rctx *c, const rules_pos *at, const char *key, const char *v,
+                       budget_b *b, int area)
+{
+    const char *why;
+    size_t n = strlen(v);
+    if (n > 2 && n <= 6 && strcmp(v + n - 2, "wd") == 0 && strspn(v, "0123456789") == n - 2) {
+        unsigned long days = strtoul(v, NULL, 10);
+        if (days == 0 || days > 3650) {
+            rules__error(c->L, at, "bad duration '%s' for '%s': working days must be 1 to 3650",
+                         v, key);
+            return;
+        }
+        b->ms[area] = days * DAY_MS;
+        b->workdays |= (uint8_t)(1u << area);
+    } else if (rules__duration(v, &b->ms[area], &why) != 0) {
+        rules__error(c->L, at, "bad duration '%s' for '%s': %s", v, key, why);
+        return;
+    }
+    b->given |= (uint8_t)(1u << area);
+}
+
+static void set_budget(rctx *c, const slot *s)
+{
+    budget_b *b = s->field;
+    if (fy_node_is_scalar(s->v)) {
+        const char *v = fy_node_get_scalar0(s->v);
+        if (!v) return;
+        budget_one(c, &s->at, s->k->name, v, b, 0);
+        for (int a = 1; a < LD_AREA_COUNT && (b->given & 1); a++) {
+            b->ms[a] = b->ms[0];
+            b->given |= (uint8_t)(1u << a);
+            if (b->workdays & 1) b->workdays |= (uint8_t)(1u << a);
+        }
+        return;
+    }
+    if (!fy_node_is_mapping(s->v)) {
+        rules__error(c->L, &s->at, "'%s' must be a duration or a mapping from area type "
+                     "(urban, suburban, rural) to a duration", s->k->name);
+        return;
+    }
+    void *it = NULL;
+    struct fy_node_pair *p;
+    uint8_t seen = 0;
+    while ((p = fy_node_mapping_iterate(s->v, &it)) != NULL) {
+        struct fy_node *key = fy_node_pair_key(p), *val = fy_node_pair_value(p);
+        rules_pos kat = pos_of(c, key, &s->at), vat = pos_of(c, val, &kat);
+        const char *k = key && fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : NULL;
+        const char *v = val && fy_node_is_scalar(val) ? fy_node_get_scalar0(val) : NULL;
+        int a = k ? area_index(k) : -1;
+        if (a < 0) {
+            unknown_area(c, &kat, k ? k : "?");
+            continue;
+        }
+        if (!v || !*v) {
+            rules__error(c->L, &kat, "'%s' needs a duration", k);
+            continue;
+        }
+        seen |= (uint8_t)(1u << a);
+        budget_one(c, &vat, s->k->name, v, b, a);
+    }
+    if (!seen) {
+        rules__error(c->L, &s->at, "'%s' names no area type (urban, suburban, rural)",
+                     s->k->name);
+        return;
+    }
+    /* An area not given takes the figure of the nearest denser one given (or
+     * of the densest given): rural falls back to suburban, then urban. */
+    for (int a = 0; a < LD_AREA_COUNT; a++) {
+        if (b->given & (1u << a)) continue;
+        int from = -1;
+        for (int d = a - 1; d >= 0 && from < 0; d--)
+            if (b->given & (1u << d)) from = d;
+        for (int d = a + 1; d < LD_AREA_COUNT && from < 0; d++)
+            if (b->given & (1u << d)) from = d;
+        if (from < 0) return; /* every entry was bad: reported */
+        b->ms[a] = b->ms[from];
+        if (b->workdays & (1u << from)) b->workdays |= (uint8_t)(1u << a);
+    }
+    b->given = (uint8_t)((1u << LD_AREA_COUNT) - 1);
+}
 
 enum { DS_DEPARTMENT, DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_NKEYS };
 static const key_def dispatch_keys[DS_NKEYS] = {
     [DS_DEPARTMENT] = {"department", set_name, FIELD(dispatch_b, dept), 1},
-    [DS_ACK] = {"acknowledge", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_ACK]), 1},
+    [DS_ACK] = {"acknowledge", set_budget, FIELD(dispatch_b, leg[LD_LEG_ACK]), 1},
     /* Optional: petitions and paperwork have no arrival. Left out, it takes
      * the resolve budget, so the engine sees three legs and the arrival
      * never fires before resolution would. */
-    [DS_ARRIVE] = {"arrive", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_ARRIVE]), 0},
-    [DS_RESOLVE] = {"resolve", set_duration, FIELD(dispatch_b, leg_ms[LD_LEG_RESOLVE]), 1},
+    [DS_ARRIVE] = {"arrive", set_budget, FIELD(dispatch_b, leg[LD_LEG_ARRIVE]), 0},
+    [DS_RESOLVE] = {"resolve", set_budget, FIELD(dispatch_b, leg[LD_LEG_RESOLVE]), 1},
 };
 static const key_table dispatch_table = {
     .what = "dispatch entry", .in = "in dispatch entry", .keys = dispatch_keys, .n = DS_NKEYS,
@@ -671,25 +961,121 @@ static uint64_t compile_categories(rctx *c, const route_b *b)
     return bits;
 }
 
+/* Which kinds of event carry each field a match can test: a condition on a
+ * field the route's kind never has could never hold. Bit per ld_kind. */
+#define KB(k) (1u << (k))
+static unsigned field_kinds(int key)
+{
+    switch (key) {
+    case MT_PEOPLE:
+    case MT_MIN_PEOPLE: return KB(LD_KIND_CALL) | KB(LD_KIND_PETITION);
+    case MT_VALUE:
+    case MT_THRESHOLD:
+    case MT_RATIO:
+    case MT_OVER: return KB(LD_KIND_SENSOR);
+    case MT_REPEAT:
+    case MT_BYPASS:
+    case MT_OFFICE: return KB(LD_KIND_PETITION);
+    default: return ~0u;
+    }
+}
+
+static const char *const kind_plural[LD_KIND_COUNT] = {"events", "calls", "sensor alarms",
+                                                       "petitions"};
+
+/* compile_match turns what walk read into the route's conditions. */
+static void compile_match(rctx *c, route_b *b, ld_route *r)
+{
+    rules_loader *L = c->L;
+    match_b *m = &b->match;
+    r->kind = m->kind;
+    r->categories = compile_categories(c, b);
+    r->priorities = m->priorities;
+    r->min_people = m->min_people;
+    r->statuses = m->statuses;
+    r->areas = m->areas;
+    r->days = m->days;
+    r->workday = (int8_t)(m->at[MT_WORKDAY].src ? m->workday : -1);
+    r->bypass = (int8_t)(m->at[MT_BYPASS].src ? m->bypass : -1);
+    r->from_min = m->time.from;
+    r->to_min = m->time.to;
+    if (m->kind != LD_KIND_ANY)
+        for (int k = 0; k < MT_NKEYS; k++)
+            if (m->at[k].src && !(field_kinds(k) & KB(m->kind))) {
+                char has[64] = "";
+                for (int j = 1; j < LD_KIND_COUNT; j++)
+                    if (field_kinds(k) & KB(j)) rules__join(has, sizeof has, kind_plural[j]);
+                rules__error(L, &m->at[k], "'%s' is a field of %s only; this route matches "
+                             "kind '%s', so it could never match", match_keys[k].name, has,
+                             kind_names[m->kind]);
+            }
+    for (int f = 0; f < LD_NUM_COUNT; f++) {
+        if (!m->num[f].set) continue;
+        if (r->nnum == LD_MAX_NUM) {
+            rules__error(L, &m->at[MT_PEOPLE + f], "at most %d numeric conditions in one "
+                         "match", LD_MAX_NUM);
+            break;
+        }
+        r->num[r->nnum++] = (ld_num_cond){(uint8_t)f, m->num[f].op, m->num[f].a, m->num[f].b};
+    }
+    for (int f = 0; f < LD_STR_COUNT; f++) {
+        const name_list *l = &m->strs[f];
+        if (!l->n) continue;
+        L->str_used |= 1u << f;
+        r->sets[f].off = (uint32_t)L->nset_ids;
+        for (int i = 0; i < l->n; i++) {
+            int id = rules__intern(L, l->v[i]);
+            if (id < 0) return;
+            /* Insert sorted, once. */
+            uint32_t *v = L->set_ids + r->sets[f].off;
+            uint32_t n = r->sets[f].n, j = 0;
+            while (j < n && v[j] < (uint32_t)id) j++;
+            if (j < n && v[j] == (uint32_t)id) {
+                rules__warn(L, &l->at[i], "'%s' is listed twice", l->v[i]);
+                continue;
+            }
+            if (L->nset_ids == L->cap_set_ids) {
+                size_t ncap = L->cap_set_ids ? L->cap_set_ids * 2 : 256;
+                uint32_t *nv = realloc(L->set_ids, ncap * sizeof *nv);
+                if (!nv) {
+                    L->nomem = 1;
+                    return;
+                }
+                L->set_ids = nv;
+                L->cap_set_ids = ncap;
+                v = L->set_ids + r->sets[f].off;
+            }
+            memmove(v + j + 1, v + j, (n - j) * sizeof *v);
+            v[j] = (uint32_t)id;
+            r->sets[f].n++;
+            L->nset_ids++;
+        }
+    }
+}
+
 /* check_legs: every budget counts from dispatch, so a later leg cannot have
- * less time than an earlier one. */
+ * less time than an earlier one, in any area. */
 static void check_legs(rctx *c, const dispatch_b *d, const rules_pos at[DS_NKEYS])
 {
     static const char *const names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve"};
-    uint64_t prev = 0;
-    int prev_leg = -1;
-    for (int leg = 0; leg < LD_LEG_COUNT; leg++) {
-        uint64_t ms = d->leg_ms[leg];
-        if (!ms || !at[DS_ACK + leg].src) continue; /* absent, bad or defaulted */
-        if (ms < prev) {
-            char a[32], b[32];
-            ld_format_duration(ms, a, sizeof a);
-            ld_format_duration(prev, b, sizeof b);
-            rules__error(c->L, &at[DS_ACK + leg], "%s (%s) is shorter than %s (%s); every "
-                         "budget counts from dispatch", names[leg], a, names[prev_leg], b);
+    for (int a = 0; a < LD_AREA_COUNT; a++) {
+        uint64_t prev = 0;
+        int prev_leg = -1;
+        for (int leg = 0; leg < LD_LEG_COUNT; leg++) {
+            uint64_t ms = d->leg[leg].ms[a];
+            if (!ms || !at[DS_ACK + leg].src) continue; /* absent, bad or defaulted */
+            if (ms < prev) {
+                char x[32], y[32];
+                ld_format_duration(ms, x, sizeof x);
+                ld_format_duration(prev, y, sizeof y);
+                rules__error(c->L, &at[DS_ACK + leg], "%s (%s%s%s) is shorter than %s (%s); "
+                             "every budget counts from dispatch", names[leg], x,
+                             a ? " in " : "", a ? area_names[a] : "", names[prev_leg], y);
+                return;
+            }
+            prev = ms;
+            prev_leg = leg;
         }
-        prev = ms;
-        prev_leg = leg;
     }
 }
 
@@ -707,16 +1093,13 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
 
     memcpy(r->name, b->name, sizeof r->name);
     rules__where(route_at, r->where, sizeof r->where);
-    r->kind = b->match.kind;
-    r->categories = compile_categories(c, b);
-    r->priorities = b->match.priorities;
-    r->min_people = b->match.min_people;
+    compile_match(c, b, r);
     r->priority = b->priority;
     r->cont = b->cont;
     for (int i = 0; i < b->dispatch.n; i++) {
         dispatch_b *d = &b->dispatch.v[i];
         const rules_pos *dat = b->dispatch.at[i];
-        if (!dat[DS_ARRIVE].src) d->leg_ms[LD_LEG_ARRIVE] = d->leg_ms[LD_LEG_RESOLVE];
+        if (!dat[DS_ARRIVE].src) d->leg[LD_LEG_ARRIVE] = d->leg[LD_LEG_RESOLVE];
         check_legs(c, d, dat);
         /* A task is named by incident and department: one per department. */
         for (int j = 0; j < i; j++)
@@ -727,8 +1110,13 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
             }
         memcpy(x->dept[i], d->dept, sizeof x->dept[i]);
         x->dept_at[i] = dat[DS_DEPARTMENT];
-        r->dispatch[i].dept = -1;
-        memcpy(r->dispatch[i].leg_ms, d->leg_ms, sizeof d->leg_ms);
+        ld_dispatch_def *o = &r->dispatch[i];
+        o->dept = -1;
+        for (int leg = 0; leg < LD_LEG_COUNT; leg++)
+            for (int a = 0; a < LD_AREA_COUNT; a++) {
+                o->area_ms[a][leg] = d->leg[leg].ms[a];
+                if (d->leg[leg].workdays & (1u << a)) o->workdays |= (uint8_t)(1u << leg);
+            }
     }
     r->ndispatch = b->dispatch.n;
     x->at = *route_at;
@@ -745,7 +1133,7 @@ static void set_routes(rctx *c, const slot *s)
     void *it = NULL;
     struct fy_node *item;
     while ((item = fy_node_sequence_iterate(s->v, &it)) != NULL) {
-        route_b *b = calloc(1, sizeof *b); /* ~3 KB: keep it off the stack */
+        route_b *b = calloc(1, sizeof *b); /* large: keep it off the stack */
         rules_pos at[RT_NKEYS];
         if (!b) {
             c->L->nomem = 1;
@@ -758,12 +1146,213 @@ static void set_routes(rctx *c, const slot *s)
     }
 }
 
+/* ---- areas ------------------------------------------------------------------
+ * areas:
+ *   urban: [440103, 440104]     district codes of each area type
+ *   suburban: [440112]
+ *   rural: [440117]
+ *   default: urban              for districts not listed (default urban) */
+
+static void read_area_list(rctx *c, struct fy_node *v, const rules_pos *at, int area)
+{
+    rules_loader *L = c->L;
+    if (!fy_node_is_sequence(v)) {
+        rules__error(L, at, "'%s' must be a list of district codes", area_names[area]);
+        return;
+    }
+    void *it = NULL;
+    struct fy_node *item;
+    int n = 0;
+    while ((item = fy_node_sequence_iterate(v, &it)) != NULL) {
+        rules_pos iat = pos_of(c, item, at);
+        const char *d = fy_node_is_scalar(item) ? fy_node_get_scalar0(item) : NULL;
+        if (++n > MAX_DISTRICTS) {
+            rules__error(L, &iat, "too many districts: at most %d per area type", MAX_DISTRICTS);
+            return;
+        }
+        if (!d || !*d || strlen(d) > 32) {
+            rules__error(L, &iat, "a district code is 1 to 32 characters");
+            continue;
+        }
+        int id = rules__intern(L, d);
+        if (id < 0) return;
+        int dup = 0;
+        for (int i = 0; i < L->nareas && !dup; i++)
+            if (L->area_defs[i].id == id) {
+                char w[200];
+                rules__where(&L->area_defs[i].at, w, sizeof w);
+                rules__error(L, &iat, "district '%s' is already listed as %s at %s", d,
+                             area_names[L->area_defs[i].area], w);
+                dup = 1;
+            }
+        if (dup) continue;
+        if (L->nareas == L->cap_areas) {
+            int ncap = L->cap_areas ? L->cap_areas * 2 : 64;
+            void *nv = realloc(L->area_defs, (size_t)ncap * sizeof *L->area_defs);
+            if (!nv) {
+                L->nomem = 1;
+                return;
+            }
+            L->area_defs = nv;
+            L->cap_areas = ncap;
+        }
+        L->area_defs[L->nareas++] = (struct rules_area_def){id, area, iat};
+    }
+}
+
+static void set_area_table(rctx *c, const slot *s)
+{
+    rules_loader *L = c->L;
+    if (!fy_node_is_mapping(s->v)) {
+        rules__error(L, &s->at, "'areas' must be a mapping with keys urban, suburban, rural, "
+                     "default");
+        return;
+    }
+    L->str_used |= 1u << LD_STR_DISTRICT;
+    void *it = NULL;
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(s->v, &it)) != NULL) {
+        struct fy_node *key = fy_node_pair_key(p), *val = fy_node_pair_value(p);
+        rules_pos kat = pos_of(c, key, &s->at), vat = pos_of(c, val, &kat);
+        const char *k = key && fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : "";
+        if (!val) {
+            rules__error(L, &kat, "'%s' has no value", k);
+            continue;
+        }
+        if (strcmp(k, "default") == 0) {
+            const char *v = fy_node_is_scalar(val) ? fy_node_get_scalar0(val) : "";
+            int a = area_index(v ? v : "");
+            if (a < 0) unknown_area(c, &vat, v ? v : "");
+            else if (L->default_area_at.src) {
+                char w[200];
+                rules__where(&L->default_area_at, w, sizeof w);
+                rules__error(L, &vat, "the default area type is already set at %s", w);
+            } else {
+                L->default_area = a;
+                L->default_area_at = vat;
+            }
+            continue;
+        }
+        int a = area_index(k);
+        if (a < 0) {
+            static const char *const keys[] = {"urban", "suburban", "rural", "default"};
+            const char *near = rules__suggest(k, keys, 4);
+            rules__error(L, &kat, "unknown key '%s' in areas%s%s%s (known: urban, suburban, "
+                         "rural, default)", k, near ? "; did you mean '" : "", near ? near : "",
+                         near ? "'?" : "");
+            continue;
+        }
+        read_area_list(c, val, &vat, a);
+    }
+}
+
+/* ---- calendar ---------------------------------------------------------------
+ * calendar:
+ *   utc_offset: "+08:00"                     local time for time-of-day, days, dates
+ *   holidays: [2026-10-01..2026-10-07]       rest days on a weekday
+ *   workdays: [2026-09-27, 2026-10-10]       make-up working days on a weekend */
+
+typedef struct calendar_b {
+    int32_t offset;
+} calendar_b;
+
+static void set_offset(rctx *c, const slot *s)
+{
+    const char *v = scalar(c, s);
+    if (!v) return;
+    const char *p = v;
+    if (strncmp(p, "UTC", 3) == 0) p += 3;
+    int sign = *p == '-' ? -1 : 1;
+    if (*p == '+' || *p == '-') p++;
+    else p = "";
+    int m = clock_minutes(p, strlen(p));
+    if (m < 0 || m > 14 * 60) {
+        rules__error(c->L, &s->at, "bad utc_offset '%s': use +HH:MM or -HH:MM, e.g. \"+08:00\" "
+                     "for China Standard Time (Asia/Shanghai, no daylight saving)", v);
+        return;
+    }
+    *(int32_t *)s->field = sign * m * 60;
+}
+
+static int add_day_to(rules_loader *L, int32_t **v, int *n, int *cap, int32_t day)
+{
+    if (*n == *cap) {
+        int ncap = *cap ? *cap * 2 : 64;
+        int32_t *nv = realloc(*v, (size_t)ncap * sizeof *nv);
+        if (!nv) {
+            L->nomem = 1;
+            return -1;
+        }
+        *v = nv;
+        *cap = ncap;
+    }
+    (*v)[(*n)++] = day;
+    return 0;
+}
+
+/* A date "2026-10-01" or an inclusive span "2026-10-01..2026-10-07". */
+static void add_date(rctx *c, const slot *s, int i)
+{
+    rules_loader *L = c->L;
+    const char *v = scalar(c, s);
+    int32_t a, b;
+    int make_up = strcmp(s->k->name, "workdays") == 0;
+    (void)i;
+    if (!v) return;
+    const char *dots = strstr(v, "..");
+    if (rules__day_of(v, dots ? (size_t)(dots - v) : strlen(v), &a) != 0 ||
+        rules__day_of(dots ? dots + 2 : v, strlen(dots ? dots + 2 : v), &b) != 0 || b < a ||
+        b - a > 366) {
+        rules__error(L, &s->at, "bad date '%s': use YYYY-MM-DD or a span "
+                     "YYYY-MM-DD..YYYY-MM-DD of at most a year", v);
+        return;
+    }
+    for (int32_t d = a; d <= b; d++) {
+        if (make_up ? add_day_to(L, &L->makeup, &L->nmakeup, &L->cap_makeup, d)
+                    : add_day_to(L, &L->holidays, &L->nholidays, &L->cap_holidays, d))
+            return;
+    }
+}
+
+static void set_dates(rctx *c, const slot *s)
+{
+    each_item(c, s, 1, MAX_DATES, "dates", add_date);
+}
+
+enum { CA_OFFSET, CA_HOLIDAYS, CA_WORKDAYS, CA_NKEYS };
+static const key_def calendar_keys[CA_NKEYS] = {
+    [CA_OFFSET] = {"utc_offset", set_offset, FIELD(calendar_b, offset), 0},
+    [CA_HOLIDAYS] = {"holidays", set_dates, 0, 0, 0},
+    [CA_WORKDAYS] = {"workdays", set_dates, 0, 0, 0},
+};
+static const key_table calendar_table = {
+    .what = "calendar", .in = "in calendar", .keys = calendar_keys, .n = CA_NKEYS,
+};
+
+static void set_calendar(rctx *c, const slot *s)
+{
+    rules_loader *L = c->L;
+    calendar_b b = {L->utc_offset_s};
+    rules_pos at[CA_NKEYS];
+    if (L->calendar_at.src) {
+        char w[200];
+        rules__where(&L->calendar_at, w, sizeof w);
+        rules__error(L, &s->key_at, "'calendar' is already given at %s; one per rule set", w);
+        return;
+    }
+    L->calendar_at = s->key_at;
+    walk(c, s->v, &s->at, &calendar_table, &b, at, NULL);
+    L->utc_offset_s = b.offset;
+}
+
 /* ---- the file --------------------------------------------------------------- */
 
-enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_NKEYS };
+enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
     [TOP_ROUTES] = {"routes", set_routes, 0, 0, 0},
+    [TOP_AREAS] = {"areas", set_area_table, 0, 0, 0},
+    [TOP_CALENDAR] = {"calendar", set_calendar, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,

@@ -259,7 +259,8 @@ Test(rules_default, departments_per_category)
     };
     char got[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ld_match_input in = {cases[i].kind, cases[i].category, cases[i].priority, 0};
+        ld_match_input in = {.kind = cases[i].kind, .category = cases[i].category,
+                             .priority = cases[i].priority};
         departments_for(defaults, &in, got, sizeof got);
         cr_expect_str_eq(got, cases[i].depts, "%s %s",
                          ld_kind_name(cases[i].kind),
