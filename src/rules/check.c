@@ -227,8 +227,8 @@ static int move_tables(rules_loader *L, ld_rules *r)
     for (int i = 0; i < L->nareas; i++)
         r->area_of[L->area_defs[i].id] = (uint8_t)L->area_defs[i].area;
     r->utc_offset_s = L->utc_offset_s;
-    qsort(L->holidays, (size_t)L->nholidays, sizeof *L->holidays, by_day);
-    qsort(L->makeup, (size_t)L->nmakeup, sizeof *L->makeup, by_day);
+    if (L->nholidays) qsort(L->holidays, (size_t)L->nholidays, sizeof *L->holidays, by_day);
+    if (L->nmakeup) qsort(L->makeup, (size_t)L->nmakeup, sizeof *L->makeup, by_day);
     r->holidays = L->holidays;
     r->nholidays = L->nholidays;
     r->makeup = L->makeup;

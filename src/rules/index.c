@@ -260,8 +260,9 @@ size_t ld_rules_match(const ld_rules *r, const ld_match_input *in, const ld_rout
                              ? dist_get(x, dist_key(in->kind, slot,
                                                     (uint32_t)in->str[LD_STR_DISTRICT]))
                              : NULL;
-    const uint32_t *pa = x->ids + a->off, *ea = pa + a->n;
-    const uint32_t *pb = b ? x->ids + b->off : NULL, *eb = b ? pb + b->n : NULL;
+    static const uint32_t none[1];
+    const uint32_t *pa = a->n ? x->ids + a->off : none, *ea = pa + a->n;
+    const uint32_t *pb = b && b->n ? x->ids + b->off : none, *eb = pb + (b ? b->n : 0);
     while (n < max && (pa < ea || pb < eb)) {
         uint32_t i;
         if (pb == eb || (pa < ea && *pa < *pb)) i = *pa++;
