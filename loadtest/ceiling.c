@@ -237,16 +237,17 @@ static int ceiling_nng(const ceil_opts *o, nng_result *r)
     lg_gen *g = NULL;
     lg_mix mix;
     lg_mix_default(&mix);
+    lg_gen_spec spec = {.mix = &mix, .status = LINKD__V1__STATUS__STATUS_TEST};
     int rv = echo_srv_start(&srv, url, o->batch);
     if (rv != 0) {
         fprintf(stderr, "linkload: echo server on %s: %s\n", url, nng_strerror(rv));
         goto done;
     }
-    if (!(g = lg_gen_new(&mix, "Lceiling0", "linkload-ceiling", LINKD__V1__STATUS__STATUS_TEST, 1))) {
+    if (!(g = lg_gen_new("Lceiling0", "linkload-ceiling", 1))) {
         rv = NNG_ENOMEM;
         goto done;
     }
-    if ((rv = lg_gen_request(g, 0, o->batch, ld_wall_ms(), &request)) != 0) goto done;
+    if ((rv = lg_gen_request(g, &spec, 0, o->batch, ld_wall_ms(), &request)) != 0) goto done;
     r->req_bytes = nng_msg_len(request);
     r->rep_bytes = nng_msg_len(srv.reply);
     r->msgs = echo_measure(url, o, request, &r->errors);

@@ -130,6 +130,18 @@ static const kind_table *mix_lookup(const char *key, int *value)
     return NULL;
 }
 
+int lg_mix_add_key(lg_mix *m, const char *key, double weight)
+{
+    int value = 0;
+    const kind_table *t = mix_lookup(key, &value);
+    if (!t) return LD_ENOENT;
+    if (value == 0) {
+        mix_add_kind(m, t, weight);
+        return 0;
+    }
+    return mix_add(m, t->kind, value, weight);
+}
+
 int lg_mix_parse(lg_mix *m, const char *spec, char *err, size_t errlen)
 {
     char buf[1024];
@@ -149,17 +161,15 @@ int lg_mix_parse(lg_mix *m, const char *spec, char *err, size_t errlen)
             return LD_EINVAL;
         }
         *eq = '\0';
-        int value = 0;
-        const kind_table *t = mix_lookup(item, &value);
-        if (!t) {
+        int rv = lg_mix_add_key(m, item, w);
+        if (rv == LD_ENOENT) {
             snprintf(err, errlen,
                      "--mix: unknown '%s' (a kind: call, sensor, petition; or a category "
                      "name, e.g. fire, smoke, housing; or kind.category)",
                      item);
             return LD_EINVAL;
         }
-        if (value == 0) mix_add_kind(m, t, w);
-        else if (mix_add(m, t->kind, value, w) != 0) {
+        if (rv != 0) {
             snprintf(err, errlen, "--mix: too many entries");
             return LD_EINVAL;
         }
@@ -191,10 +201,8 @@ typedef struct ev_slot {
 } ev_slot;
 
 struct lg_gen {
-    lg_mix mix;
     char run_id[32];
     char source_id[64];
-    int status;
     uint64_t rng;
     ev_slot *slots;               /* LG_MAX_BATCH of them */
     Linkd__V1__Envelope **events; /* pointers into slots, for IngestRequest */
@@ -245,19 +253,8 @@ static const struct {
     [LINKD__V1__SENSOR_KIND__SENSOR_KIND_TEMPERATURE] = {57.0, 40.0, "C"},
 };
 
-/* splitmix64: small, fast and good enough for load generation. */
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rnd_unit(uint64_t *s)
-{
-    return (double)(rnd(s) >> 11) * (1.0 / 9007199254740992.0);
-}
+#define rnd lg_rnd
+#define rnd_unit lg_rnd_unit
 
 static uint32_t rnd_below(uint64_t *s, uint32_t n)
 {
@@ -274,8 +271,7 @@ static const lg_mix_entry *mix_pick(const lg_mix *m, uint64_t *s)
     return &m->e[m->n - 1];
 }
 
-lg_gen *lg_gen_new(const lg_mix *mix, const char *run_id, const char *source_id, int status,
-                   uint64_t seed)
+lg_gen *lg_gen_new(const char *run_id, const char *source_id, uint64_t seed)
 {
     lg_gen *g = calloc(1, sizeof *g);
     if (!g) return NULL;
@@ -285,10 +281,8 @@ lg_gen *lg_gen_new(const lg_mix *mix, const char *run_id, const char *source_id,
         lg_gen_free(g);
         return NULL;
     }
-    g->mix = *mix;
     snprintf(g->run_id, sizeof g->run_id, "%s", run_id);
     snprintf(g->source_id, sizeof g->source_id, "%s", source_id);
-    g->status = status;
     g->rng = seed;
     for (size_t i = 0; i < LG_MAX_BATCH; i++) g->events[i] = &g->slots[i].env;
     return g;
@@ -303,8 +297,9 @@ void lg_gen_free(lg_gen *g)
 }
 
 /* fill_location places the event somewhere in the city: a random district,
- * one of its 500 grids, and coordinates within about 25 km of the centre. */
-static void fill_location(ev_slot *sl, uint64_t *s)
+ * one of its 500 grids, and coordinates within about 25 km of the centre;
+ * what <p> (a scenario's place) fixes overrides the draw. */
+static void fill_location(ev_slot *sl, const lg_place *p, uint64_t *s)
 {
     Linkd__V1__Location *l = &sl->loc;
     linkd__v1__location__init(l);
@@ -319,6 +314,12 @@ static void fill_location(ev_slot *sl, uint64_t *s)
     l->address = sl->address;
     l->district = (char *)DISTRICTS[d].code;
     l->grid = sl->grid;
+    if (!p) return;
+    if (p->district[0]) l->district = (char *)p->district;
+    if (p->grid[0]) l->grid = (char *)p->grid;
+    if (p->address[0]) l->address = (char *)p->address;
+    if (p->has_coords & 1) l->lat = p->lat;
+    if (p->has_coords & 2) l->lon = p->lon;
 }
 
 static void fill_call(ev_slot *sl, int category, uint64_t *s)
@@ -341,13 +342,19 @@ static void fill_call(ev_slot *sl, int category, uint64_t *s)
     sl->env.body_case = LINKD__V1__ENVELOPE__BODY_CALL;
 }
 
-static void fill_sensor(ev_slot *sl, int kind, uint64_t *s)
+static void fill_sensor(ev_slot *sl, int kind, const lg_place *p, uint64_t *s)
 {
     Linkd__V1__SensorAlarm *a = &sl->body.sensor;
     linkd__v1__sensor_alarm__init(a);
-    /* 200,000 installed sensors, so repeats from one device are rare but real. */
-    snprintf(sl->ref, sizeof sl->ref, "%s-%06u", ld_enum_name(&linkd__v1__sensor_kind__descriptor, kind),
-             rnd_below(s, 200000));
+    /* 200,000 installed sensors, so repeats from one device are rare but real;
+     * a place with <devices> (one building) draws from its own few. */
+    if (p && p->devices)
+        snprintf(sl->ref, sizeof sl->ref, "%s-%s-%04u",
+                 ld_enum_name(&linkd__v1__sensor_kind__descriptor, kind),
+                 p->grid[0] ? p->grid : "site", rnd_below(s, p->devices));
+    else
+        snprintf(sl->ref, sizeof sl->ref, "%s-%06u",
+                 ld_enum_name(&linkd__v1__sensor_kind__descriptor, kind), rnd_below(s, 200000));
     a->sensor_id = sl->ref;
     a->has_kind = 1;
     a->kind = (Linkd__V1__SensorKind)kind;
@@ -370,7 +377,8 @@ static uint32_t petitioners(uint64_t *s)
     return 5 + rnd_below(s, 26);
 }
 
-static void fill_petition(ev_slot *sl, int issue, uint64_t seq, const char *run_id, uint64_t *s)
+static void fill_petition(ev_slot *sl, int issue, uint64_t seq, const char *run_id,
+                          const lg_gen_spec *spec, uint64_t *s)
 {
     Linkd__V1__Petition *p = &sl->body.petition;
     linkd__v1__petition__init(p);
@@ -379,7 +387,11 @@ static void fill_petition(ev_slot *sl, int issue, uint64_t seq, const char *run_
     p->has_issue = 1;
     p->issue = (Linkd__V1__PetitionIssue)issue;
     p->has_petitioners = 1;
-    p->petitioners = petitioners(s);
+    if (spec->petitioners_min)
+        p->petitioners = spec->petitioners_min +
+                         rnd_below(s, spec->petitioners_max - spec->petitioners_min + 1);
+    else
+        p->petitioners = petitioners(s);
     size_t nrefs = p->petitioners < 3 ? p->petitioners : 3;
     for (size_t i = 0; i < nrefs; i++) {
         snprintf(sl->prefs[i], sizeof sl->prefs[i], "R%08x", (unsigned)rnd(s));
@@ -400,7 +412,8 @@ static void fill_petition(ev_slot *sl, int issue, uint64_t seq, const char *run_
     sl->env.body_case = LINKD__V1__ENVELOPE__BODY_PETITION;
 }
 
-static void fill_event(lg_gen *g, ev_slot *sl, uint64_t seq, uint64_t wall_ms)
+static void fill_event(lg_gen *g, const lg_gen_spec *spec, ev_slot *sl, uint64_t seq,
+                       uint64_t wall_ms)
 {
     Linkd__V1__Envelope *e = &sl->env;
     linkd__v1__envelope__init(e);
@@ -410,20 +423,21 @@ static void fill_event(lg_gen *g, ev_slot *sl, uint64_t seq, uint64_t wall_ms)
     e->has_occurred_at_ms = 1;
     e->occurred_at_ms = (int64_t)wall_ms;
     e->has_status = 1;
-    e->status = (Linkd__V1__Status)g->status;
-    fill_location(sl, &g->rng);
-    const lg_mix_entry *m = mix_pick(&g->mix, &g->rng);
+    e->status = (Linkd__V1__Status)spec->status;
+    fill_location(sl, spec->place, &g->rng);
+    const lg_mix_entry *m = mix_pick(spec->mix, &g->rng);
     switch (m->kind) {
-    case LD_KIND_SENSOR: fill_sensor(sl, m->value, &g->rng); break;
-    case LD_KIND_PETITION: fill_petition(sl, m->value, seq, g->run_id, &g->rng); break;
+    case LD_KIND_SENSOR: fill_sensor(sl, m->value, spec->place, &g->rng); break;
+    case LD_KIND_PETITION: fill_petition(sl, m->value, seq, g->run_id, spec, &g->rng); break;
     default: fill_call(sl, m->value, &g->rng); break;
     }
 }
 
-int lg_gen_request(lg_gen *g, uint64_t first_seq, unsigned n, uint64_t wall_ms, nng_msg **out)
+int lg_gen_request(lg_gen *g, const lg_gen_spec *spec, uint64_t first_seq, unsigned n,
+                   uint64_t wall_ms, nng_msg **out)
 {
     if (n == 0 || n > LG_MAX_BATCH) return NNG_EINVAL;
-    for (unsigned i = 0; i < n; i++) fill_event(g, &g->slots[i], first_seq + i, wall_ms);
+    for (unsigned i = 0; i < n; i++) fill_event(g, spec, &g->slots[i], first_seq + i, wall_ms);
     Linkd__V1__IngestRequest req = LINKD__V1__INGEST_REQUEST__INIT;
     req.n_events = n;
     req.events = g->events;

@@ -2,6 +2,7 @@
  *
  *   linkload run ...      open-loop load against a running linkd (run.c)
  *   linkload ceiling ...  this machine's NNG and Redis ceilings (ceiling.c)
+ *   linkload am ...       the same load through Prometheus Alertmanager (am.c)
  *
  * docs/BENCHMARKS.md shows how the two are used together (loadtest/bench.sh). */
 #include <arpa/inet.h>
@@ -50,8 +51,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: linkload run --rate R --duration S [options]   open-loop load against linkd\n"
+            "       linkload run --scenario FILE [options]         a scenario (loadtest/scenarios/)\n"
             "       linkload ceiling [options]                     this machine's NNG and Redis ceilings\n"
             "       linkload micro                                 CPU cost of the timer heap and histogram\n"
+            "       linkload am-config --hook URL [--rules DIR]    Alertmanager config equivalent to the rules\n"
+            "       linkload am --alertmanager URL --hook-port P --rate R --duration S   the peer, same load\n"
             "       linkload free-port                             print a free TCP port on 127.0.0.1\n"
             "       linkload <command> --help                      options of a command\n");
 }
@@ -65,6 +69,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "run") == 0) return lg_cmd_run(argc, argv);
     if (strcmp(argv[1], "ceiling") == 0) return lg_cmd_ceiling(argc, argv);
     if (strcmp(argv[1], "micro") == 0) return lg_cmd_micro(argc, argv);
+    if (strcmp(argv[1], "am") == 0) return lg_cmd_am(argc, argv);
+    if (strcmp(argv[1], "am-config") == 0) return lg_cmd_am_config(argc, argv);
     if (strcmp(argv[1], "free-port") == 0) {   /* for scripts: a port to give a server */
         int port = lg_free_port();
         if (!port) return LG_EXIT_UNAVAILABLE;

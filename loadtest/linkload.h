@@ -1,8 +1,13 @@
 /* linkload.h: internal interfaces of the linkload load generator.
  *
- * linkload run      open-loop intake load with simulated on-duty terminals (run.c)
+ * linkload run      open-loop intake load with simulated on-duty terminals
+ *                   (run.c, term.c, feed.c, report.c; shared state in run.h)
  * linkload ceiling  the machine's bare NNG and Redis ceilings (ceiling.c)
- * Events come from gen.c; redis_srv.c starts a private redis-server.
+ * linkload micro    CPU cost of the timer heap and the histogram (micro.c)
+ * linkload am       the same load through Prometheus Alertmanager, the peer
+ *                   (am.c; its webhook receiver is hook.c)
+ * Scenarios are read by scenario.c, delays drawn by dist.c, events built by
+ * gen.c; redis_srv.c starts a private redis-server.
  * None of this is part of the daemon: it links linkd_core only for the wire
  * schema, the histogram, the clocks and the rule loader. */
 #ifndef LINKLOAD_H
@@ -12,49 +17,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scenario.h"
 #include "wire/wire.h"
 
 #define LG_MAX_BATCH 1024   /* linkd's limit of events per IngestRequest */
-#define LG_MAX_MIX 64
 
 /* ---- event generator (gen.c) ------------------------------------------- */
 
-/* One line of the mix: an event kind (enum ld_kind) and its wire category. */
-typedef struct lg_mix_entry {
-    int kind;
-    int value;
-    double weight;
-} lg_mix_entry;
-
-typedef struct lg_mix {
-    lg_mix_entry e[LG_MAX_MIX];
-    int n;
-    double total;
-} lg_mix;
-
-/* lg_mix_default fills the default 110-centre mix: about 80% calls, 15%
- * sensor alarms, 5% petitions, each spread over realistic categories. */
-void lg_mix_default(lg_mix *m);
-/* lg_mix_parse reads "fire=5,crime=20,sensor=10,petition.housing=1": keys are
- * a kind (call, sensor, petition: spread like the default mix), a category
- * name, or kind.category when a name is ambiguous. Returns 0, or LD_EINVAL
- * with a message in <err>. */
-int lg_mix_parse(lg_mix *m, const char *spec, char *err, size_t errlen);
-
 typedef struct lg_gen lg_gen;
 
+/* What the events of one request look like: the mix, and optionally a place
+ * and a petitioner count range (a phase of a scenario). */
+typedef struct lg_gen_spec {
+    const lg_mix *mix;
+    const lg_place *place;          /* NULL: anywhere in the city */
+    unsigned petitioners_min, petitioners_max;   /* 0: the usual spread */
+    int status;                     /* Status value */
+} lg_gen_spec;
+
 /* lg_gen_new makes a generator for run <run_id> whose events come from
- * <source_id>. <status> is a Status value. The caller frees it with
- * lg_gen_free. One thread at a time. */
-lg_gen *lg_gen_new(const lg_mix *mix, const char *run_id, const char *source_id, int status,
-                   uint64_t seed);
+ * <source_id>. The caller frees it with lg_gen_free. One thread at a time. */
+lg_gen *lg_gen_new(const char *run_id, const char *source_id, uint64_t seed);
 void lg_gen_free(lg_gen *g);
 
 /* lg_gen_request packs <n> (<= LG_MAX_BATCH) events with sequence numbers
  * first_seq .. first_seq+n-1 (event ids "<run_id>-<seq>") into a new NNG
  * message owned by the caller. occurred_at_ms is <wall_ms>. Returns 0 or an
  * NNG error code. */
-int lg_gen_request(lg_gen *g, uint64_t first_seq, unsigned n, uint64_t wall_ms, nng_msg **out);
+int lg_gen_request(lg_gen *g, const lg_gen_spec *spec, uint64_t first_seq, unsigned n,
+                   uint64_t wall_ms, nng_msg **out);
 
 /* lg_gen_reply packs an IngestReply that accepts <n> events, the size linkd
  * would answer with; for the ceiling's echo server. */
@@ -90,6 +81,8 @@ const char *lg_fmt_ns(uint64_t ns, char *buf, size_t len);
 int lg_cmd_run(int argc, char **argv);
 int lg_cmd_ceiling(int argc, char **argv);
 int lg_cmd_micro(int argc, char **argv);
+int lg_cmd_am(int argc, char **argv);
+int lg_cmd_am_config(int argc, char **argv);
 
 /* Exit codes (sysexits.h values, as linkd uses). */
 enum { LG_EXIT_OK = 0, LG_EXIT_USAGE = 64, LG_EXIT_DATAERR = 65, LG_EXIT_UNAVAILABLE = 69,

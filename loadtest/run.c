@@ -1,31 +1,24 @@
 /* run.c: `linkload run`: open-loop intake load with simulated terminals.
  *
- * Open loop. The send schedule is fixed before the run starts: request i (of
- * <batch> events) is due at start + i * batch / rate. One sender thread keeps
- * to it, taking a free REQ context for each request; latency is measured from
- * the request's intended send time, never from when it actually left, so a
- * linkd that falls behind shows its queueing in the percentiles instead of
- * slowing the generator down (no coordinated omission). If every context is
- * busy the sender waits, and that wait counts against linkd too.
+ * Open loop. The whole send schedule is computed before the run starts, from
+ * the scenario's phases (steps and linear ramps of the offered rate) with
+ * evenly spaced or Poisson arrivals: request i (of <batch> events) is due at
+ * start + sched[i]. One sender thread keeps to it, taking a free REQ context
+ * for each request; latency is measured from the request's intended send
+ * time, never from when it actually left, so a linkd that falls behind shows
+ * its queueing in the percentiles instead of slowing the generator down (no
+ * coordinated omission). If every context is busy the sender waits, and that
+ * wait counts against linkd too.
  *
- * Terminals. Every terminal of the rule set long-polls the terminal socket
- * from its own REQ socket, driven by aio callbacks (no thread per terminal).
- * Each task it receives is receipted in the next poll and acknowledged
- * (UPDATE_KIND_ACKNOWLEDGED) after --terminal-ack-delay, so nothing escalates.
- * Intake-to-terminal latency is the time a terminal receives a task minus the
- * intended send time of the event that opened the incident: Task.event_id is
- * "<run id>-<seq>", and the seq gives the request and its intended time.
- *
- * Threads: main (progress, end of run, report), the sender, and NNG's callback
- * threads. Counters and histograms sit behind two mutexes, one for intake and
- * one for terminals; nothing else is shared. */
+ * Every run is bounded: it ends at the end of the schedule plus --drain
+ * (and --linger) at the latest, or at --max-duration, or after --connect-timeout when linkd
+ * cannot be reached; it never waits on linkd beyond those. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <nng/supplemental/util/platform.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,45 +28,10 @@
 #include "core/clock.h"
 #include "core/diag.h"
 #include "core/err.h"
-#include "core/hist.h"
-#include "linkload.h"
-#include "rules/rules.h"
+#include "run.h"
 
-#define NS_PER_S 1000000000ull
-#define NS_PER_MS 1000000ull
-#define MAX_UPDATES_PER_POLL 256    /* bounds one poll; the rest go in the next */
-#define POLL_WAIT_MS 1000u          /* long-poll wait with nothing to acknowledge */
+#define MAX_REQUESTS (64u << 20)   /* schedule entries: 9 bytes each */
 #define TERM_QUIET_NS (500 * NS_PER_MS)
-
-typedef struct run_opts {
-    double rate, duration, warmup, drain;
-    unsigned connections, batch, inflight, timeout_ms, ack_delay_ms;
-    const char *ingest_url, *terminals_url, *rules_dir, *json;
-    lg_mix mix;
-    int terminals, resolve, status, quiet;
-} run_opts;
-
-/* ---- shared state ------------------------------------------------------- */
-
-typedef struct ingest_stats {
-    uint64_t req_sent, ev_sent, ev_unsent;
-    uint64_t results[5];            /* by Result value; [0] = unknown value */
-    uint64_t timeouts, errors, bad_replies, unanswered;
-    uint64_t first_send_ns, last_send_ns, last_reply_ns, max_lag_ns;
-    ld_hist accepted;               /* intended send -> ACCEPTED, ns, per event */
-    char sample_reject[256], sample_retry[256];
-} ingest_stats;
-
-typedef struct term_stats {
-    uint64_t tasks, first, redelivered, escalated, warm, foreign;
-    uint64_t polls, poll_errors, refused;
-    uint64_t updates[5];            /* update results by Result value */
-    uint64_t last_task_ns;
-    ld_hist latency;                /* intended send -> terminal has the task, ns */
-    char sample_refused[256], sample_update[256];
-} term_stats;
-
-typedef struct run run;
 
 typedef struct prod_ctx {
     run *r;
@@ -87,56 +45,67 @@ typedef struct prod_ctx {
     struct prod_ctx *next_free;
 } prod_ctx;
 
-typedef struct pending_ack {
-    char *task_id;
-    uint64_t due_ns;
-} pending_ack;
+/* ---- accounting ------------------------------------------------------------ */
 
-typedef struct term {
-    run *r;
-    const char *id, *dept;
-    nng_socket sock;
-    nng_aio *aio;
-    ld_arena arena;
-    int receiving, open, errors_in_row;
-    char **receipts;                /* task ids of the last reply */
-    size_t nreceipts, capreceipts;
-    pending_ack *q;                 /* FIFO: acks are due in arrival order */
-    size_t qhead, qlen, qcap;
-} term;
-
-struct run {
-    run_opts o;
-    char run_id[24];
-    uint64_t start_ns, nreq, nevents, warm_reqs;
-    double interval_ns;             /* between requests */
-    uint64_t hard_end_ns;           /* schedule end + drain: nothing runs past it */
-    _Atomic int stopping;
-    _Atomic int sender_done;
-
-    nng_socket *socks;
-    lg_gen **gens;                  /* one per connection: its own source id */
-    prod_ctx *ctxs;
-    size_t nctx;
-    pthread_mutex_t mu;             /* free list, busy, ist */
-    pthread_cond_t cv;
-    prod_ctx *free_list;
-    size_t busy;
-    ingest_stats ist;
-
-    ld_rules *rules;
-    term *terms;
-    size_t nterms;
-    pthread_mutex_t tmu;            /* tst */
-    term_stats tst;
-};
-
-static uint64_t intended_ns(const run *r, uint64_t req)
+void lg_account_latency(run *r, uint64_t req, uint64_t ns, int terminal)
 {
-    return r->start_ns + (uint64_t)((double)req * r->interval_ns);
+    int ph = r->sched_phase[req];
+    uint64_t off = r->sched[req] - r->sched[r->warm_reqs < r->nreq ? r->warm_reqs : 0];
+    unsigned sl = (unsigned)(off / r->slice_ns);
+    if (sl >= r->nslices) sl = r->nslices - 1;
+    if (terminal) {
+        if (ph >= 0) ld_hist_record(&r->phases[ph].term, ns);
+        ld_hist_record(&r->slices[sl].term, ns);
+    } else {
+        if (ph >= 0) r->phases[ph].accepted++, ld_hist_record(&r->phases[ph].acc, ns);
+        r->slices[sl].accepted++;
+        ld_hist_record(&r->slices[sl].acc, ns);
+    }
 }
 
-/* ---- producers ---------------------------------------------------------- */
+static void account_failed(run *r, uint64_t req, unsigned n)
+{
+    int ph = r->sched_phase[req];
+    if (ph >= 0) r->phases[ph].failed += n;
+    uint64_t off = r->sched[req] - r->sched[r->warm_reqs < r->nreq ? r->warm_reqs : 0];
+    unsigned sl = (unsigned)(off / r->slice_ns);
+    r->slices[sl < r->nslices ? sl : r->nslices - 1].failed += n;
+}
+
+/* count_reason adds one REJECTED or RETRY_LATER answer to the table by
+ * reason. Digits are folded ("retry in 120 ms" and "in 80 ms" are one
+ * reason) and the event's own id is not part of a reason. Caller holds mu. */
+static void count_reason(ingest_stats *st, int result, const char *reason)
+{
+    char key[96];
+    size_t k = 0;
+    int in_digits = 0;
+    for (const char *p = reason ? reason : "(no reason)"; *p && k + 1 < sizeof key; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (!in_digits) key[k++] = 'N';
+            in_digits = 1;
+            continue;
+        }
+        in_digits = 0;
+        key[k++] = *p;
+    }
+    key[k] = '\0';
+    for (int i = 0; i < st->nreasons; i++)
+        if (st->reasons[i].result == result && strcmp(st->reasons[i].reason, key) == 0) {
+            st->reasons[i].n++;
+            return;
+        }
+    if (st->nreasons == LG_MAX_REASONS) {
+        st->reasons_other++;
+        return;
+    }
+    reason_count *rc = &st->reasons[st->nreasons++];
+    rc->result = result;
+    snprintf(rc->reason, sizeof rc->reason, "%s", key);
+    rc->n = 1;
+}
+
+/* ---- producers -------------------------------------------------------------- */
 
 static void ctx_release(run *r, prod_ctx *c)
 {
@@ -148,33 +117,31 @@ static void ctx_release(run *r, prod_ctx *c)
     pthread_mutex_unlock(&r->mu);
 }
 
-static void save_sample(char *dst, size_t len, const char *event_id, const char *reason)
-{
-    if (dst[0]) return;
-    snprintf(dst, len, "%s: %s", event_id ? event_id : "?", reason ? reason : "(no reason)");
-}
-
 /* tally_reply counts the results of one answered request. Caller holds mu. */
 static void tally_reply(run *r, prod_ctx *c, const Linkd__V1__IngestReply *rep, uint64_t now)
 {
     ingest_stats *st = &r->ist;
     if (rep->n_results != c->n) {
         st->bad_replies += c->n;
+        account_failed(r, c->req, c->n);
         return;
     }
     for (size_t i = 0; i < rep->n_results; i++) {
         const Linkd__V1__IngestResult *res = rep->results[i];
-        unsigned v = res->has_result && res->result <= 4 ? (unsigned)res->result : 0;
+        unsigned v = res->has_result && res->result <= LG_RESULT_MAX ? (unsigned)res->result : 0;
         st->results[v]++;
-        if (v == LINKD__V1__RESULT__RESULT_ACCEPTED) ld_hist_record(&st->accepted, now - c->intended_ns);
-        else if (v == LINKD__V1__RESULT__RESULT_REJECTED)
-            save_sample(st->sample_reject, sizeof st->sample_reject, res->event_id, res->reason);
-        else if (v == LINKD__V1__RESULT__RESULT_RETRY_LATER)
-            save_sample(st->sample_retry, sizeof st->sample_retry, res->event_id, res->reason);
+        if (v == LINKD__V1__RESULT__RESULT_ACCEPTED) {
+            ld_hist_record(&st->accepted, now - c->intended_ns);
+            lg_account_latency(r, c->req, now - c->intended_ns, 0);
+            continue;
+        }
+        if (v == LINKD__V1__RESULT__RESULT_REJECTED || v == LINKD__V1__RESULT__RESULT_RETRY_LATER)
+            count_reason(st, (int)v, res->reason);
+        if (v != LINKD__V1__RESULT__RESULT_DUPLICATE) account_failed(r, c->req, 1);
     }
 }
 
-/* on_reply_done handles the end of one request: answered (rv 0, <msg>), or
+/* on_request_done handles the end of one request: answered (rv 0, <msg>), or
  * failed. Requests of the warm-up are not counted. */
 static void on_request_done(prod_ctx *c, int rv, nng_msg *msg)
 {
@@ -188,6 +155,7 @@ static void on_request_done(prod_ctx *c, int rv, nng_msg *msg)
     if (c->req >= r->warm_reqs) {
         pthread_mutex_lock(&r->mu);
         ingest_stats *st = &r->ist;
+        int failed = 1;
         if (rv == NNG_ETIMEDOUT) st->timeouts += c->n;
         else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) st->unanswered += c->n;
         else if (rv != 0) st->errors += c->n;
@@ -195,7 +163,9 @@ static void on_request_done(prod_ctx *c, int rv, nng_msg *msg)
         else {
             tally_reply(r, c, rep, now);
             st->last_reply_ns = now;
+            failed = 0;
         }
+        if (failed) account_failed(r, c->req, c->n);
         pthread_mutex_unlock(&r->mu);
     }
     ld_arena_reset(&c->arena);
@@ -241,22 +211,26 @@ static prod_ctx *take_ctx(run *r, uint64_t deadline_ns)
 /* send_request builds request <i> and sends it on <c>. */
 static void send_request(run *r, prod_ctx *c, uint64_t i, uint64_t now)
 {
-    uint64_t first = i * r->o.batch;
-    unsigned n = (unsigned)(r->nevents - first < r->o.batch ? r->nevents - first : r->o.batch);
+    int ph = r->sched_phase[i];
+    const lg_gen_spec *spec = &r->specs[ph >= 0 ? ph : r->nphases];
     nng_msg *msg;
     c->req = i;
-    c->n = n;
-    c->intended_ns = intended_ns(r, i);
+    c->n = r->o.batch;
+    c->intended_ns = lg_intended_ns(r, i);
     c->receiving = 0;
-    int rv = lg_gen_request(r->gens[c->conn], first, n, ld_wall_ms(), &msg);
+    int rv = lg_gen_request(r->gens[c->conn], spec, i * r->o.batch, c->n, ld_wall_ms(), &msg);
     if (i >= r->warm_reqs) {
         pthread_mutex_lock(&r->mu);
         ingest_stats *st = &r->ist;
         if (st->req_sent == 0) st->first_send_ns = now;
         st->req_sent++;
-        st->ev_sent += n;
+        st->ev_sent += c->n;
         st->last_send_ns = now;
         if (now - c->intended_ns > st->max_lag_ns) st->max_lag_ns = now - c->intended_ns;
+        if (ph >= 0) r->phases[ph].sent += c->n;
+        uint64_t off = r->sched[i] - r->sched[r->warm_reqs];
+        unsigned sl = (unsigned)(off / r->slice_ns);
+        r->slices[sl < r->nslices ? sl : r->nslices - 1].sent += c->n;
         pthread_mutex_unlock(&r->mu);
     }
     if (rv != 0) {
@@ -275,7 +249,7 @@ static void *sender_main(void *arg)
     run *r = arg;
     uint64_t i = 0;
     for (; i < r->nreq && !atomic_load(&r->stopping); i++) {
-        uint64_t due = intended_ns(r, i), now = ld_mono_ns();
+        uint64_t due = lg_intended_ns(r, i), now = ld_mono_ns();
         if (now < due) lg_sleep_until(due);
         prod_ctx *c = take_ctx(r, r->hard_end_ns);
         if (!c) break;
@@ -284,11 +258,35 @@ static void *sender_main(void *arg)
     if (i < r->nreq) {
         uint64_t first = i > r->warm_reqs ? i : r->warm_reqs;
         pthread_mutex_lock(&r->mu);
-        r->ist.ev_unsent = r->nevents - (first * r->o.batch < r->nevents ? first * r->o.batch : r->nevents);
+        r->ist.ev_unsent = (r->nreq - first) * r->o.batch;
         pthread_mutex_unlock(&r->mu);
     }
     atomic_store(&r->sender_done, 1);
     return NULL;
+}
+
+/* probe_reachable opens one TCP (or IPC) connection to <url> within
+ * <timeout_ms>: a linkd that is down or a host that drops packets is
+ * reported at once, with the reason, instead of after the whole run.
+ * Returns 0 or an NNG error; NNG_ENOTSUP for transports it cannot probe. */
+static int probe_reachable(const char *url, unsigned timeout_ms)
+{
+    nng_stream_dialer *d;
+    nng_aio *aio;
+    int rv = nng_stream_dialer_alloc(&d, url);
+    if (rv != 0) return rv == NNG_EADDRINVAL ? rv : NNG_ENOTSUP;
+    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+        nng_stream_dialer_free(d);
+        return rv;
+    }
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+    nng_stream_dialer_dial(d, aio);
+    nng_aio_wait(aio);
+    rv = nng_aio_result(aio);
+    if (rv == 0) nng_stream_free(nng_aio_get_output(aio, 0));
+    nng_aio_free(aio);
+    nng_stream_dialer_free(d);
+    return rv;
 }
 
 static int producers_open(run *r)
@@ -303,14 +301,14 @@ static int producers_open(run *r)
     for (unsigned k = 0; k < o->connections; k++) {
         char src[64];
         snprintf(src, sizeof src, "linkload-%s-gw%u", r->run_id, k);
-        r->gens[k] = lg_gen_new(&o->mix, r->run_id, src, o->status, ld_mono_ns() ^ (k * 7919u));
+        r->gens[k] = lg_gen_new(r->run_id, src, ld_mono_ns() ^ (k * 7919u));
         if (!r->gens[k]) return NNG_ENOMEM;
         if ((rv = nng_req0_open(&r->socks[k])) != 0) return rv;
         nng_socket_set_ms(r->socks[k], NNG_OPT_REQ_RESENDTIME, 3600 * 1000);   /* never resend */
         nng_socket_set_size(r->socks[k], NNG_OPT_RECVMAXSZ, 16u << 20);
-        /* The first dial is synchronous so an absent linkd is reported at once;
-         * the others retry in the background like any producer would. */
-        if ((rv = nng_dial(r->socks[k], o->ingest_url, NULL, k ? NNG_FLAG_NONBLOCK : 0)) != 0) return rv;
+        /* Dials retry in the background, as any producer's would; the probe
+         * before this has already said whether linkd is there at all. */
+        if ((rv = nng_dial(r->socks[k], o->ingest_url, NULL, NNG_FLAG_NONBLOCK)) != 0) return rv;
     }
     for (size_t i = 0; i < r->nctx; i++) {
         prod_ctx *c = &r->ctxs[i];
@@ -343,493 +341,166 @@ static void producers_close(run *r)
     r->ctxs = NULL;
 }
 
-/* ---- terminals ---------------------------------------------------------- */
+/* ---- the schedule ------------------------------------------------------------- */
 
-static int push_receipt(term *t, const char *id)
+static int sched_push(run *r, uint64_t *cap, uint64_t t_ns, int phase)
 {
-    if (t->nreceipts == t->capreceipts) {
-        size_t ncap = t->capreceipts ? t->capreceipts * 2 : 64;
-        char **n = realloc(t->receipts, ncap * sizeof *n);
-        if (!n) return LD_ENOMEM;
-        t->receipts = n;
-        t->capreceipts = ncap;
+    if (r->nreq == *cap) {
+        uint64_t ncap = *cap ? *cap * 2 : 4096;
+        if (ncap > MAX_REQUESTS) ncap = MAX_REQUESTS;
+        if (r->nreq == ncap) return LD_EFULL;
+        uint64_t *s = realloc(r->sched, ncap * sizeof *s);
+        if (!s) return LD_ENOMEM;
+        r->sched = s;
+        int8_t *p = realloc(r->sched_phase, ncap * sizeof *p);
+        if (!p) return LD_ENOMEM;
+        r->sched_phase = p;
+        *cap = ncap;
     }
-    if (!(t->receipts[t->nreceipts] = strdup(id))) return LD_ENOMEM;
-    t->nreceipts++;
+    r->sched[r->nreq] = t_ns;
+    r->sched_phase[r->nreq] = (int8_t)phase;
+    r->nreq++;
     return 0;
 }
 
-static int push_ack(term *t, const char *id, uint64_t due)
+/* schedule_phase appends the requests of one phase that starts <t0> real
+ * seconds into the run and lasts <len> real seconds. Evenly spaced arrivals
+ * step by batch/rate(t); Poisson ones by an exponential draw of that mean
+ * (the rate is re-read at every arrival, so ramps are followed closely). */
+static int schedule_phase(run *r, uint64_t *cap, const lg_phase *p, int idx, double t0, double len,
+                          uint64_t *rng)
 {
-    if (t->qlen == t->qcap) {   /* grow, unrolling the ring */
-        size_t ncap = t->qcap ? t->qcap * 2 : 64;
-        pending_ack *n = malloc(ncap * sizeof *n);
-        if (!n) return LD_ENOMEM;
-        for (size_t i = 0; i < t->qlen; i++) n[i] = t->q[(t->qhead + i) % t->qcap];
-        free(t->q);
-        t->q = n;
-        t->qcap = ncap;
-        t->qhead = 0;
-    }
-    char *dup = strdup(id);
-    if (!dup) return LD_ENOMEM;
-    t->q[(t->qhead + t->qlen) % t->qcap] = (pending_ack){dup, due};
-    t->qlen++;
-    return 0;
-}
-
-/* event_seq parses "<run id>-<seq>"; returns 0 and sets *seq if the event is
- * one of this run's. */
-static int event_seq(const run *r, const char *eid, uint64_t *seq)
-{
-    size_t n = strlen(r->run_id);
-    if (!eid || strncmp(eid, r->run_id, n) != 0 || eid[n] != '-') return -1;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(eid + n + 1, &end, 10);
-    if (errno || *end || end == eid + n + 1) return -1;
-    *seq = v;
-    return 0;
-}
-
-/* tally_task counts one task as the terminal receives it. Caller holds tmu. */
-static void tally_task(run *r, const Linkd__V1__Task *task, uint64_t now)
-{
-    term_stats *st = &r->tst;
-    uint64_t seq;
-    st->tasks++;
-    st->last_task_ns = now;
-    if (task->redelivery) {
-        st->redelivered++;
-        return;
-    }
-    if (task->level > 0) {
-        st->escalated++;
-        return;
-    }
-    if (event_seq(r, task->event_id, &seq) != 0 || seq >= r->nevents) {
-        st->foreign++;
-        return;
-    }
-    uint64_t req = seq / r->o.batch;
-    if (req < r->warm_reqs) {
-        st->warm++;
-        return;
-    }
-    st->first++;
-    uint64_t t0 = intended_ns(r, req);
-    ld_hist_record(&st->latency, now > t0 ? now - t0 : 0);
-}
-
-/* take_reply handles one PollReply: counts and queues receipts and acks. */
-static void take_reply(term *t, const Linkd__V1__PollReply *rep, uint64_t now)
-{
-    run *r = t->r;
-    int oom = 0;
-    pthread_mutex_lock(&r->tmu);
-    term_stats *st = &r->tst;
-    st->polls++;
-    if (rep->error) {
-        st->refused++;
-        save_sample(st->sample_refused, sizeof st->sample_refused, t->id, rep->error);
-    }
-    for (size_t i = 0; i < rep->n_update_results; i++) {
-        const Linkd__V1__UpdateResult *u = rep->update_results[i];
-        unsigned v = u->has_result && u->result <= 4 ? (unsigned)u->result : 0;
-        st->updates[v]++;
-        if (v == LINKD__V1__RESULT__RESULT_REJECTED)
-            save_sample(st->sample_update, sizeof st->sample_update, u->task_id, u->reason);
-    }
-    for (size_t i = 0; i < rep->n_tasks; i++) tally_task(r, rep->tasks[i], now);
-    pthread_mutex_unlock(&r->tmu);
-
-    uint64_t due = now + (uint64_t)r->o.ack_delay_ms * NS_PER_MS;
-    for (size_t i = 0; i < rep->n_tasks; i++) {
-        const char *id = rep->tasks[i]->task_id;
-        if (!id) continue;
-        oom |= push_receipt(t, id) != 0;
-        if (!rep->tasks[i]->redelivery) oom |= push_ack(t, id, due) != 0;
-    }
-    if (oom) fprintf(stderr, "linkload: out of memory in terminal %s\n", t->id);
-}
-
-/* build_poll packs the next PollRequest: all receipts, the acks that are due
- * (at most MAX_UPDATES_PER_POLL), and a wait that ends when the next ack is
- * due. Frees what it packed. Returns 0 or an NNG error. */
-static int build_poll(term *t, nng_msg **out)
-{
-    run *r = t->r;
-    uint64_t now = ld_mono_ns();
-    unsigned per = r->o.resolve ? 3 : 1;
-    Linkd__V1__TaskUpdate upd[MAX_UPDATES_PER_POLL];
-    Linkd__V1__TaskUpdate *updp[MAX_UPDATES_PER_POLL];
-    char *taken[MAX_UPDATES_PER_POLL];
-    size_t nu = 0, nt = 0;
-    while (t->qlen && t->q[t->qhead].due_ns <= now && nu + per <= MAX_UPDATES_PER_POLL) {
-        pending_ack *a = &t->q[t->qhead];
-        static const Linkd__V1__UpdateKind lifecycle[] = {
-            LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED,
-            LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE,
-            LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED,
-        };
-        for (unsigned k = 0; k < per; k++) {
-            linkd__v1__task_update__init(&upd[nu]);
-            upd[nu].task_id = a->task_id;
-            upd[nu].has_kind = 1;
-            upd[nu].kind = lifecycle[k];
-            if (lifecycle[k] == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED)
-                upd[nu].disposition = "handled on scene (linkload)";
-            updp[nu] = &upd[nu];
-            nu++;
+    double ts = r->sc.time_scale, t = 0;
+    while (t < len) {
+        double rate = lg_phase_rate(p, t * ts) * r->o.rate_scale;
+        if (rate <= 1e-9) {   /* a ramp from 0: look again a little later */
+            t += 0.001;
+            continue;
         }
-        taken[nt++] = a->task_id;
-        t->qhead = (t->qhead + 1) % t->qcap;
-        t->qlen--;
-    }
-    uint32_t wait = POLL_WAIT_MS;
-    if (t->qlen) {
-        uint64_t due = t->q[t->qhead].due_ns;
-        wait = due <= now ? 0 : (uint32_t)((due - now + NS_PER_MS - 1) / NS_PER_MS);
-        if (wait > POLL_WAIT_MS) wait = POLL_WAIT_MS;
-    }
-    Linkd__V1__PollRequest req = LINKD__V1__POLL_REQUEST__INIT;
-    req.terminal_id = (char *)t->id;
-    req.department = (char *)t->dept;
-    req.n_updates = nu;
-    req.updates = updp;
-    req.n_received = t->nreceipts;
-    req.received = t->receipts;
-    req.has_wait_ms = 1;
-    req.wait_ms = wait;
-    req.has_max_tasks = 1;
-    req.max_tasks = 256;
-    nng_msg *msg;
-    int rv = nng_msg_alloc(&msg, linkd__v1__poll_request__get_packed_size(&req));
-    if (rv == 0) {
-        linkd__v1__poll_request__pack(&req, nng_msg_body(msg));
-        *out = msg;
-    }
-    /* Receipts and acks are dropped even if the message could not be built:
-     * linkd redelivers what was never receipted. */
-    for (size_t i = 0; i < t->nreceipts; i++) free(t->receipts[i]);
-    t->nreceipts = 0;
-    for (size_t i = 0; i < nt; i++) free(taken[i]);
-    return rv;
-}
-
-static void term_poll(term *t)
-{
-    nng_msg *msg;
-    if (atomic_load(&t->r->stopping) || build_poll(t, &msg) != 0) {
-        t->open = 0;
-        return;
-    }
-    t->receiving = 0;
-    nng_aio_set_msg(t->aio, msg);
-    nng_aio_set_timeout(t->aio, 5000);
-    nng_send_aio(t->sock, t->aio);
-}
-
-/* term_retry counts a failed poll and polls again, unless this terminal has
- * failed too often in a row (each failure takes a timeout, so this is slow). */
-static void term_retry(term *t)
-{
-    pthread_mutex_lock(&t->r->tmu);
-    t->r->tst.poll_errors++;
-    pthread_mutex_unlock(&t->r->tmu);
-    if (++t->errors_in_row > 20) {
-        t->open = 0;
-        return;
-    }
-    term_poll(t);
-}
-
-static void term_cb(void *arg)
-{
-    term *t = arg;
-    int rv = nng_aio_result(t->aio);
-    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED || atomic_load(&t->r->stopping)) {
-        /* A failed send leaves the request with us; a received reply is ours. */
-        if (!t->receiving ? rv != 0 : rv == 0) nng_msg_free(nng_aio_get_msg(t->aio));
-        t->open = 0;
-        return;
-    }
-    if (!t->receiving) {
-        if (rv != 0) {   /* could not send (no connection within 5 s): try again */
-            nng_msg_free(nng_aio_get_msg(t->aio));
-            term_retry(t);
-            return;
+        double dt = (double)r->o.batch / rate;
+        if (r->sc.poisson) {
+            dt *= -log(1.0 - lg_rnd_unit(rng));
+            t += dt;   /* Poisson: the first arrival is a draw away too */
+            if (t >= len) break;
+            int rv = sched_push(r, cap, (uint64_t)((t0 + t) * 1e9), idx);
+            if (rv != 0) return rv;
+            continue;
         }
-        t->receiving = 1;
-        nng_aio_set_timeout(t->aio, POLL_WAIT_MS + 10000);
-        nng_recv_aio(t->sock, t->aio);
-        return;
+        int rv = sched_push(r, cap, (uint64_t)((t0 + t) * 1e9), idx);
+        if (rv != 0) return rv;
+        t += dt;
     }
-    if (rv != 0) {
-        term_retry(t);
-        return;
-    }
-    t->errors_in_row = 0;
-    uint64_t now = ld_mono_ns();
-    nng_msg *msg = nng_aio_get_msg(t->aio);
-    Linkd__V1__PollReply *rep =
-        linkd__v1__poll_reply__unpack(&t->arena.pb, nng_msg_len(msg), nng_msg_body(msg));
-    nng_msg_free(msg);
-    if (rep) take_reply(t, rep, now);
-    else {
-        pthread_mutex_lock(&t->r->tmu);
-        t->r->tst.poll_errors++;
-        pthread_mutex_unlock(&t->r->tmu);
-    }
-    int refused = rep && rep->error;
-    ld_arena_reset(&t->arena);
-    if (refused) {   /* e.g. a terminal linkd does not know: stop this one */
-        t->open = 0;
-        return;
-    }
-    term_poll(t);
-}
-
-static int terminals_open(run *r)
-{
-    r->nterms = (size_t)r->rules->nterminals;
-    r->terms = calloc(r->nterms ? r->nterms : 1, sizeof *r->terms);
-    if (!r->terms) return NNG_ENOMEM;
-    for (size_t i = 0; i < r->nterms; i++) {
-        term *t = &r->terms[i];
-        const ld_terminal_def *d = &r->rules->terminals[i];
-        t->r = r;
-        t->id = d->id;
-        t->dept = r->rules->departments[d->dept].id;
-        ld_arena_init(&t->arena, 65536, 0);
-        int rv;
-        if ((rv = nng_req0_open(&t->sock)) != 0) return rv;
-        t->open = 1;
-        nng_socket_set_ms(t->sock, NNG_OPT_REQ_RESENDTIME, 3600 * 1000);
-        nng_socket_set_size(t->sock, NNG_OPT_RECVMAXSZ, 64u << 20);
-        if ((rv = nng_dial(t->sock, r->o.terminals_url, NULL, i ? NNG_FLAG_NONBLOCK : 0)) != 0) return rv;
-        if ((rv = nng_aio_alloc(&t->aio, term_cb, t)) != 0) return rv;
-    }
-    for (size_t i = 0; i < r->nterms; i++) term_poll(&r->terms[i]);
     return 0;
 }
 
-static void terminals_close(run *r)
+static int build_schedule(run *r)
 {
-    for (size_t i = 0; r->terms && i < r->nterms; i++) nng_close(r->terms[i].sock);
-    for (size_t i = 0; r->terms && i < r->nterms; i++) {
-        term *t = &r->terms[i];
-        nng_aio_free(t->aio);
-        ld_arena_fini(&t->arena);
-        for (size_t k = 0; k < t->nreceipts; k++) free(t->receipts[k]);
-        for (size_t k = 0; k < t->qlen; k++) free(t->q[(t->qhead + k) % t->qcap].task_id);
-        free(t->receipts);
-        free(t->q);
+    uint64_t cap = 0, rng = ld_mono_ns() ^ 0x5eed;
+    double t = 0, ts = r->sc.time_scale;
+    int rv;
+    if (r->o.warmup > 0) {   /* the first phase's starting rate, not measured */
+        lg_phase w = r->sc.phases[0];
+        w.rate_to = w.rate_from;
+        w.duration_s = r->o.warmup * ts;
+        if ((rv = schedule_phase(r, &cap, &w, -1, 0, r->o.warmup, &rng)) != 0) return rv;
+        t = r->o.warmup;
     }
-    free(r->terms);
-    r->terms = NULL;
-}
-
-/* ---- progress and report ------------------------------------------------ */
-
-typedef struct snapshot {
-    ingest_stats ist;
-    term_stats tst;
-    size_t busy;
-} snapshot;
-
-static void take_snapshot(run *r, snapshot *s)
-{
-    pthread_mutex_lock(&r->mu);
-    s->ist = r->ist;
-    s->busy = r->busy;
-    pthread_mutex_unlock(&r->mu);
-    pthread_mutex_lock(&r->tmu);
-    s->tst = r->tst;
-    pthread_mutex_unlock(&r->tmu);
-}
-
-static uint64_t answered(const ingest_stats *s)
-{
-    return s->results[0] + s->results[1] + s->results[2] + s->results[3] + s->results[4];
-}
-
-static uint64_t failed(const ingest_stats *s)
-{
-    return s->results[0] + s->results[3] + s->results[4] + s->timeouts + s->errors + s->bad_replies;
-}
-
-static void progress_line(run *r, const snapshot *now, const snapshot *prev, double secs)
-{
-    char a[32], b[32];
-    double elapsed = (double)(ld_mono_ns() - r->start_ns) / 1e9;
-    fprintf(stderr,
-            "[%5.1fs] sent %6.0f/s  accepted %6.0f/s  errors %" PRIu64 "  in flight %zu  "
-            "p99 accept %s  terminal %s  tasks %" PRIu64 "\n",
-            elapsed, (double)(now->ist.ev_sent - prev->ist.ev_sent) / secs,
-            (double)(now->ist.results[1] - prev->ist.results[1]) / secs, failed(&now->ist),
-            now->busy, lg_fmt_ns(ld_hist_quantile(&now->ist.accepted, 0.99), a, sizeof a),
-            lg_fmt_ns(ld_hist_quantile(&now->tst.latency, 0.99), b, sizeof b), now->tst.tasks);
-}
-
-static void print_hist(FILE *f, const char *label, const ld_hist *h)
-{
-    char q[5][32], mx[32];
-    static const double qs[] = {0.5, 0.9, 0.99, 0.999};
-    if (h->n == 0) {
-        fprintf(f, "  %-20s (none)\n", label);
-        return;
+    r->warm_reqs = r->nreq;
+    double measured = 0;
+    for (int i = 0; i < r->nphases; i++) {
+        double len = r->sc.phases[i].duration_s / ts;
+        if (r->o.max_duration > 0 && measured + len > r->o.max_duration) len = r->o.max_duration - measured;
+        if (len <= 0) break;
+        if ((rv = schedule_phase(r, &cap, &r->sc.phases[i], i, t, len, &rng)) != 0) return rv;
+        t += len;
+        measured += len;
     }
-    for (int i = 0; i < 4; i++) lg_fmt_ns(ld_hist_quantile(h, qs[i]), q[i], sizeof q[i]);
-    fprintf(f, "  %-20s p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (n=%" PRIu64 ")\n", label, q[0],
-            q[1], q[2], q[3], lg_fmt_ns(h->max, mx, sizeof mx), h->n);
-}
-
-typedef struct figures {
-    double measured_s, sent_rate, achieved_rate;
-    int unreachable;
-} figures;
-
-static void compute_figures(const run *r, const snapshot *s, figures *f)
-{
-    uint64_t t0 = intended_ns(r, r->warm_reqs);
-    uint64_t sched_end = intended_ns(r, r->nreq);
-    uint64_t end = s->ist.last_reply_ns > sched_end ? s->ist.last_reply_ns : sched_end;
-    f->measured_s = (double)(end - t0) / 1e9;
-    double sched_s = (double)(sched_end - t0) / 1e9;
-    f->sent_rate = sched_s > 0 ? (double)s->ist.ev_sent / sched_s : 0;
-    f->achieved_rate = f->measured_s > 0 ? (double)s->ist.results[1] / f->measured_s : 0;
-    f->unreachable = answered(&s->ist) == 0;
-}
-
-static void print_report(const run *r, const snapshot *s, const figures *f)
-{
-    const ingest_stats *i = &s->ist;
-    const term_stats *t = &s->tst;
-    char lag[32];
-    printf("linkload run %s: %.0f events/s offered for %.0f s (batch %u, %u connections x %u in "
-           "flight, warm-up %.0f s) to %s\n",
-           r->run_id, r->o.rate, r->o.duration, r->o.batch, r->o.connections, r->o.inflight,
-           r->o.warmup, r->o.ingest_url);
-    if (f->unreachable) printf("  linkd unreachable: no request was answered\n");
-    printf("  sent      %" PRIu64 " events = %.0f events/s (max send lag %s; %" PRIu64 " not sent)\n",
-           i->ev_sent, f->sent_rate, lg_fmt_ns(i->max_lag_ns, lag, sizeof lag), i->ev_unsent);
-    printf("  results   ACCEPTED %" PRIu64 "  DUPLICATE %" PRIu64 "  REJECTED %" PRIu64
-           "  RETRY_LATER %" PRIu64 "  timeout %" PRIu64 "  unanswered %" PRIu64 "  error %" PRIu64
-           "  bad reply %" PRIu64 "\n",
-           i->results[1], i->results[2], i->results[3], i->results[4], i->timeouts, i->unanswered,
-           i->errors + i->results[0], i->bad_replies);
-    printf("  achieved  %.0f events/s accepted (%.1f%% of offered) over %.2f s\n", f->achieved_rate,
-           r->o.rate > 0 ? 100.0 * f->achieved_rate / r->o.rate : 0, f->measured_s);
-    print_hist(stdout, "intake->ACCEPTED", &i->accepted);
-    if (r->o.terminals) {
-        print_hist(stdout, "intake->terminal", &t->latency);
-        printf("  terminals %zu polling: %" PRIu64 " tasks (%" PRIu64 " first deliveries, %" PRIu64
-               " redelivered, %" PRIu64 " escalated, %" PRIu64 " other runs); updates ACCEPTED %" PRIu64
-               " DUPLICATE %" PRIu64 " REJECTED %" PRIu64 "; poll errors %" PRIu64 ", refused %" PRIu64 "\n",
-               r->nterms, t->tasks, t->first, t->redelivered, t->escalated, t->foreign,
-               t->updates[1], t->updates[2], t->updates[3], t->poll_errors, t->refused);
+    r->measured_s = measured;
+    r->sched_end_ns = (uint64_t)(t * 1e9);
+    if (r->nreq == r->warm_reqs) return LD_EINVAL;   /* nothing to measure */
+    r->nevents = r->nreq * r->o.batch;
+    r->nslices = (unsigned)ceil(measured);
+    if (r->nslices < 1) r->nslices = 1;
+    r->slice_ns = NS_PER_S;
+    if (r->nslices > LG_MAX_SLICES) {
+        r->slice_ns = (uint64_t)ceil(measured * 1e9 / LG_MAX_SLICES);
+        r->nslices = LG_MAX_SLICES;
     }
-    if (i->sample_reject[0]) printf("  first rejection: %s\n", i->sample_reject);
-    if (i->sample_retry[0]) printf("  first retry-later: %s\n", i->sample_retry);
-    if (t->sample_refused[0]) printf("  first refused poll: %s\n", t->sample_refused);
-    if (t->sample_update[0]) printf("  first rejected update: %s\n", t->sample_update);
-}
-
-static void json_hist(FILE *f, const char *name, const ld_hist *h)
-{
-    fprintf(f,
-            "\"%s\":{\"n\":%" PRIu64 ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
-            "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}",
-            name, h->n, (double)ld_hist_quantile(h, 0.5) / 1e3, (double)ld_hist_quantile(h, 0.9) / 1e3,
-            (double)ld_hist_quantile(h, 0.99) / 1e3, (double)ld_hist_quantile(h, 0.999) / 1e3,
-            (double)h->max / 1e3, ld_hist_mean(h) / 1e3);
-}
-
-static void write_json(const run *r, const snapshot *s, const figures *f)
-{
-    FILE *out = fopen(r->o.json, "w");
-    if (!out) {
-        perror(r->o.json);
-        return;
+    r->slices = calloc(r->nslices, sizeof *r->slices);
+    r->phases = calloc((size_t)r->nphases, sizeof *r->phases);
+    if (!r->slices || !r->phases) return LD_ENOMEM;
+    for (unsigned i = 0; i < r->nslices; i++) {
+        ld_hist_init(&r->slices[i].acc);
+        ld_hist_init(&r->slices[i].term);
     }
-    const ingest_stats *i = &s->ist;
-    const term_stats *t = &s->tst;
-    fprintf(out,
-            "{\"mode\":\"run\",\"run_id\":\"%s\",\"unreachable\":%s,\"offered_rate\":%.0f,"
-            "\"duration_s\":%g,\"batch\":%u,\"connections\":%u,\"inflight\":%u,\"sent\":%" PRIu64
-            ",\"sent_rate\":%.0f,\"not_sent\":%" PRIu64 ",\"max_send_lag_us\":%.1f,"
-            "\"achieved_rate\":%.0f,\"accepted\":%" PRIu64 ",\"duplicate\":%" PRIu64
-            ",\"rejected\":%" PRIu64 ",\"retry_later\":%" PRIu64 ",\"timeouts\":%" PRIu64
-            ",\"unanswered\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"bad_replies\":%" PRIu64 ",",
-            r->run_id, f->unreachable ? "true" : "false", r->o.rate, r->o.duration, r->o.batch,
-            r->o.connections, r->o.inflight, i->ev_sent, f->sent_rate, i->ev_unsent,
-            (double)i->max_lag_ns / 1e3, f->achieved_rate, i->results[1], i->results[2],
-            i->results[3], i->results[4], i->timeouts, i->unanswered, i->errors + i->results[0],
-            i->bad_replies);
-    json_hist(out, "accept_latency", &i->accepted);
-    fputc(',', out);
-    json_hist(out, "terminal_latency", &t->latency);
-    fprintf(out,
-            ",\"terminals\":%zu,\"tasks\":%" PRIu64 ",\"tasks_first\":%" PRIu64
-            ",\"tasks_redelivered\":%" PRIu64 ",\"tasks_escalated\":%" PRIu64
-            ",\"updates_accepted\":%" PRIu64 ",\"updates_rejected\":%" PRIu64 ",\"poll_errors\":%" PRIu64
-            "}\n",
-            r->o.terminals ? r->nterms : 0, t->tasks, t->first, t->redelivered, t->escalated,
-            t->updates[1], t->updates[3], t->poll_errors);
-    fclose(out);
-}
-
-/* ---- the run -------------------------------------------------------------- */
-
-/* wait_for_end prints progress every second until the intake is done and
- * the terminals have been quiet for TERM_QUIET_NS, or the hard end. */
-static void wait_for_end(run *r)
-{
-    snapshot prev, cur;
-    take_snapshot(r, &prev);
-    uint64_t last_print = ld_mono_ns(), intake_done = 0;
-    for (;;) {
-        uint64_t next = ld_mono_ns() + 100 * NS_PER_MS;
-        lg_sleep_until(next < r->hard_end_ns ? next : r->hard_end_ns);
-        uint64_t now = ld_mono_ns();
-        if (now >= r->hard_end_ns) break;
-        take_snapshot(r, &cur);
-        if (now - last_print >= NS_PER_S) {
-            if (!r->o.quiet) progress_line(r, &cur, &prev, (double)(now - last_print) / 1e9);
-            prev = cur;
-            last_print = now;
-        }
-        if (!intake_done && atomic_load(&r->sender_done) && cur.busy == 0) intake_done = now;
-        if (!intake_done) continue;
-        if (!r->o.terminals) break;
-        uint64_t quiet_since = cur.tst.last_task_ns > intake_done ? cur.tst.last_task_ns : intake_done;
-        if (now - quiet_since >= TERM_QUIET_NS) break;
+    for (int i = 0; i < r->nphases; i++) {
+        ld_hist_init(&r->phases[i].acc);
+        ld_hist_init(&r->phases[i].term);
     }
+    return 0;
 }
+
+static int build_specs(run *r)
+{
+    r->specs = calloc((size_t)r->nphases + 1, sizeof *r->specs);
+    if (!r->specs) return LD_ENOMEM;
+    for (int i = 0; i <= r->nphases; i++) {
+        const lg_phase *p = &r->sc.phases[i < r->nphases ? i : 0];
+        lg_gen_spec *s = &r->specs[i];
+        s->mix = p->has_mix ? &p->mix : &r->sc.mix;
+        s->place = p->has_place ? &p->place : NULL;
+        s->petitioners_min = p->petitioners_min;
+        s->petitioners_max = p->petitioners_max;
+        s->status = p->status ? p->status : r->sc.status;
+    }
+    return 0;
+}
+
+/* ---- options ------------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: linkload run --rate R --duration S [options]\n"
-            "  --rate R                 events per second offered (open loop)\n"
-            "  --duration S             seconds of measured load\n"
+            "       linkload run --scenario FILE [options]\n"
+            "What is offered\n"
+            "  --scenario FILE          a scenario (loadtest/scenarios/*.yaml): mix, places, phases,\n"
+            "                           terminal behaviour\n"
+            "  --rate R --duration S    one phase of R events/s for S seconds (without a scenario)\n"
+            "  --phases SPEC            steps and ramps, e.g. 30s@1000,1m@1000..20000,30s@20000\n"
+            "  --arrivals constant|poisson   evenly spaced (default) or Poisson request arrivals\n"
+            "  --rate-scale X           multiply every rate by X (default 1)\n"
+            "  --time-scale N           run the scenario N times faster than written: durations and\n"
+            "                           terminal delays / N (start linkd with the same --time-scale)\n"
+            "  --max-duration S         stop the schedule after S seconds of measured load\n"
+            "  --warmup S               seconds at the first rate before measuring (default 0)\n"
+            "  --mix SPEC               e.g. call=80,sensor=15,petition=5 or fire=5,crime=20,smoke=3\n"
+            "  --status actual|exercise|test   Envelope status (default test, or the scenario's)\n"
+            "How it is sent\n"
             "  --batch B                events per IngestRequest (default 10, at most 1024)\n"
             "  --connections C          REQ sockets to the ingest URL (default 4)\n"
             "  --inflight K             requests in flight per socket (default 64)\n"
+            "  --timeout MS             per-request reply timeout (default 5000)\n"
+            "  --drain S                seconds to wait for answers after the schedule (default 5)\n"
+            "  --linger S               keep terminals and feed running S seconds after the last\n"
+            "                           answer, to see acknowledgements and escalations (default 0)\n"
+            "  --connect-timeout S      give up if linkd cannot be reached within S (default 5)\n"
+            "Where linkd is (any host)\n"
             "  --ingest URL             default tcp://127.0.0.1:7450\n"
             "  --terminals URL          default tcp://127.0.0.1:7451\n"
+            "  --feed URL               subscribe to linkd's feed: escalations, per-department\n"
+            "                           acknowledge times and compliance (default: not subscribed)\n"
+            "Terminals\n"
             "  --rules DIR              rule set whose terminals are simulated (default ./rules)\n"
             "  --no-terminals           do not simulate terminals\n"
             "  --terminal-ack-delay MS  acknowledge each task MS after receiving it (default 0)\n"
-            "  --resolve                also report ON_SCENE and RESOLVED, closing every incident\n"
-            "  --warmup S               seconds of load before measuring (default 0)\n"
-            "  --drain S                seconds to wait for answers after the schedule (default 5)\n"
-            "  --timeout MS             per-request reply timeout (default 5000)\n"
-            "  --mix SPEC               e.g. call=80,sensor=15,petition=5 or fire=5,crime=20,smoke=3\n"
-            "  --status actual|exercise|test   Envelope status (default test)\n"
-            "  --json FILE              write the figures as JSON\n"
-            "  --quiet                  no progress line\n");
+            "  --resolve                also report ON_SCENE and RESOLVED at once, closing incidents\n"
+            "Output\n"
+            "  --json FILE              write the report as JSON\n"
+            "  --plot PREFIX            PREFIX-latency.svg and PREFIX-percentiles.svg (gnuplot) and\n"
+            "                           their data files\n"
+            "  --quiet                  no progress line\n"
+            "Exit: 0 done, 64 usage, 65 bad scenario or rules, 69 linkd unreachable.\n");
 }
 
 static int parse_status(const char *v)
@@ -841,10 +512,9 @@ static int parse_status(const char *v)
 static int parse_opts(int argc, char **argv, run_opts *o)
 {
     *o = (run_opts){.batch = 10, .connections = 4, .inflight = 64, .timeout_ms = 5000, .drain = 5,
+                    .rate_scale = 1, .connect_timeout = 5, .arrivals = -1,
                     .ingest_url = "tcp://127.0.0.1:7450", .terminals_url = "tcp://127.0.0.1:7451",
-                    .rules_dir = "rules", .terminals = 1,
-                    .status = LINKD__V1__STATUS__STATUS_TEST};
-    lg_mix_default(&o->mix);
+                    .rules_dir = "rules", .terminals = 1};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0) {
@@ -859,28 +529,39 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             return -1;
         } else {
             i++;
-            char err[256];
             if (strcmp(a, "--rate") == 0) o->rate = atof(v);
             else if (strcmp(a, "--duration") == 0) o->duration = atof(v);
             else if (strcmp(a, "--warmup") == 0) o->warmup = atof(v);
             else if (strcmp(a, "--drain") == 0) o->drain = atof(v);
+            else if (strcmp(a, "--linger") == 0) o->linger = atof(v);
+            else if (strcmp(a, "--rate-scale") == 0) o->rate_scale = atof(v);
+            else if (strcmp(a, "--time-scale") == 0) o->time_scale = atof(v);
+            else if (strcmp(a, "--max-duration") == 0) o->max_duration = atof(v);
+            else if (strcmp(a, "--connect-timeout") == 0) o->connect_timeout = atof(v);
             else if (strcmp(a, "--batch") == 0) o->batch = (unsigned)atoi(v);
             else if (strcmp(a, "--connections") == 0) o->connections = (unsigned)atoi(v);
             else if (strcmp(a, "--inflight") == 0) o->inflight = (unsigned)atoi(v);
             else if (strcmp(a, "--timeout") == 0) o->timeout_ms = (unsigned)atoi(v);
-            else if (strcmp(a, "--terminal-ack-delay") == 0) o->ack_delay_ms = (unsigned)atoi(v);
+            else if (strcmp(a, "--terminal-ack-delay") == 0) o->ack_delay_ms = atof(v), o->ack_delay_set = 1;
             else if (strcmp(a, "--ingest") == 0) o->ingest_url = v;
             else if (strcmp(a, "--terminals") == 0) o->terminals_url = v;
+            else if (strcmp(a, "--feed") == 0) o->feed_url = v;
             else if (strcmp(a, "--rules") == 0) o->rules_dir = v;
             else if (strcmp(a, "--json") == 0) o->json = v;
-            else if (strcmp(a, "--status") == 0) {
-                if ((o->status = parse_status(v)) < 0) {
-                    fprintf(stderr, "linkload run: --status: actual, exercise or test\n");
+            else if (strcmp(a, "--plot") == 0) o->plot = v;
+            else if (strcmp(a, "--scenario") == 0) o->scenario_file = v;
+            else if (strcmp(a, "--phases") == 0) o->phases = v;
+            else if (strcmp(a, "--mix") == 0) snprintf(o->mix_spec, sizeof o->mix_spec, "%s", v);
+            else if (strcmp(a, "--arrivals") == 0) {
+                if (strcmp(v, "poisson") == 0) o->arrivals = 1;
+                else if (strcmp(v, "constant") == 0) o->arrivals = 0;
+                else {
+                    fprintf(stderr, "linkload run: --arrivals: constant or poisson\n");
                     return -1;
                 }
-            } else if (strcmp(a, "--mix") == 0) {
-                if (lg_mix_parse(&o->mix, v, err, sizeof err) != 0) {
-                    fprintf(stderr, "linkload run: %s\n", err);
+            } else if (strcmp(a, "--status") == 0) {
+                if ((o->status = parse_status(v)) < 0) {
+                    fprintf(stderr, "linkload run: --status: actual, exercise or test\n");
                     return -1;
                 }
             } else {
@@ -889,13 +570,77 @@ static int parse_opts(int argc, char **argv, run_opts *o)
             }
         }
     }
-    if (!(o->rate > 0 && o->rate <= 10e6) || !(o->duration > 0 && o->duration <= 86400) ||
-        !(o->warmup >= 0 && o->warmup <= 3600) || !(o->drain >= 0 && o->drain <= 600) ||
-        o->batch < 1 || o->batch > LG_MAX_BATCH || o->connections < 1 || o->connections > 256 ||
-        o->inflight < 1 || o->inflight > 4096 || o->timeout_ms < 1 || o->ack_delay_ms > 3600000) {
-        fprintf(stderr, "linkload run: --rate and --duration are required; a value is out of range\n");
+    if (!o->scenario_file && !o->phases && !(o->rate > 0 && o->duration > 0)) {
+        fprintf(stderr, "linkload run: give --scenario FILE, --phases SPEC, or --rate and --duration\n");
         return -1;
     }
+    if ((o->rate && !(o->rate > 0 && o->rate <= 10e6)) || (o->duration && !(o->duration > 0 && o->duration <= 86400)) ||
+        !(o->warmup >= 0 && o->warmup <= 3600) || !(o->drain >= 0 && o->drain <= 600) ||
+        !(o->linger >= 0 && o->linger <= 86400) ||
+        !(o->rate_scale > 0 && o->rate_scale <= 1e6) || !(o->time_scale >= 0 && o->time_scale <= 1e6) ||
+        !(o->max_duration >= 0 && o->max_duration <= 86400) ||
+        !(o->connect_timeout > 0 && o->connect_timeout <= 600) || o->batch < 1 ||
+        o->batch > LG_MAX_BATCH || o->connections < 1 || o->connections > 256 || o->inflight < 1 ||
+        o->inflight > 4096 || o->timeout_ms < 1 || !(o->ack_delay_ms >= 0 && o->ack_delay_ms <= 3600000)) {
+        fprintf(stderr, "linkload run: a value is out of range\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* load_scenario builds r->sc from the file and the flags: flags given
+ * override the file. Returns 0, or an exit code. */
+static int load_scenario(run *r)
+{
+    run_opts *o = &r->o;
+    lg_scenario *s = &r->sc;
+    char err[512];
+    if (o->scenario_file) {
+        ld_diag d;
+        ld_diag_init(&d);
+        int rv = lg_scenario_load(s, o->scenario_file, &d);
+        ld_diag_print(&d, stderr);
+        ld_diag_fini(&d);
+        if (rv != 0) {
+            fprintf(stderr, "linkload run: scenario %s not loaded: %s\n", o->scenario_file,
+                    rv == LD_EPARSE ? "errors above" : ld_strerror(rv));
+            return LG_EXIT_DATAERR;
+        }
+    } else {
+        lg_scenario_defaults(s);
+    }
+    /* Flags speak in seconds of the run; scenario files in domain time,
+     * which --time-scale compresses. */
+    double scale = o->time_scale > 0 ? o->time_scale : s->time_scale;
+    if (o->phases) {
+        if (lg_phases_parse(s, o->phases, err, sizeof err) != 0) {
+            fprintf(stderr, "linkload run: %s\n", err);
+            return LG_EXIT_USAGE;
+        }
+        for (int i = 0; i < s->nphases; i++) s->phases[i].duration_s *= scale;
+    } else if (o->rate > 0 && o->duration > 0) {
+        s->nphases = 1;
+        lg_phase *p = &s->phases[0];
+        memset(p, 0, sizeof *p);
+        snprintf(p->name, sizeof p->name, "constant");
+        p->rate_from = p->rate_to = o->rate;
+        p->duration_s = o->duration * scale;
+    } else if (o->scenario_file && o->duration > 0) {
+        o->max_duration = o->duration;   /* --duration with a scenario: cut it short */
+    }
+    if (o->mix_spec[0] && lg_mix_parse(&s->mix, o->mix_spec, err, sizeof err) != 0) {
+        fprintf(stderr, "linkload run: %s\n", err);
+        return LG_EXIT_USAGE;
+    }
+    if (o->status) s->status = o->status;
+    if (o->arrivals >= 0) s->poisson = o->arrivals;
+    if (o->time_scale > 0) s->time_scale = o->time_scale;
+    if (o->ack_delay_set) {
+        s->terminals.ack = (lg_dist){LG_DIST_FIXED, o->ack_delay_ms, 0};
+        s->ndepts = 0;
+    }
+    if (o->resolve) s->terminals.arrive = s->terminals.resolve = (lg_dist){LG_DIST_FIXED, 0, 0};
+    r->nphases = s->nphases;
     return 0;
 }
 
@@ -909,18 +654,90 @@ static int load_rules(run *r)
         fprintf(stderr, "linkload run: cannot load rules from %s: %s\n", r->o.rules_dir, ld_strerror(rv));
     }
     ld_diag_fini(&d);
-    return rv;
+    if (rv != 0) return rv;
+    int bad = 0;
+    for (int i = 0; i < r->sc.ndepts; i++) {   /* a scenario may only name real departments */
+        const lg_dept_profile *dp = &r->sc.depts[i];
+        if (ld_rules_department(r->rules, dp->dept) >= 0) continue;
+        fprintf(stderr, "%s:%d:%d: error: department '%s' is not in the rules of %s\n",
+                r->sc.file, dp->line, dp->col, dp->dept, r->o.rules_dir);
+        bad = 1;
+    }
+    return bad ? LD_ERULES : 0;
 }
 
-static void plan(run *r)
+/* ---- the run -------------------------------------------------------------------- */
+
+/* wait_for_end prints progress every second until the intake is done and
+ * the terminals have been quiet for TERM_QUIET_NS, or the hard end. With
+ * nothing answered after --connect-timeout, linkd is unreachable: stop. */
+static void wait_for_end(run *r)
 {
-    const run_opts *o = &r->o;
-    r->interval_ns = (double)o->batch * 1e9 / o->rate;
-    r->warm_reqs = (uint64_t)ceil(o->warmup * o->rate / o->batch);
-    uint64_t measured = (uint64_t)llround(o->duration * o->rate);
-    r->nevents = r->warm_reqs * o->batch + (measured ? measured : 1);
-    r->nreq = (r->nevents + o->batch - 1) / o->batch;
+    snapshot prev, cur;
+    lg_take_snapshot(r, &prev);
+    uint64_t last_print = ld_mono_ns(), intake_done = 0;
+    uint64_t give_up = r->start_ns + (uint64_t)(r->o.connect_timeout * 1e9) + r->o.timeout_ms * NS_PER_MS;
+    for (;;) {
+        uint64_t next = ld_mono_ns() + 100 * NS_PER_MS;
+        lg_sleep_until(next < r->hard_end_ns ? next : r->hard_end_ns);
+        uint64_t now = ld_mono_ns();
+        if (now >= r->hard_end_ns) break;
+        lg_take_snapshot(r, &cur);
+        if (now - last_print >= NS_PER_S) {
+            if (!r->o.quiet) lg_progress(r, &cur, &prev, (double)(now - last_print) / 1e9);
+            prev = cur;
+            last_print = now;
+        }
+        if (now >= give_up && lg_answered(&cur.ist) == 0 && cur.ist.results[0] == 0) {
+            if (!r->o.quiet) fprintf(stderr, "\nlinkload run: no answer from linkd at %s: stopping\n", r->o.ingest_url);
+            break;
+        }
+        if (!intake_done && atomic_load(&r->sender_done) && cur.busy == 0) intake_done = now;
+        if (!intake_done) continue;
+        if (r->o.linger > 0) {   /* watch what happens next: acks, escalations */
+            if (now - intake_done >= (uint64_t)(r->o.linger * 1e9)) break;
+            continue;
+        }
+        if (!r->o.terminals) break;
+        uint64_t quiet_since = cur.tst.last_task_ns > intake_done ? cur.tst.last_task_ns : intake_done;
+        if (now - quiet_since >= TERM_QUIET_NS) break;
+    }
+    if (!r->o.quiet) fputc('\n', stderr);
+}
+
+static void plan_id(run *r)
+{
     snprintf(r->run_id, sizeof r->run_id, "L%08x", (unsigned)(ld_wall_ms() ^ ((uint64_t)getpid() << 16)));
+}
+
+static void free_run(run *r)
+{
+    if (r->rules) ld_rules_free(r->rules);
+    free(r->fst.dept);
+    free(r->sched);
+    free(r->sched_phase);
+    free(r->slices);
+    free(r->phases);
+    free(r->specs);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->tmu);
+    pthread_mutex_destroy(&r->fmu);
+    free(r);
+}
+
+static void report_unreachable(run *r, int rv)
+{
+    fprintf(stderr, "linkload run: linkd unreachable at %s: %s\n", r->o.ingest_url, nng_strerror(rv));
+    printf("linkload run %s: linkd unreachable at %s: %s\n", r->run_id, r->o.ingest_url, nng_strerror(rv));
+    if (!r->o.json) return;
+    FILE *f = fopen(r->o.json, "w");
+    if (!f) return;
+    fprintf(f,
+            "{\"mode\":\"run\",\"run_id\":\"%s\",\"unreachable\":true,\"connect_error\":\"%s\","
+            "\"connect_errors\":1,\"sent\":0,\"accepted\":0}\n",
+            r->run_id, nng_strerror(rv));
+    fclose(f);
 }
 
 int lg_cmd_run(int argc, char **argv)
@@ -932,6 +749,7 @@ int lg_cmd_run(int argc, char **argv)
     if (!r) return code;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->tmu, NULL);
+    pthread_mutex_init(&r->fmu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -939,34 +757,53 @@ int lg_cmd_run(int argc, char **argv)
     pthread_condattr_destroy(&ca);
     ld_hist_init(&r->ist.accepted);
     ld_hist_init(&r->tst.latency);
+    plan_id(r);
     if (parse_opts(argc, argv, &r->o) != 0) {
         usage(stderr);
         code = LG_EXIT_USAGE;
         goto done;
     }
-    plan(r);
-    if (r->o.terminals && load_rules(r) != 0) {
+    if ((code = load_scenario(r)) != 0) goto done;
+    code = LG_EXIT_SOFTWARE;
+    if ((r->o.terminals || r->o.feed_url) && load_rules(r) != 0) {
         code = LG_EXIT_DATAERR;
         goto done;
     }
-    if ((rv = producers_open(r)) != 0) {
-        fprintf(stderr, "linkload run: linkd unreachable at %s: %s\n", r->o.ingest_url, nng_strerror(rv));
-        if (r->o.json) {
-            FILE *f = fopen(r->o.json, "w");
-            if (f) fprintf(f, "{\"mode\":\"run\",\"unreachable\":true,\"offered_rate\":%.0f}\n", r->o.rate),
-                fclose(f);
-        }
+    if ((rv = build_schedule(r)) != 0) {
+        fprintf(stderr, "linkload run: %s\n",
+                rv == LD_EFULL ? "the schedule is too long (more than 67 million requests): raise --batch"
+                : rv == LD_EINVAL ? "the schedule is empty: every rate is 0"
+                                  : ld_strerror(rv));
+        code = LG_EXIT_USAGE;
+        goto done;
+    }
+    if (build_specs(r) != 0) goto done;
+    rv = probe_reachable(r->o.ingest_url, (unsigned)(r->o.connect_timeout * 1000));
+    if (rv != 0 && rv != NNG_ENOTSUP) {
+        report_unreachable(r, rv);
         code = LG_EXIT_UNAVAILABLE;
         goto done;
     }
-    if (r->o.terminals && (rv = terminals_open(r)) != 0) {
-        fprintf(stderr, "linkload run: terminals unreachable at %s: %s; running without terminals\n",
+    if ((rv = producers_open(r)) != 0) {
+        report_unreachable(r, rv);
+        code = LG_EXIT_UNAVAILABLE;
+        goto done;
+    }
+    if (r->o.feed_url && (rv = lg_feed_open(r)) != 0) {
+        fprintf(stderr, "linkload run: feed at %s: %s; running without it\n", r->o.feed_url, nng_strerror(rv));
+        lg_feed_close(r);
+        r->o.feed_url = NULL;
+    }
+    if (r->o.terminals && (rv = lg_terminals_open(r)) != 0) {
+        fprintf(stderr, "linkload run: terminals at %s: %s; running without terminals\n",
                 r->o.terminals_url, nng_strerror(rv));
-        terminals_close(r);
+        lg_terminals_close(r);
         r->o.terminals = 0;
     }
-    r->start_ns = ld_mono_ns() + 100 * NS_PER_MS;   /* let the dials settle */
-    r->hard_end_ns = intended_ns(r, r->nreq) + (uint64_t)(r->o.drain * 1e9);
+    /* Let the dials settle; a feed subscriber that is not connected yet
+     * would miss the first tasks. */
+    r->start_ns = ld_mono_ns() + (r->o.feed_url ? 500 : 100) * NS_PER_MS;
+    r->hard_end_ns = r->start_ns + r->sched_end_ns + (uint64_t)((r->o.drain + r->o.linger) * 1e9);
     if (pthread_create(&sender, NULL, sender_main, r) != 0) goto done;
     sender_started = 1;
     wait_for_end(r);
@@ -977,21 +814,19 @@ done:
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (sender_started) pthread_join(sender, NULL);
-    terminals_close(r);
+    lg_terminals_close(r);
+    lg_feed_close(r);
     producers_close(r);
     if (code == LG_EXIT_OK) {
         snapshot s;
         figures f;
-        take_snapshot(r, &s);
-        compute_figures(r, &s, &f);
-        print_report(r, &s, &f);
-        if (r->o.json) write_json(r, &s, &f);
+        lg_take_snapshot(r, &s);
+        lg_figures(r, &s, &f);
+        lg_print_report(r, &s, &f);
+        if (r->o.json && lg_write_json(r, &s, &f) != 0) code = LG_EXIT_SOFTWARE;
+        if (r->o.plot) lg_write_plots(r, &s);
         if (f.unreachable) code = LG_EXIT_UNAVAILABLE;
     }
-    if (r->rules) ld_rules_free(r->rules);
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
-    pthread_mutex_destroy(&r->tmu);
-    free(r);
+    free_run(r);
     return code;
 }

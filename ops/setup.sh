@@ -9,6 +9,7 @@ pkgs=(
   libhiredis-dev libfyaml-dev libcriterion-dev
   redis-server redis-tools
   clang libclang-rt-14-dev
+  gnuplot-nox
 )
 
 missing=()
