@@ -10,6 +10,7 @@ pkgs=(
   redis-server redis-tools
   clang libclang-rt-14-dev
   gnuplot-nox
+  libwebsockets-dev libwebsockets-evlib-uv prometheus chromium chromium-driver
 )
 
 missing=()
@@ -29,4 +30,5 @@ echo "setup.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The packaged redis-server service is not ours: linkd's scripts start private instances.
+# The packaged redis-server and prometheus services are not ours: linkd's scripts start
+# private Redis instances, and the tests use only promtool from the prometheus package.

@@ -33,6 +33,10 @@ static void usage(FILE *out)
         "  --flush-ms MS        write incident records behind every MS (default: 20)\n"
         "  --source-rate N      events/s one source may send, burst of one second's worth;\n"
         "                       beyond it that source gets RETRY_LATER (default: 10000; 0: off)\n"
+        "  --http [ADDR:]PORT   serve /metrics, /healthz, /readyz, the JSON API and the live\n"
+        "                       board on ADDR (default address 127.0.0.1; default: no HTTP)\n"
+        "  --admin-token-file F the token supervisor actions must send (Authorization: Bearer);\n"
+        "                       without it the API is read-only\n"
         "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
         "  --help, --version\n"
         "\n"
@@ -77,7 +81,7 @@ static int parse_number(const char *opt, const char *s, double min, double max, 
 int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
-           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_LOGLEVEL, O_HELP, O_VERSION };
+           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_LOGLEVEL, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"rules", required_argument, NULL, O_RULES},
         {"redis", required_argument, NULL, O_REDIS},
@@ -91,6 +95,8 @@ int main(int argc, char **argv)
         {"redis-timeout", required_argument, NULL, O_RTIMEOUT},
         {"flush-ms", required_argument, NULL, O_FLUSH},
         {"source-rate", required_argument, NULL, O_SRATE},
+        {"http", required_argument, NULL, O_HTTP},
+        {"admin-token-file", required_argument, NULL, O_TOKEN},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
@@ -132,6 +138,8 @@ int main(int argc, char **argv)
             if (parse_number("--source-rate", optarg, 0, 1e7, &v)) return EX_USAGE;
             o.source_rate = v;
             break;
+        case O_HTTP: o.http_listen = optarg; break;
+        case O_TOKEN: o.admin_token_file = optarg; break;
         case O_LOGLEVEL:
             if ((ld_log_level = ld_log_parse_level(optarg)) < 0) {
                 fprintf(stderr, "linkd: --log-level: unknown level '%s'\n", optarg);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "dispatch/dispatch.h"
 #include "engine/engine.h"
+#include "http/http.h"
 #include "ingest/ingest.h"
 #include "rules/rules.h"
 #include "store/recover.h"
@@ -29,6 +30,9 @@ typedef struct daemon {
     ld_ingest ingest;
     ld_dispatch dispatch;
     ld_recovery recovery;
+    ld_http *http;
+    uint64_t rules_loaded_at, reload_attempt_at, reloads, reload_failures;
+    int last_reload_ok;
     int recovered;
     char mark[48];              /* the last ld:applied written */
     uv_timer_t deadline, drain_check, flush;
@@ -213,6 +217,7 @@ static void finish_stop(daemon *d)
     ld_ingest_close(&d->ingest);
     flush_dirty(d);
     ld_dispatch_close(&d->dispatch);
+    ld_http_close(d->http);
     ld_store_stop(&d->store, on_store_stopped, d);
 }
 
@@ -286,6 +291,9 @@ static void reload_rules(daemon *d)
         ld_log(diag.v[i].severity == LD_DIAG_ERROR ? LD_ERR : LD_WARN, "RULES", "%s", line);
     }
     char why[160];
+    d->reloads++;
+    d->reload_attempt_at = ld_wall_ms();
+    d->last_reload_ok = 0;
     if (rv != 0) {
         ld_log(LD_ERR, "RELOAD-FAILED", "%zu error%s in %s; running rules unchanged (version %s)",
                diag.nerrors, diag.nerrors == 1 ? "" : "s", d->o->rules_dir, d->rules->version);
@@ -298,10 +306,13 @@ static void reload_rules(daemon *d)
         ld_rules *old = d->rules;
         d->rules = next;
         ld_engine_set_rules(&d->engine, next);
+        d->last_reload_ok = 1;
+        d->rules_loaded_at = d->reload_attempt_at;
         ld_log(LD_NOTICE, "RELOADED", "rules %s version %s -> %s (%d routes)", d->o->rules_dir,
                old->version, next->version, next->nroutes);
         ld_rules_free(old);
     }
+    if (!d->last_reload_ok) d->reload_failures++;
     ld_diag_fini(&diag);
 }
 
@@ -316,6 +327,38 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* ---- run ------------------------------------------------------------------------------ */
+
+static void http_status(void *arg, ld_http_status *st)
+{
+    const daemon *d = arg;
+    st->rules_version = d->rules->version;
+    st->rules_dir = d->rules->dir;
+    st->rules_loaded_at_ms = d->rules_loaded_at;
+    st->reload_attempt_at_ms = d->reload_attempt_at;
+    st->last_reload_ok = d->last_reload_ok;
+    st->reloads = d->reloads;
+    st->reload_failures = d->reload_failures;
+    st->intake_open = d->ready_logged;
+    st->stopping = d->stopping;
+}
+
+/* open_http serves metrics, health, the API and the board on the loop, and
+ * has the engine report every change to it. */
+static int open_http(daemon *d)
+{
+    if (!d->o->http_listen) return 0;
+    ld_http_config cfg;
+    ld_http_config_defaults(&cfg);
+    cfg.listen = d->o->http_listen;
+    cfg.token_file = d->o->admin_token_file;
+    ld_http_sources src = {&d->loop, &d->engine, &d->store, &d->ingest, &d->dispatch,
+                           &d->clock, http_status, d};
+    int rv = ld_http_open(&d->http, &cfg, &src);
+    if (rv != 0) return rv;
+    d->engine.hooks.observe = ld_http_observe;
+    d->engine.hooks.observe_ctx = d->http;
+    return 0;
+}
 
 static int load_rules(daemon *d)
 {
@@ -337,11 +380,13 @@ int ld_daemon_run(const ld_options *o)
     if (!d) return EX_OSERR;
     d->o = o;
     d->armed_due = UINT64_MAX;
+    d->last_reload_ok = 1;
     signal(SIGPIPE, SIG_IGN);
     if (load_rules(d) != 0) {
         free(d);
         return EX_DATAERR;
     }
+    d->rules_loaded_at = ld_wall_ms();
     uv_loop_init(&d->loop);
     ld_clock_init_real(&d->clock, o->time_scale);
     ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed,
@@ -378,11 +423,13 @@ int ld_daemon_run(const ld_options *o)
 
     if ((rv = ld_dispatch_open(&d->dispatch, &d->loop, &d->engine, o->terminals_url, o->feed_url,
                                o->max_message, o->offline_after_ms)) != 0 ||
+        (rv = open_http(d)) != 0 ||
         (rv = ld_ingest_open(&d->ingest, &d->loop, o->ingest_url, o->ingest_contexts,
                              o->max_message, o->source_rate, &d->store, &d->engine)) != 0) {
         ld_log(LD_ERR, "START", "cannot open the sockets: %s", ld_strerror(rv));
-        code = EX_UNAVAILABLE;
+        code = rv == LD_EINVAL ? EX_USAGE : EX_UNAVAILABLE;
         d->stopping = 1;
+        ld_http_close(d->http);
         ld_dispatch_close(&d->dispatch);
         ld_store_stop(&d->store, on_store_stopped, d);
     } else {
@@ -393,6 +440,7 @@ int ld_daemon_run(const ld_options *o)
     uv_run(&d->loop, UV_RUN_DEFAULT);
     if (code == EX_OK) summary(d);
 out:
+    ld_http_free(d->http);
     ld_dispatch_fini(&d->dispatch);
     ld_engine_fini(&d->engine);
     if (uv_loop_close(&d->loop) != 0) ld_log(LD_WARN, "LOOP", "handles left open at exit");

@@ -24,6 +24,8 @@ typedef struct ld_options {
     size_t ingest_contexts;
     uint64_t flush_ms;          /* write-behind period of incident records */
     double source_rate;         /* events/s per source; 0: no limit */
+    const char *http_listen;    /* --http ADDR:PORT; NULL: no HTTP */
+    const char *admin_token_file; /* --admin-token-file; NULL: supervisor actions refused */
 } ld_options;
 
 void ld_options_defaults(ld_options *o);

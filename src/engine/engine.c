@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "engine/actions.h"
 
 #define T_DISPATCHED LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED
 #define T_ACKNOWLEDGED LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED
@@ -68,6 +69,7 @@ static void incident_free(ld_engine *e, ld_incident *inc)
         ld_list_remove(&t->term_link);
         ld_pool_put(&e->task_pool, t);
     }
+    ld_notes_free(inc);
     ld_pool_put(&e->incident_pool, inc);
 }
 
@@ -121,6 +123,7 @@ static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, 
     h->task = (uint8_t)(t ? t->idx : 0);
     h->level = (uint8_t)(t ? t->level : 0);
     h->terminal = (int16_t)(t ? t->terminal : -1);
+    h->note = e->actor_note;
     mark_dirty(e, inc);
 }
 
@@ -193,6 +196,10 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
     Linkd__V1__Location loc;
     char tid[LD_TASK_ID_LEN], text[320];
     e->feed_seq++;
+    if (e->hooks.observe) {
+        ld_observation ob = {kind, inc, t, leg, from_level, -1, e->actor, e->actor_reason};
+        e->hooks.observe(e->hooks.observe_ctx, &ob);
+    }
     if (!feeding(e)) return;
     va_list ap;
     va_start(ap, fmt);
@@ -217,6 +224,8 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
         fe.from_level = (uint32_t)from_level;
     }
     fe.text = text;
+    fe.actor = (char *)e->actor;
+    fe.reason = (char *)e->actor_reason;
     e->hooks.feed(e->hooks.ctx, &fe);
 }
 
@@ -609,6 +618,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
         o->task = (uint8_t)h->task_index;
         o->level = (uint8_t)h->level;
         o->terminal = (int16_t)(h->terminal ? ld_rules_terminal(e->rules, h->terminal) : -1);
+        o->note = h->note && *h->note ? ld_notes_restore(inc, o->at, h->note) : 0;
     }
     if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
         ld_pool_put(&e->incident_pool, inc);
@@ -812,6 +822,10 @@ void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
     fe.seq = ++e->feed_seq;
     fe.terminal = (char *)e->rules->terminals[terminal].id;
     fe.text = text;
+    if (e->hooks.observe) {
+        ld_observation ob = {fe.kind, NULL, NULL, -1, 0, terminal, NULL, NULL};
+        e->hooks.observe(e->hooks.observe_ctx, &ob);
+    }
     if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
 }
 
@@ -932,6 +946,7 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
             hist[i].has_leg = 1;
             hist[i].leg = (Linkd__V1__Leg)h->leg;
         }
+        hist[i].note = (char *)ld_notes_text(inc, h->note);
         hptr[i] = &hist[i];
     }
     rec.n_history = (size_t)inc->nhistory;
@@ -939,4 +954,57 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
     size_t need = linkd__v1__incident_record__get_packed_size(&rec);
     if (need > len) return need;
     return linkd__v1__incident_record__pack(&rec, buf);
+}
+
+/* ---- for actions.c (engine/actions.h): the moves a supervisor can make ---- */
+
+void ld__engine_history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg)
+{
+    history(e, inc, kind, t, leg);
+}
+
+void ld__engine_feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t, int leg,
+                     const char *text)
+{
+    feed(e, kind, inc, t, leg, t ? t->level : 0, "%s", text);
+}
+
+void ld__engine_escalate(ld_engine *e, ld_task *t, int leg, const char *why)
+{
+    escalate(e, t, leg, why);
+    mark_dirty(e, t->inc);
+}
+
+void ld__engine_hand_to(ld_engine *e, ld_task *t, int terminal)
+{
+    hand_to(e, t, terminal);
+}
+
+void ld__engine_arm(ld_engine *e, ld_task *t)
+{
+    arm(e, t);
+    mark_dirty(e, t->inc);
+}
+
+int ld__engine_leg_pending(const ld_task *t, int leg)
+{
+    return leg_pending(t, leg);
+}
+
+void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)
+{
+    for (int i = 0; i < inc->ntasks; i++) {
+        ld_task *t = inc->tasks[i];
+        if (t->state == T_RESOLVED) continue;
+        ld_timers_cancel(&e->timers, &t->timer);
+        release(e, t);
+        t->state = T_RESOLVED;
+    }
+    inc->open_tasks = 0;
+    inc->closed_at = ld_clock_now(e->clock);
+    ld_map_del(&e->by_id, inc->id);
+    e->open_incidents--;
+    e->stats.incidents_closed++;
+    history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, "%s", text);
 }

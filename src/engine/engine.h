@@ -28,6 +28,7 @@
 #define LD_TASK_ID_LEN (LD_INCIDENT_ID_LEN + 40)
 
 typedef struct ld_incident ld_incident;
+struct ld_notes;
 
 enum ld_delivery {
     LD_DELIVERY_NONE,      /* not waiting for any terminal */
@@ -64,6 +65,7 @@ typedef struct ld_history {
     uint8_t task;
     uint8_t level;
     int16_t terminal;
+    uint16_t note;              /* 1-based index into the incident's notes; 0 = none */
 } ld_history;
 
 struct ld_incident {
@@ -83,6 +85,7 @@ struct ld_incident {
     ld_history history[LD_HISTORY_MAX];
     int nhistory;
     uint32_t history_dropped;
+    struct ld_notes *notes;     /* supervisors' notes (who, why); NULL until one acts */
     ld_incident *dirty_next;
     int dirty;
 };
@@ -101,6 +104,19 @@ typedef struct ld_engine_stats {
     uint64_t escalations_by_dept[64];
 } ld_engine_stats;
 
+/* One state change, as observers that need every change see it (metrics, the
+ * board, the audit trail): reported whether or not anyone takes the feed, and
+ * before any text is formatted. Pointers are valid during the call only. */
+typedef struct ld_observation {
+    int kind;                   /* Linkd__V1__FeedKind */
+    const ld_incident *inc;     /* NULL for terminal presence */
+    const struct ld_task *task; /* NULL for a change of the whole incident */
+    int leg;                    /* enum ld_leg, or -1 */
+    int from_level;
+    int terminal;               /* with TERMINAL_*: rules index; otherwise -1 */
+    const char *actor, *reason; /* a supervisor's action: who and why; else NULL */
+} ld_observation;
+
 typedef struct ld_engine_hooks {
     void *ctx;
     /* A state change to publish; <fe> and what it points to die on return. */
@@ -109,6 +125,9 @@ typedef struct ld_engine_hooks {
     int (*listening)(void *ctx);
     /* <terminal> has a task to deliver: answer its parked poll, if any. */
     void (*wake)(void *ctx, int terminal);
+    /* Every state change (NULL: none), with its own context. */
+    void (*observe)(void *octx, const ld_observation *o);
+    void *observe_ctx;
 } ld_engine_hooks;
 
 typedef struct ld_engine {
@@ -125,6 +144,8 @@ typedef struct ld_engine {
     uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */
     size_t open_incidents;
     char last_opened[48];       /* stream id of the newest event opened: the write-behind mark */
+    const char *actor, *actor_reason; /* set by actions.c while a supervisor acts */
+    uint16_t actor_note;        /* the note history entries get meanwhile */
     ld_engine_stats stats;
 } ld_engine;
 

@@ -43,6 +43,9 @@ static void set_result(ingest_req *q, size_t i, int result, const char *reason)
     r->has_result = 1;
     r->result = (Linkd__V1__Result)result;
     if (reason) r->reason = arena_strdup(&q->arena, reason);
+    /* By kind for metrics; a request that did not decode has no kind (0). */
+    int kind = q->req && i < q->req->n_events ? ld_envelope_kind(q->req->events[i]) : 0;
+    if (kind >= 0 && kind < LD_KIND_COUNT && result > 0 && result < 5) st->by_kind[kind][result]++;
     switch (result) {
     case R_ACCEPTED: st->accepted++; break;
     case R_DUPLICATE: st->duplicate++; break;

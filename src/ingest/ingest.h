@@ -25,6 +25,7 @@ typedef struct ld_ingest_stats {
     uint64_t requests, malformed, events;
     uint64_t accepted, duplicate, rejected, retry_later, rate_limited;
     uint64_t rejected_by[LD_REJECT_COUNT];
+    uint64_t by_kind[LD_KIND_COUNT][5];  /* [enum ld_kind, 0 = unknown][Linkd__V1__Result] */
 } ld_ingest_stats;
 
 struct ingest_req;

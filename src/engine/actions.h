@@ -1,0 +1,71 @@
+/* actions.h: what a supervisor can do to an open incident, and read access
+ * for the HTTP API and the board.
+ *
+ * Each action is a state change like a terminal's update: it goes into the
+ * incident's history with a note saying who acted and why (kept in the
+ * incident record in Redis), and onto the feed with FeedEvent.actor and
+ * .reason set. The checks come first: an action that fails changes nothing.
+ * Errors: LD_EINVAL (a bad argument; <err> names the field), LD_ENOENT (no
+ * such department, terminal or task), LD_ESTATE (the action no longer
+ * applies: the leg is done, the task is at the top of its chain, ...), with
+ * a readable reason in <err>. Loop thread only. */
+#ifndef LD_ENGINE_ACTIONS_H
+#define LD_ENGINE_ACTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+
+#define LD_NOTES_MAX 32          /* supervisors' notes kept per incident */
+#define LD_NOTE_LEN 240
+
+/* Who acted, and why. Both required; cut to fit the note. */
+typedef struct ld_actor {
+    const char *who;
+    const char *why;
+} ld_actor;
+
+/* ld_action_reassign hands task <t> to department <dept> (its duty terminal,
+ * or <terminal> if that is one of the department's terminals), or, with
+ * <dept> < 0, to <terminal> of the task's own chain or any terminal of its
+ * department. A move to another department starts the task again there
+ * (dispatched, level 0, legs not yet done); the deadlines stand, and a leg
+ * already late gets the new holder's wait. */
+int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const ld_actor *a,
+                       char *err, size_t len);
+/* ld_action_escalate moves <t> one level up now, on its earliest pending leg. */
+int ld_action_escalate(ld_engine *e, ld_task *t, const ld_actor *a, char *err, size_t len);
+/* ld_action_extend moves the deadline of <leg> (enum ld_leg) to <by_ms> later
+ * than it is, or than now if it has passed. At most 30 days. */
+int ld_action_extend(ld_engine *e, ld_task *t, int leg, uint64_t by_ms, const ld_actor *a,
+                     char *err, size_t len);
+/* ld_action_close closes <inc> and every open task with <disposition>.
+ * The incident is freed after its record is written: do not use it after. */
+int ld_action_close(ld_engine *e, ld_incident *inc, const char *disposition, const ld_actor *a,
+                    char *err, size_t len);
+
+/* ld_engine_task_find returns the open task of <inc> for <dept>, or NULL. */
+ld_task *ld_engine_task_of(const ld_incident *inc, int dept);
+/* ld_engine_foreach_open calls fn for every open incident, in no order. */
+void ld_engine_foreach_open(const ld_engine *e, void (*fn)(void *arg, const ld_incident *inc),
+                            void *arg);
+
+/* Notes, used by the engine: the text of note <idx> (1-based; NULL for 0 or
+ * unknown), a note restored from a record (returns its index or 0), and
+ * freeing them with their incident. */
+const char *ld_notes_text(const ld_incident *inc, unsigned idx);
+uint16_t ld_notes_restore(ld_incident *inc, uint64_t at, const char *text);
+void ld_notes_free(ld_incident *inc);
+
+/* The engine's moves that actions.c builds on (engine.c). */
+void ld__engine_history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg);
+void ld__engine_feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t, int leg,
+                     const char *text);
+void ld__engine_escalate(ld_engine *e, ld_task *t, int leg, const char *why);
+void ld__engine_hand_to(ld_engine *e, ld_task *t, int terminal);
+void ld__engine_arm(ld_engine *e, ld_task *t);
+int ld__engine_leg_pending(const ld_task *t, int leg);
+void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text);
+
+#endif
