@@ -16,7 +16,8 @@
 #define T_ON_SCENE LINKD__V1__TASK_STATE__TASK_STATE_ON_SCENE
 #define T_RESOLVED LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED
 
-static const char *const leg_names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve"};
+static const char *const leg_names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve",
+                                                    "feedback"};
 
 /* ---- chains ---------------------------------------------------------------
  * A task climbs its department's levels, then command's; a command task
@@ -159,6 +160,10 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->arrive_by_ms = (int64_t)t->deadline[LD_LEG_ARRIVE];
     pb->has_resolve_by_ms = 1;
     pb->resolve_by_ms = (int64_t)t->deadline[LD_LEG_RESOLVE];
+    if (!(t->legs_off & (1u << LD_LEG_FEEDBACK))) {
+        pb->has_feedback_by_ms = 1;
+        pb->feedback_by_ms = (int64_t)t->deadline[LD_LEG_FEEDBACK];
+    }
     pb->summary = (char *)inc->summary;
     pb->rule = (char *)t->rule;
     pb->event_id = (char *)inc->event_id;
@@ -233,7 +238,8 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
 
 static int leg_pending(const ld_task *t, int leg)
 {
-    return t->done_at[leg] == 0 && !(t->overdue_top & (1u << leg)) && t->state != T_RESOLVED;
+    return t->done_at[leg] == 0 && !((t->overdue_top | t->legs_off) & (1u << leg)) &&
+           t->state != T_RESOLVED;
 }
 
 static void arm(ld_engine *e, ld_task *t)
@@ -499,18 +505,21 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
             uint64_t due[LD_LEG_COUNT];
             for (int l = 0; l < LD_LEG_COUNT; l++)
                 due[l] = ld_rules_deadline(r, dd, l, in.area, now);
-            if (!new_task(e, inc, dd->dept, due, routes[i]->where, routes[i]->name, now))
-                return LD_ENOMEM; /* the incident stays, with the tasks it has */
+            ld_task *t = new_task(e, inc, dd->dept, due, routes[i]->where, routes[i]->name, now);
+            if (!t) return LD_ENOMEM; /* the incident stays, with the tasks it has */
+            if (!dd->has_feedback) t->legs_off = 1u << LD_LEG_FEEDBACK;
         }
     }
     if (inc->ntasks == 0) {
         /* No route: the command centre decides. Counted, never dropped. */
         const uint64_t fallback[LD_LEG_COUNT] = {now + 60000, now + 30 * 60000,
-                                                 now + 24 * 3600000};
+                                                 now + 24 * 3600000, now + 24 * 3600000};
         e->stats.unrouted++;
         ld_log_rl(LD_WARN, "ENGINE-UNROUTED", "no route for %s %s (event %s); sent to command",
                   ld_kind_name(inc->kind), ld_envelope_category_name(ev), inc->event_id);
-        if (!new_task(e, inc, r->command, fallback, "(none)", "unrouted", now)) return LD_ENOMEM;
+        ld_task *t = new_task(e, inc, r->command, fallback, "(none)", "unrouted", now);
+        if (!t) return LD_ENOMEM;
+        t->legs_off = 1u << LD_LEG_FEEDBACK;
     }
 
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, NULL, -1);
@@ -569,6 +578,12 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     t->done_at[LD_LEG_ACK] = tr->has_acknowledged_at_ms ? (uint64_t)tr->acknowledged_at_ms : 0;
     t->done_at[LD_LEG_ARRIVE] = tr->has_arrived_at_ms ? (uint64_t)tr->arrived_at_ms : 0;
     t->done_at[LD_LEG_RESOLVE] = tr->has_resolved_at_ms ? (uint64_t)tr->resolved_at_ms : 0;
+    /* Records from before the feedback leg have none: the task has none. */
+    t->legs_off = tk->has_feedback_by_ms ? 0 : 1u << LD_LEG_FEEDBACK;
+    t->deadline[LD_LEG_FEEDBACK] =
+        tk->has_feedback_by_ms ? (uint64_t)tk->feedback_by_ms : t->deadline[LD_LEG_RESOLVE];
+    t->done_at[LD_LEG_FEEDBACK] = tr->has_feedback_at_ms ? (uint64_t)tr->feedback_at_ms : 0;
+    copy_str(t->feedback, sizeof t->feedback, tr->feedback);
     copy_str(t->rule, sizeof t->rule, tk->rule);
     copy_str(t->reason, sizeof t->reason, tk->reason);
     copy_str(t->disposition, sizeof t->disposition, tr->disposition);
@@ -728,6 +743,40 @@ static int may_update(const ld_engine *e, const ld_task *t, int terminal)
     return terminal == t->terminal || d == t->dept || d == e->rules->command;
 }
 
+/* feedback_update records a report back (反馈). It completes the feedback
+ * leg (and acknowledgement, which a report implies) without changing the
+ * task's progress; later reports replace the text. The same text again is a
+ * duplicate (a resent poll). */
+static int feedback_update(ld_engine *e, ld_task *t, int terminal, const Linkd__V1__TaskUpdate *u,
+                           char *why, size_t len)
+{
+    const ld_rules *r = e->rules;
+    uint64_t now = ld_clock_now(e->clock);
+    if (!u->disposition || !*u->disposition) {
+        snprintf(why, len, "disposition: feedback needs the report");
+        return LINKD__V1__RESULT__RESULT_REJECTED;
+    }
+    if (t->state == T_RESOLVED) return LINKD__V1__RESULT__RESULT_DUPLICATE;
+    if (t->done_at[LD_LEG_FEEDBACK] && strncmp(t->feedback, u->disposition,
+                                               sizeof t->feedback - 1) == 0)
+        return LINKD__V1__RESULT__RESULT_DUPLICATE;
+    copy_str(t->feedback, sizeof t->feedback, u->disposition);
+    if (!t->done_at[LD_LEG_FEEDBACK]) t->done_at[LD_LEG_FEEDBACK] = now;
+    if (!t->done_at[LD_LEG_ACK]) {
+        t->done_at[LD_LEG_ACK] = now;
+        e->stats.acknowledged++;
+    }
+    if (t->state < T_ACKNOWLEDGED) t->state = T_ACKNOWLEDGED;
+    if (t->delivery != LD_DELIVERY_NONE) release(e, t);
+    e->stats.feedbacks++;
+    history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK, t, -1);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK, t->inc, t, -1, 0,
+         "%s/%s feedback by %s: %s", t->inc->id, r->departments[t->dept].id,
+         r->terminals[terminal].id, t->feedback);
+    arm(e, t);
+    return LINKD__V1__RESULT__RESULT_ACCEPTED;
+}
+
 int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u, char *why,
                      size_t len)
 {
@@ -761,8 +810,11 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
         target = T_ON_SCENE, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_ON_SCENE, done_legs = 2;
         break;
     case LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED:
-        target = T_RESOLVED, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_RESOLVED, done_legs = 3;
+        target = T_RESOLVED, fk = LINKD__V1__FEED_KIND__FEED_KIND_TASK_RESOLVED;
+        done_legs = LD_LEG_COUNT;
         break;
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK:
+        return feedback_update(e, t, terminal, u, why, len);
     case LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED: {
         if (!u->reason || !*u->reason) {
             snprintf(why, len, "reason: a rejection needs a reason");
@@ -914,6 +966,9 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
                                       trec[i].arrived_at_ms = (int64_t)t->done_at[LD_LEG_ARRIVE];
         if (t->done_at[LD_LEG_RESOLVE]) trec[i].has_resolved_at_ms = 1,
                                        trec[i].resolved_at_ms = (int64_t)t->done_at[LD_LEG_RESOLVE];
+        if (t->done_at[LD_LEG_FEEDBACK]) trec[i].has_feedback_at_ms = 1,
+                                         trec[i].feedback_at_ms = (int64_t)t->done_at[LD_LEG_FEEDBACK];
+        if (t->feedback[0]) trec[i].feedback = (char *)t->feedback;
         if (t->disposition[0]) trec[i].disposition = (char *)t->disposition;
         trec[i].has_received = 1;
         trec[i].received = t->delivery == LD_DELIVERY_RECEIVED || t->delivery == LD_DELIVERY_NONE;

@@ -50,12 +50,14 @@ typedef struct ld_task {
     uint64_t deadline[LD_LEG_COUNT];
     uint64_t done_at[LD_LEG_COUNT];  /* 0 = not done */
     unsigned overdue_top;       /* bit per leg: missed at the top of the chain */
+    unsigned legs_off;          /* bit per leg the task does not have (no feedback budget) */
     int delivery;               /* enum ld_delivery */
     uint32_t sends;             /* replies that carried it to the current holder */
     uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
     char rule[96];              /* "routes.yaml:14:5 structure-fire" */
     char reason[128];           /* why it is at this level */
     char disposition[64];
+    char feedback[96];          /* the latest feedback report (反馈) */
 } ld_task;
 
 typedef struct ld_history {
@@ -99,7 +101,7 @@ typedef struct ld_term {
 typedef struct ld_engine_stats {
     uint64_t incidents_opened, incidents_closed;
     uint64_t tasks_dispatched, tasks_delivered, tasks_redelivered;
-    uint64_t acknowledged, resolved, rejected_updates, escalations, reached_command;
+    uint64_t acknowledged, feedbacks, resolved, rejected_updates, escalations, reached_command;
     uint64_t overdue_at_top, unrouted;
     uint64_t escalations_by_dept[64];
 } ld_engine_stats;

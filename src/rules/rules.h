@@ -22,7 +22,9 @@
 #define LD_MAX_NUM 4        /* numeric conditions per route */
 
 enum ld_kind { LD_KIND_ANY = 0, LD_KIND_CALL, LD_KIND_SENSOR, LD_KIND_PETITION, LD_KIND_COUNT };
-enum ld_leg { LD_LEG_ACK = 0, LD_LEG_ARRIVE, LD_LEG_RESOLVE, LD_LEG_COUNT };
+/* The legs of a task, in the order of the wire's Leg values (minus one).
+ * In time they run acknowledge, arrive, feedback, resolve. */
+enum ld_leg { LD_LEG_ACK = 0, LD_LEG_ARRIVE, LD_LEG_RESOLVE, LD_LEG_FEEDBACK, LD_LEG_COUNT };
 
 /* Area types: where a district is, which sets how long crews take to arrive
  * (police on scene in 5 minutes in the city, 10 in the suburbs). */
@@ -81,6 +83,8 @@ typedef struct ld_dispatch_def {
     uint64_t area_ms[LD_AREA_COUNT][LD_LEG_COUNT];  /* the same, per area type */
     uint8_t workdays;       /* bit per leg: the budget is whole working days
                              * (area_ms / 1 day of them), counted on the calendar */
+    uint8_t has_feedback;   /* the entry gives a feedback budget; without one the
+                             * task has no feedback leg (its budget is resolve's) */
 } ld_dispatch_def;
 
 typedef struct ld_route {

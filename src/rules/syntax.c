@@ -864,7 +864,7 @@ static void set_budget(rctx *c, const slot *s)
     b->given = (uint8_t)((1u << LD_AREA_COUNT) - 1);
 }
 
-enum { DS_DEPARTMENT, DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_NKEYS };
+enum { DS_DEPARTMENT, DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_FEEDBACK, DS_NKEYS };
 static const key_def dispatch_keys[DS_NKEYS] = {
     [DS_DEPARTMENT] = {"department", set_name, FIELD(dispatch_b, dept), 1},
     [DS_ACK] = {"acknowledge", set_budget, FIELD(dispatch_b, leg[LD_LEG_ACK]), 1},
@@ -873,6 +873,8 @@ static const key_def dispatch_keys[DS_NKEYS] = {
      * never fires before resolution would. */
     [DS_ARRIVE] = {"arrive", set_budget, FIELD(dispatch_b, leg[LD_LEG_ARRIVE]), 0},
     [DS_RESOLVE] = {"resolve", set_budget, FIELD(dispatch_b, leg[LD_LEG_RESOLVE]), 1},
+    /* Optional: a report back (反馈) between arrival and resolution. */
+    [DS_FEEDBACK] = {"feedback", set_budget, FIELD(dispatch_b, leg[LD_LEG_FEEDBACK]), 0},
 };
 static const key_table dispatch_table = {
     .what = "dispatch entry", .in = "in dispatch entry", .keys = dispatch_keys, .n = DS_NKEYS,
@@ -1057,18 +1059,23 @@ static void compile_match(rctx *c, route_b *b, ld_route *r)
  * less time than an earlier one, in any area. */
 static void check_legs(rctx *c, const dispatch_b *d, const rules_pos at[DS_NKEYS])
 {
-    static const char *const names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve"};
+    static const char *const names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve",
+                                                    "feedback"};
+    static const int order[LD_LEG_COUNT] = {LD_LEG_ACK, LD_LEG_ARRIVE, LD_LEG_FEEDBACK,
+                                            LD_LEG_RESOLVE};
+    static const int key_of[LD_LEG_COUNT] = {DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_FEEDBACK};
     for (int a = 0; a < LD_AREA_COUNT; a++) {
         uint64_t prev = 0;
         int prev_leg = -1;
-        for (int leg = 0; leg < LD_LEG_COUNT; leg++) {
+        for (int i = 0; i < LD_LEG_COUNT; i++) {
+            int leg = order[i];
             uint64_t ms = d->leg[leg].ms[a];
-            if (!ms || !at[DS_ACK + leg].src) continue; /* absent, bad or defaulted */
+            if (!ms || !at[key_of[leg]].src) continue; /* absent, bad or defaulted */
             if (ms < prev) {
                 char x[32], y[32];
                 ld_format_duration(ms, x, sizeof x);
                 ld_format_duration(prev, y, sizeof y);
-                rules__error(c->L, &at[DS_ACK + leg], "%s (%s%s%s) is shorter than %s (%s); "
+                rules__error(c->L, &at[key_of[leg]], "%s (%s%s%s) is shorter than %s (%s); "
                              "every budget counts from dispatch", names[leg], x,
                              a ? " in " : "", a ? area_names[a] : "", names[prev_leg], y);
                 return;
@@ -1100,6 +1107,7 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
         dispatch_b *d = &b->dispatch.v[i];
         const rules_pos *dat = b->dispatch.at[i];
         if (!dat[DS_ARRIVE].src) d->leg[LD_LEG_ARRIVE] = d->leg[LD_LEG_RESOLVE];
+        if (!dat[DS_FEEDBACK].src) d->leg[LD_LEG_FEEDBACK] = d->leg[LD_LEG_RESOLVE];
         check_legs(c, d, dat);
         /* A task is named by incident and department: one per department. */
         for (int j = 0; j < i; j++)
@@ -1112,6 +1120,7 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
         x->dept_at[i] = dat[DS_DEPARTMENT];
         ld_dispatch_def *o = &r->dispatch[i];
         o->dept = -1;
+        o->has_feedback = dat[DS_FEEDBACK].src != NULL;
         for (int leg = 0; leg < LD_LEG_COUNT; leg++)
             for (int a = 0; a < LD_AREA_COUNT; a++) {
                 o->area_ms[a][leg] = d->leg[leg].ms[a];

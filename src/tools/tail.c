@@ -193,7 +193,8 @@ static const char *kind_colour(int kind)
     case LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED: return CTL_DIM;
     case LINKD__V1__FEED_KIND__FEED_KIND_TASK_ACKNOWLEDGED:
     case LINKD__V1__FEED_KIND__FEED_KIND_TASK_EN_ROUTE:
-    case LINKD__V1__FEED_KIND__FEED_KIND_TASK_ON_SCENE: return CTL_GREEN;
+    case LINKD__V1__FEED_KIND__FEED_KIND_TASK_ON_SCENE:
+    case LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK: return CTL_GREEN;
     case LINKD__V1__FEED_KIND__FEED_KIND_TASK_RESOLVED: return CTL_BLUE;
     case LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED: return CTL_BOLD CTL_BLUE;
     case LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED:
@@ -208,16 +209,18 @@ static const char *kind_colour(int kind)
  * <at>, e.g. "ack 1m00s, arrive 10m00s, resolve 2h00m". */
 static void deadline_note(const Linkd__V1__Task *t, int64_t at, char *buf, size_t len)
 {
-    static const char *const names[] = {"ack", "arrive", "resolve"};
-    int64_t by[3] = {
+    static const char *const names[] = {"ack", "arrive", "feedback", "resolve"};
+    int64_t by[4] = {
         t->has_acknowledge_by_ms ? t->acknowledge_by_ms : 0,
         t->has_arrive_by_ms ? t->arrive_by_ms : 0,
+        t->has_feedback_by_ms ? t->feedback_by_ms : 0,
         t->has_resolve_by_ms ? t->resolve_by_ms : 0,
     };
     size_t off = 0;
     buf[0] = '\0';
-    for (int i = 0; i < 3 && off < len; i++) {
-        if (by[i] <= 0) continue;
+    for (int i = 0; i < 4 && off < len; i++) {
+        /* Feedback due with resolution has no budget of its own: not shown. */
+        if (by[i] <= 0 || (i == 2 && by[2] == by[3])) continue;
         char span[32];
         ctl_fmt_span(by[i] - at, span, sizeof span);
         int w = snprintf(buf + off, len - off, "%s%s %s", off ? ", " : "", names[i], span);

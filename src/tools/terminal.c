@@ -314,7 +314,9 @@ static int start_poll(terminal *t, uint32_t wait_ms)
         x.task_id = u->task_id;
         x.has_kind = true;
         x.kind = (Linkd__V1__UpdateKind)u->kind;
-        if (u->kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED && u->text[0]) x.disposition = u->text;
+        if ((u->kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED ||
+             u->kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK) && u->text[0])
+            x.disposition = u->text;
         if (u->kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED) x.reason = u->text;
         upd[n] = x;
         updp[n] = &upd[n];
@@ -351,13 +353,15 @@ static int start_poll(terminal *t, uint32_t wait_ms)
 static void print_task(terminal *t, const Linkd__V1__Task *x, unsigned num, bool again)
 {
     char when[16], id[LD_MAX_ID_LEN + 1], sum[256], rule[200], lname[32], legs[128] = "";
-    static const char *const leg[] = {"ack", "arrive", "resolve"};
-    int64_t by[3] = {x->has_acknowledge_by_ms ? x->acknowledge_by_ms : 0,
+    static const char *const leg[] = {"ack", "arrive", "feedback", "resolve"};
+    int64_t by[4] = {x->has_acknowledge_by_ms ? x->acknowledge_by_ms : 0,
                      x->has_arrive_by_ms ? x->arrive_by_ms : 0,
+                     x->has_feedback_by_ms ? x->feedback_by_ms : 0,
                      x->has_resolve_by_ms ? x->resolve_by_ms : 0};
     size_t off = 0;
-    for (int i = 0; i < 3; i++) {
-        if (by[i] <= 0) continue;
+    for (int i = 0; i < 4; i++) {
+        /* Feedback due with resolution has no budget of its own: not shown. */
+        if (by[i] <= 0 || (i == 2 && by[2] == by[3])) continue;
         char span[32];
         ctl_fmt_span(by[i] - t->server_now, span, sizeof span);
         int w = snprintf(legs + off, sizeof legs - off, "%s%s %s", off ? ", " : "", leg[i], span);
@@ -416,6 +420,8 @@ static int state_after(int kind)
     case LINKD__V1__UPDATE_KIND__UPDATE_KIND_EN_ROUTE: return LINKD__V1__TASK_STATE__TASK_STATE_EN_ROUTE;
     case LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE: return LINKD__V1__TASK_STATE__TASK_STATE_ON_SCENE;
     case LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED: return LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED;
+    /* Feedback is a report, not a state: it implies acknowledgement only. */
+    case LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK: return LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED;
     default: return LINKD__V1__TASK_STATE__TASK_STATE_REJECTED;
     }
 }
@@ -549,6 +555,7 @@ static void command_help(void)
     puts("  ack TASK            acknowledge (签收)\n"
          "  enroute TASK        on the way\n"
          "  onscene TASK        arrived on scene (到场)\n"
+         "  feedback TASK text  report back from the scene (反馈)\n"
          "  resolve TASK [text] resolved (办结), with an optional disposition\n"
          "  reject TASK reason  refuse with a reason; linkd escalates at once\n"
          "  list                tasks received so far\n"
@@ -566,6 +573,7 @@ static void run_command(terminal *t, char *line)
         {"enroute", LINKD__V1__UPDATE_KIND__UPDATE_KIND_EN_ROUTE},
         {"onscene", LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE},
         {"arrive", LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE},
+        {"feedback", LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK},
         {"resolve", LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED},
         {"reject", LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED},
     };
@@ -590,6 +598,10 @@ static void run_command(terminal *t, char *line)
         }
         if (verbs[i].kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED && (!rest || !*rest)) {
             puts("  reject: a reason is required, e.g. 'reject 3 not our jurisdiction'");
+            return;
+        }
+        if (verbs[i].kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK && (!rest || !*rest)) {
+            puts("  feedback: say what to report, e.g. 'feedback 3 fire out, two injured to hospital'");
             return;
         }
         queue_update(t, id, verbs[i].kind, rest);

@@ -597,12 +597,13 @@ static void event_base(ldh_event *e)
     e->env.status = LINKD__V1__STATUS__STATUS_ACTUAL;
 
     /* A place of its own: ~11 km apart, a different district and grid, with
-     * a per-process offset so parallel tests differ too. */
+     * a per-process offset so parallel tests differ too. District codes start
+     * "99", which no rule file lists: the default area type's budgets apply. */
     unsigned k = ++place + (unsigned)(getpid() % 97) * 50u;
     e->loc.has_lat = e->loc.has_lon = 1;
     e->loc.lat = 20.0 + (double)(k % 200) * 0.1;
     e->loc.lon = 100.0 + (double)(k / 200 % 200) * 0.1;
-    snprintf(e->district, sizeof e->district, "44%04u", k % 10000);
+    snprintf(e->district, sizeof e->district, "99%04u", k % 10000);
     snprintf(e->grid, sizeof e->grid, "g-%u", k);
     snprintf(e->address, sizeof e->address, "No. %u Test Road", k);
     e->loc.district = e->district;
@@ -866,7 +867,9 @@ int ldh_term_update(const ldh_linkd *d, const char *terminal, const char *task_i
     u.task_id = (char *)task_id;
     u.has_kind = 1;
     u.kind = kind;
-    if (kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED) u.disposition = (char *)text;
+    if (kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED ||
+        kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK)
+        u.disposition = (char *)text;
     if (kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED) u.reason = (char *)text;
     ldh_poll p = {.terminal = terminal, .updates = &up, .n_updates = 1};
     Linkd__V1__PollReply *rep = NULL;
