@@ -13,7 +13,8 @@
 #include "run.h"
 
 static const char *const RESULT_NAME[] = {"unknown", "ACCEPTED", "DUPLICATE", "REJECTED", "RETRY_LATER"};
-static const char *const LEG_NAME[] = {"acknowledge", "arrive", "resolve"};
+static const char *const LEG_NAME[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve",
+                                                   "feedback"};
 
 void lg_take_snapshot(run *r, snapshot *s)
 {
