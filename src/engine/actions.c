@@ -11,7 +11,8 @@
 #define T_RESOLVED LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED
 #define MAX_EXTEND_MS (30ull * 24 * 3600 * 1000)
 
-static const char *const leg_names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve"};
+static const char *const leg_names[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve",
+                                                    "feedback"};
 
 typedef struct ld_note {
     uint64_t at;
@@ -242,7 +243,12 @@ int ld_action_extend(ld_engine *e, ld_task *t, int leg, uint64_t by_ms, const ld
     int rv;
     if ((rv = check_actor(a, err, len)) || (rv = check_open(e, t, err, len))) return rv;
     if (leg < 0 || leg >= LD_LEG_COUNT) {
-        snprintf(err, len, "leg: expected acknowledge, arrive or resolve");
+        snprintf(err, len, "leg: expected acknowledge, arrive, resolve or feedback");
+        return LD_EINVAL;
+    }
+    if (t->legs_off & (1u << leg)) {
+        snprintf(err, len, "leg: task %s/%s has no %s leg", t->inc->id,
+                 r->departments[t->dept].id, leg_names[leg]);
         return LD_EINVAL;
     }
     if (by_ms < 1000 || by_ms > MAX_EXTEND_MS) {

@@ -426,7 +426,10 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
     t->level = 0;
     t->state = T_DISPATCHED;
     t->dispatched_at = now;
-    for (int l = 0; l < LD_LEG_COUNT; l++) t->deadline[l] = due[l];
+    for (int l = 0; l < LD_LEG_COUNT; l++) {
+        t->deadline[l] = due[l];
+        t->budget[l] = due[l] - now;
+    }
     size_t w = strnlen(rule_where, sizeof t->rule - 2);
     memcpy(t->rule, rule_where, w);
     t->rule[w] = ' ';

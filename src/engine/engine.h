@@ -49,6 +49,8 @@ typedef struct ld_task {
     uint64_t dispatched_at;
     uint64_t deadline[LD_LEG_COUNT];
     uint64_t done_at[LD_LEG_COUNT];  /* 0 = not done */
+    uint64_t budget[LD_LEG_COUNT];   /* the leg's budget at dispatch (0 if unknown, as
+                                      * after a restart) */
     unsigned overdue_top;       /* bit per leg: missed at the top of the chain */
     unsigned legs_off;          /* bit per leg the task does not have (no feedback budget) */
     int delivery;               /* enum ld_delivery */

@@ -454,7 +454,7 @@ static void act(ld_http *h, const ld_http_request *q, ld_http_answer *a, const c
         for (int i = 0; leg && i < LD_LEG_COUNT; i++)
             if (strcmp(leg, ld_leg_label[i]) == 0) l = i;
         if (l < 0) {
-            ld_http_error(h, a, 400, "leg", "leg: expected acknowledge, arrive or resolve");
+            ld_http_error(h, a, 400, "leg", "leg: expected acknowledge, arrive, resolve or feedback");
             return;
         }
         if (!by || ld_parse_duration(by, &ms) != 0) {

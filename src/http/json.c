@@ -74,6 +74,7 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
     key(b, "legs");
     ld_buf_put(b, "[", 1);
     for (int l = 0; l < LD_LEG_COUNT; l++) {
+        if (t->legs_off & (1u << l)) continue; /* no such leg: no feedback budget */
         ld_buf_put(b, "{", 1);
         kv_str(b, "leg", ld_leg_label[l]);
         kv_u64(b, "due_ms", t->deadline[l]);

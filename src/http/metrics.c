@@ -11,12 +11,14 @@
 
 const double ld_prom_bounds_s[LD_PROM_BUCKETS] = {
     10, 30, 60, 120, 180, 300, 600, 900, 1800, 3600, 7200, 14400, 86400, 604800, 1296000};
-const char *const ld_leg_label[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve"};
+const char *const ld_leg_label[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve",
+                                                "feedback"};
 /* Acknowledged within 30 s, 30-60 s, 60-120 s, 120-180 s, over 180 s; on
- * scene within 5, 10, 15, 30 min, later; feedback (resolved) within 30 min,
- * 1, 2, 4 h, later. */
+ * scene within 5, 10, 15, 30 min, later; resolved, and feedback (反馈), within
+ * 30 min, 1, 2, 4 h, later. */
 const double ld_band_bounds_s[LD_LEG_COUNT][LD_BANDS - 1] = {
-    {30, 60, 120, 180}, {300, 600, 900, 1800}, {1800, 3600, 7200, 14400}};
+    {30, 60, 120, 180}, {300, 600, 900, 1800}, {1800, 3600, 7200, 14400},
+    {1800, 3600, 7200, 14400}};
 
 static const double lag_bounds_s[8] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1};
 
@@ -93,6 +95,8 @@ void ld_metrics_lag(ld_metrics *m, double lag_s)
  * or 0 if unknown (reassigned, or the rules changed since). */
 static uint64_t budget_ms(ld_metrics *m, const ld_engine *e, const ld_task *t, int leg)
 {
+    /* The task's own budget: it depends on the area type and the calendar. */
+    if (t->budget[leg]) return t->budget[leg];
     if (m->indexed != e->rules) index_routes(m, e->rules);
     const char *sp = strchr(t->rule, ' ');
     if (!sp) return 0;
@@ -181,6 +185,12 @@ static void task_update(ld_metrics *m, const ld_engine *e, const ld_task *t, int
         if (!ack_before) leg_done(m, e, t, LD_LEG_ACK);
         if (!earlier(t, FK(TASK_ON_SCENE), FK(TASK_ON_SCENE))) leg_done(m, e, t, LD_LEG_ARRIVE);
         leg_done(m, e, t, LD_LEG_RESOLVE);
+        break;
+    case FK(TASK_FEEDBACK):
+        if (!ack_before) leg_done(m, e, t, LD_LEG_ACK);
+        if (!(t->legs_off & (1u << LD_LEG_FEEDBACK)) &&
+            !earlier(t, FK(TASK_FEEDBACK), FK(TASK_FEEDBACK)))
+            leg_done(m, e, t, LD_LEG_FEEDBACK);
         break;
     default: break;
     }
