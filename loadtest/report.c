@@ -127,10 +127,10 @@ void lg_print_report(const run *r, const snapshot *s, const figures *f)
     const ingest_stats *i = &s->ist;
     const term_stats *t = &s->tst;
     char lag[32];
-    printf("linkload run %s: scenario %s, %.0f events/s offered on average over %.1f s (%s arrivals, "
-           "time scale %g, batch %u, %u connections x %u in flight, warm-up %.0f s) to %s\n",
-           r->run_id, r->sc.name, offered_rate(r), r->measured_s, r->sc.poisson ? "Poisson" : "even",
-           r->sc.time_scale, r->o.batch, r->o.connections, r->o.inflight, r->o.warmup, r->o.ingest_url);
+    printf("linkload run %s: scenario %s (status %s), %.0f events/s offered on average over %.1f s (%s "
+           "arrivals, time scale %g, batch %u, %u connections x %u in flight, warm-up %.0f s) to %s\n",
+           r->run_id, r->sc.name, ld_enum_name(&linkd__v1__status__descriptor, r->sc.status),
+           offered_rate(r), r->measured_s, r->sc.poisson ? "Poisson" : "even", r->sc.time_scale, r->o.batch, r->o.connections, r->o.inflight, r->o.warmup, r->o.ingest_url);
     if (f->unreachable) printf("  linkd unreachable: no request was answered\n");
     printf("  sent      %" PRIu64 " events = %.0f events/s (max send lag %s; %" PRIu64 " not sent)\n",
            i->ev_sent, f->sent_rate, lg_fmt_ns(i->max_lag_ns, lag, sizeof lag), i->ev_unsent);
@@ -177,6 +177,18 @@ void lg_print_report(const run *r, const snapshot *s, const figures *f)
                fs->by_kind[LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED],
                fs->by_kind[LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED]);
         print_depts(r, fs);
+    }
+    if (r->o.terminals) {
+        char a[48], b[48], c[48], e[48], fo[48];
+        const lg_term_profile *p = &r->sc.terminals;
+        lg_dist_format(&p->ack, a, sizeof a);
+        lg_dist_format(&p->arrive, b, sizeof b);
+        lg_dist_format(&p->resolve, c, sizeof c);
+        lg_dist_format(&p->offline_every, e, sizeof e);
+        lg_dist_format(&p->offline_for, fo, sizeof fo);
+        printf("  terminal behaviour (domain time): acknowledge %s, arrive %s, resolve %s, no-show %.1f%%, "
+               "offline every %s for %s%s\n",
+               a, b, c, 100 * p->no_show, e, fo, r->sc.ndepts ? "; some departments differ (scenario)" : "");
     }
     if (t->sample_refused[0]) printf("  first refused poll: %s\n", t->sample_refused);
     if (t->sample_update[0]) printf("  first rejected update: %s\n", t->sample_update);
@@ -240,6 +252,7 @@ int lg_write_json(const run *r, const snapshot *s, const figures *f)
     const term_stats *t = &s->tst;
     fprintf(out, "{\"mode\":\"run\",\"run_id\":\"%s\",\"scenario\":", r->run_id);
     json_str(out, r->sc.name);
+    fprintf(out, ",\"status\":\"%s\"", ld_enum_name(&linkd__v1__status__descriptor, r->sc.status));
     fprintf(out,
             ",\"unreachable\":%s,\"connect_errors\":0,\"offered_rate\":%.0f,\"duration_s\":%.3f,"
             "\"arrivals\":\"%s\",\"time_scale\":%g,\"batch\":%u,\"connections\":%u,\"inflight\":%u,"

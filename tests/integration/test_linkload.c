@@ -229,3 +229,23 @@ Test(linkload, retry_later_answers_are_counted_by_reason, .init = setup_dir, .fi
     ldh_check(&env, reasons && json_num(reasons, "n") > 0, "RETRY_LATER not counted by reason: %s", rep);
     free(rep);
 }
+
+Test(linkload, every_shipped_scenario_loads_against_the_default_rules, .init = setup_dir,
+     .fini = teardown)
+{
+    static const char *const shipped[] = {"evening", "typhoon", "alarm-storm", "mass-petition", "drill"};
+    int port;
+    cr_assert_eq(ldh_free_ports(&port, 1), 0);
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/loadtest/scenarios/%s.yaml", LD_SOURCE_DIR, shipped[i]);
+        /* Nothing listens there: a scenario that loads ends with "unreachable"
+         * (69); one with a mistake, or naming a department the rules lack,
+         * with 65 before anything is sent. */
+        const char *args[] = {"--scenario", path, "--ingest", url, "--rules", LDH_DEFAULT_RULES,
+                              "--quiet", NULL};
+        cr_assert_eq(run_linkload(args), 69, "%s does not load", path);
+    }
+}
