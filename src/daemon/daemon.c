@@ -131,6 +131,56 @@ static void on_before_poll(uv_prepare_t *h)
     if (!d->stopping) rearm_deadline(d);
 }
 
+/* ---- escalation fence ------------------------------------------------------------- */
+
+enum { FENCE_TTL_S = 7 * 24 * 3600 };
+
+typedef struct fence_claim {
+    daemon *d;
+    char task_id[LD_TASK_ID_LEN];
+    int level, leg;
+} fence_claim;
+
+static void on_fence_answer(void *arg, int status, const char *held)
+{
+    fence_claim *c = arg;
+    int outcome = status == 0 ? LD_FENCE_WON : status == 1 ? LD_FENCE_TAKEN : LD_FENCE_UNKNOWN;
+    uint64_t at = held ? strtoull(held, NULL, 10) : 0;
+    if (outcome == LD_FENCE_TAKEN && at == 0) outcome = LD_FENCE_UNKNOWN; /* not our value */
+    if (outcome == LD_FENCE_TAKEN)
+        ld_log_rl(LD_NOTICE, "ESCALATION-FENCED", "%s: level %d %s escalation was made at %llu "
+                  "by an earlier run or another instance; not sent again", c->task_id, c->level,
+                  ld_engine_leg_name(c->leg), (unsigned long long)at);
+    else if (outcome == LD_FENCE_UNKNOWN)
+        ld_log_rl(LD_WARN, "ESCALATION-UNFENCED", "%s: no answer from the fence; escalating "
+                  "anyway", c->task_id);
+    ld_engine_fenced(&c->d->engine, c->task_id, c->level, c->leg, outcome, at);
+    free(c);
+}
+
+/* fence_escalation claims ld:esc:<task>:<level>:<leg> in Redis (SET NX, kept
+ * 7 days) before a deadline escalation takes effect, so a restart that finds
+ * a stale record, or a second linkd on the same Redis, recognises the move
+ * as made. Redis away: the escalation goes ahead unfenced, on time. */
+static int fence_escalation(void *ctx, const char *task_id, int level, int leg, uint64_t at,
+                            int wait)
+{
+    daemon *d = ctx;
+    char key[LD_TASK_ID_LEN + 48], value[24];
+    snprintf(key, sizeof key, "ld:esc:%s:%d:%s", task_id, level, ld_engine_leg_name(leg));
+    snprintf(value, sizeof value, "%llu", (unsigned long long)at);
+    if (!wait) return ld_store_fence(&d->store, key, value, FENCE_TTL_S, NULL, NULL);
+    fence_claim *c = malloc(sizeof *c);
+    if (!c) return LD_ENOMEM;
+    c->d = d;
+    snprintf(c->task_id, sizeof c->task_id, "%s", task_id);
+    c->level = level;
+    c->leg = leg;
+    int rv = ld_store_fence(&d->store, key, value, FENCE_TTL_S, on_fence_answer, c);
+    if (rv != 0) free(c);
+    return rv;
+}
+
 /* ---- readiness ------------------------------------------------------------------ */
 
 static void maybe_ready(daemon *d)
@@ -185,7 +235,8 @@ static void summary(const daemon *d)
            "(rate limited %llu); "
            "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
            "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
-           "overdue at top %llu); redis commands %llu, errors %llu, timeouts %llu",
+           "overdue at top %llu, fenced %llu, unfenced %llu); redis commands %llu, errors %llu, "
+           "timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
            (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
            (unsigned long long)i->retry_later, (unsigned long long)i->rate_limited,
@@ -194,7 +245,8 @@ static void summary(const daemon *d)
            (unsigned long long)e->tasks_dispatched, (unsigned long long)e->tasks_delivered,
            (unsigned long long)e->acknowledged, (unsigned long long)e->resolved,
            (unsigned long long)e->escalations, (unsigned long long)e->reached_command,
-           (unsigned long long)e->overdue_at_top, (unsigned long long)d->store.stats.commands,
+           (unsigned long long)e->overdue_at_top, (unsigned long long)e->escalations_fenced,
+           (unsigned long long)e->escalations_unfenced, (unsigned long long)d->store.stats.commands,
            (unsigned long long)d->store.stats.errors, (unsigned long long)d->store.stats.timeouts);
 }
 
@@ -390,7 +442,8 @@ int ld_daemon_run(const ld_options *o)
     uv_loop_init(&d->loop);
     ld_clock_init_real(&d->clock, o->time_scale);
     ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed,
-                             .listening = ld_dispatch_listening, .wake = ld_dispatch_wake};
+                             .listening = ld_dispatch_listening, .wake = ld_dispatch_wake,
+                             .fence = fence_escalation, .fence_ctx = d};
     if (ld_engine_init(&d->engine, d->rules, &d->clock, &hooks) != 0) {
         code = EX_OSERR;
         goto out;

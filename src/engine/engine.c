@@ -107,7 +107,8 @@ static void mark_dirty(ld_engine *e, ld_incident *inc)
     e->dirty_head = inc;
 }
 
-static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg)
+static void history_at(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg,
+                       uint64_t at)
 {
     ld_history *h;
     if (inc->nhistory == LD_HISTORY_MAX) {
@@ -118,7 +119,7 @@ static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, 
         inc->history_dropped++;
     }
     h = &inc->history[inc->nhistory++];
-    h->at = ld_clock_now(e->clock);
+    h->at = at;
     h->kind = (uint8_t)kind;
     h->leg = (uint8_t)(leg >= 0 ? leg + 1 : 0);
     h->task = (uint8_t)(t ? t->idx : 0);
@@ -126,6 +127,23 @@ static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, 
     h->terminal = (int16_t)(t ? t->terminal : -1);
     h->note = e->actor_note;
     mark_dirty(e, inc);
+}
+
+static void history(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg)
+{
+    history_at(e, inc, kind, t, leg, ld_clock_now(e->clock));
+}
+
+/* has_history says whether <inc>'s history records <kind> for task <task> on
+ * <leg> at <level> (the level after the move, as history() stores it). */
+static int has_history(const ld_incident *inc, int kind, int task, int leg, int level)
+{
+    for (int i = 0; i < inc->nhistory; i++) {
+        const ld_history *h = &inc->history[i];
+        if (h->kind == kind && h->task == task && h->leg == leg + 1 && h->level == level)
+            return 1;
+    }
+    return 0;
 }
 
 static void task_id(const ld_task *t, const ld_rules *r, char *buf, size_t len)
@@ -657,47 +675,123 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
 
 /* ---- escalation ------------------------------------------------------------- */
 
-/* escalate moves <t> one level up because <leg> was missed (or rejected). */
-static void escalate(ld_engine *e, ld_task *t, int leg, const char *why)
+/* step_up makes the move a missed <leg> (or a rejection) calls for, as of
+ * <at>: one level up the chain, with the legs already late given the new
+ * level's wait, or, at the top, the leg marked overdue. With <announce> the
+ * move is published, counted and recorded; without, it is one that another
+ * run announced already (its fence was taken): the task only goes where that
+ * run sent it, and the history gets the entry that run may not have written. */
+static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t at,
+                    int announce)
 {
     const ld_rules *r = e->rules;
-    uint64_t now = ld_clock_now(e->clock);
     int from = t->level;
     if (t->level + 1 >= ld_chain_len(r, t->dept)) {
         /* Top of the chain: nobody above. Record it once per leg. */
         t->overdue_top |= 1u << leg;
-        e->stats.overdue_at_top++;
         snprintf(t->reason, sizeof t->reason, "%s overdue at the top of the chain", leg_names[leg]);
-        history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t, leg);
+        arm(e, t);
+        if (!announce) {
+            if (!has_history(t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t->idx, leg,
+                             t->level))
+                history_at(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t, leg, at);
+            return;
+        }
+        e->stats.overdue_at_top++;
+        history_at(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t, leg, at);
         feed(e, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t->inc, t, leg, t->level,
              "%s/%s %s deadline missed at %s, the top of its chain", t->inc->id,
              r->departments[t->dept].id, leg_names[leg], r->terminals[t->terminal].id);
         ld_log_rl(LD_WARN, "ENGINE-OVERDUE", "%s/%s: %s overdue at %s, top of its chain",
                   t->inc->id, r->departments[t->dept].id, leg_names[leg],
                   r->terminals[t->terminal].id);
-        arm(e, t);
         return;
     }
     t->level++;
     const ld_level *lv = ld_chain_level(r, t->dept, t->level);
     /* Every leg already late shares this move: the new holder gets one wait. */
     for (int l = 0; l < LD_LEG_COUNT; l++)
-        if (leg_pending(t, l) && (l == leg || t->deadline[l] <= now))
-            t->deadline[l] = now + lv->wait_ms;
+        if (leg_pending(t, l) && (l == leg || t->deadline[l] <= at))
+            t->deadline[l] = at + lv->wait_ms;
     snprintf(t->reason, sizeof t->reason, "%s at level %d (%s)", why, from,
              ld_chain_level(r, t->dept, from)->name);
+    hand_to(e, t, lv->terminal);
+    arm(e, t);
+    if (!announce) {
+        t->sends = 1; /* the holder may have it from the run that made the move */
+        if (!has_history(t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->idx, leg,
+                         t->level))
+            history_at(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg, at);
+        mark_dirty(e, t->inc);
+        return;
+    }
     e->stats.escalations++;
     if ((size_t)t->dept < sizeof e->stats.escalations_by_dept / sizeof(uint64_t))
         e->stats.escalations_by_dept[t->dept]++;
     int to_command = chain_dept(r, t->dept, t->level) == r->command && t->dept != r->command &&
                      chain_dept(r, t->dept, from) != r->command;
     if (to_command) e->stats.reached_command++;
-    hand_to(e, t, lv->terminal);
-    arm(e, t);
-    history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg);
+    history_at(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg, at);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->inc, t, leg, from, "%s/%s escalated to level %d %s (%s%s): %s", t->inc->id,
              r->departments[t->dept].id, t->level, lv->name, r->terminals[lv->terminal].id,
              to_command ? ", command centre" : "", t->reason);
+}
+
+/* escalate moves <t> one level up now because <leg> was missed (or rejected). */
+static void escalate(ld_engine *e, ld_task *t, int leg, const char *why)
+{
+    step_up(e, t, leg, why, ld_clock_now(e->clock), 1);
+}
+
+const char *ld_engine_leg_name(int leg)
+{
+    return leg >= 0 && leg < LD_LEG_COUNT ? leg_names[leg] : "unknown";
+}
+
+static void escalate_missed(ld_engine *e, ld_task *t, int leg)
+{
+    char why[64];
+    snprintf(why, sizeof why, "%s deadline missed", leg_names[leg]);
+    escalate(e, t, leg, why);
+    mark_dirty(e, t->inc);
+}
+
+/* claim asks the fence whether this miss is ours to escalate; returns 0 if
+ * the answer will come through ld_engine_fenced. */
+static int claim(ld_engine *e, ld_task *t, int leg, int wait)
+{
+    if (!e->hooks.fence) return -1;
+    char id[LD_TASK_ID_LEN];
+    task_id(t, e->rules, id, sizeof id);
+    return e->hooks.fence(e->hooks.fence_ctx, id, t->level, leg, ld_clock_now(e->clock), wait);
+}
+
+void ld_engine_fenced(ld_engine *e, const char *task_id, int level, int leg, int outcome,
+                      uint64_t at)
+{
+    ld_task *t = find_task(e, task_id);
+    if (!t || !t->fencing || leg < 0 || leg >= LD_LEG_COUNT) return;
+    t->fencing = 0;
+    if (t->level != level || !leg_pending(t, leg)) {
+        arm(e, t); /* moved or done meanwhile: nothing to escalate */
+        return;
+    }
+    switch (outcome) {
+    case LD_FENCE_TAKEN: {
+        char why[64];
+        snprintf(why, sizeof why, "%s deadline missed", leg_names[leg]);
+        e->stats.escalations_fenced++;
+        step_up(e, t, leg, why, at, 0);
+        break;
+    }
+    case LD_FENCE_UNKNOWN:
+        e->stats.escalations_unfenced++;
+        escalate_missed(e, t, leg);
+        break;
+    default:
+        escalate_missed(e, t, leg);
+        break;
+    }
 }
 
 void ld_engine_run_due(ld_engine *e)
@@ -707,6 +801,7 @@ void ld_engine_run_due(ld_engine *e)
     /* Bounded so a burst of deadlines cannot starve intake; the rest go next turn. */
     for (int n = 0; n < 4096 && (tm = ld_timers_pop(&e->timers, now)); n++) {
         ld_task *t = ld_container_of(tm, ld_task, timer);
+        if (t->fencing) continue; /* ld_engine_fenced re-arms it */
         int leg = -1;
         for (int l = 0; l < LD_LEG_COUNT; l++)
             if (leg_pending(t, l) && t->deadline[l] <= now &&
@@ -716,10 +811,12 @@ void ld_engine_run_due(ld_engine *e)
             arm(e, t);
             continue;
         }
-        char why[64];
-        snprintf(why, sizeof why, "%s deadline missed", leg_names[leg]);
-        escalate(e, t, leg, why);
-        mark_dirty(e, t->inc);
+        if (claim(e, t, leg, 1) == 0) {
+            t->fencing = 1; /* the timer stays unarmed until the answer */
+            continue;
+        }
+        if (e->hooks.fence) e->stats.escalations_unfenced++;
+        escalate_missed(e, t, leg);
     }
 }
 
@@ -828,6 +925,9 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
                  u->reason);
         t->state = T_DISPATCHED;
         t->done_at[LD_LEG_ACK] = 0;
+        /* Recorded in the fence, so a restart that finds the record stale
+         * does not make the same move again when the deadline passes. */
+        claim(e, t, LD_LEG_ACK, 0);
         history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t, -1);
         feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t->inc, t, -1, 0, "%s/%s %s", t->inc->id, r->departments[t->dept].id, because);
         escalate(e, t, LD_LEG_ACK, because);

@@ -55,6 +55,7 @@ typedef struct ld_task {
     unsigned legs_off;          /* bit per leg the task does not have (no feedback budget) */
     int delivery;               /* enum ld_delivery */
     uint32_t sends;             /* replies that carried it to the current holder */
+    int fencing;                /* a deadline escalation waits for its fence (timer unarmed) */
     uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
     char rule[96];              /* "routes.yaml:14:5 structure-fire" */
     char reason[128];           /* why it is at this level */
@@ -105,6 +106,8 @@ typedef struct ld_engine_stats {
     uint64_t tasks_dispatched, tasks_delivered, tasks_redelivered;
     uint64_t acknowledged, feedbacks, resolved, rejected_updates, escalations, reached_command;
     uint64_t overdue_at_top, unrouted;
+    uint64_t escalations_fenced;    /* already made by an earlier run or another instance */
+    uint64_t escalations_unfenced;  /* made without a fence: Redis did not answer */
     uint64_t escalations_by_dept[64];
 } ld_engine_stats;
 
@@ -132,7 +135,23 @@ typedef struct ld_engine_hooks {
     /* Every state change (NULL: none), with its own context. */
     void (*observe)(void *octx, const ld_observation *o);
     void *observe_ctx;
+    /* Escalation fence (optional; NULL: escalations are not fenced). Claims
+     * (task, level, leg) as escalated at <at> so that no other run makes the
+     * same move. With <wait> the engine holds a deadline escalation until
+     * ld_engine_fenced() answers; without, the claim only records a move
+     * already made (a rejection). Returns 0 if the claim was sent, else the
+     * escalation goes ahead unfenced (on time beats exactly once). */
+    int (*fence)(void *fence_ctx, const char *task_id, int level, int leg, uint64_t at,
+                 int wait);
+    void *fence_ctx;
 } ld_engine_hooks;
+
+/* What became of a fence claim (ld_engine_fenced). */
+enum ld_fence_outcome {
+    LD_FENCE_WON,        /* ours: escalate now */
+    LD_FENCE_TAKEN,      /* made already, at <at>: take the task where it went, silently */
+    LD_FENCE_UNKNOWN,    /* no answer: escalate, unfenced */
+};
 
 typedef struct ld_engine {
     const ld_rules *rules;      /* borrowed; outlives the engine */
@@ -197,6 +216,19 @@ size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_deliv
                          size_t max);
 /* ld_engine_pending says whether collect would return anything. */
 int ld_engine_pending(const ld_engine *e, int terminal, uint64_t real_now);
+
+/* ld_engine_fenced answers a claim made through hooks.fence with <wait>.
+ * <task_id>, <level> and <leg> are the claim's; a task that has moved on,
+ * closed or done that leg meanwhile is left as it is. With LD_FENCE_TAKEN the
+ * task takes the move the fence holder made at <at> (level, holder, new
+ * deadlines, one history entry) without a feed event or a count: the
+ * escalation was announced once already; the new holder gets the task marked
+ * redelivery. */
+void ld_engine_fenced(ld_engine *e, const char *task_id, int level, int leg, int outcome,
+                      uint64_t at);
+
+/* ld_engine_leg_name: "acknowledge", "arrive", "resolve". */
+const char *ld_engine_leg_name(int leg);
 
 /* Deadlines: the earliest due time (UINT64_MAX if none), and firing what is due. */
 uint64_t ld_engine_next_due(const ld_engine *e);

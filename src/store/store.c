@@ -452,3 +452,53 @@ int ld_store_commandv(ld_store *s, ld_reply_cb cb, void *arg, int argc, const ch
     sent(s);
     return 0;
 }
+
+typedef struct fence_op {
+    ld_store *s;
+    ld_fence_cb cb;
+    void *arg;
+} fence_op;
+
+static void on_fence(redisAsyncContext *ac, void *r, void *priv)
+{
+    fence_op *op = priv;
+    ld_store *s = op->s;
+    redisReply *reply = r;
+    (void)ac;
+    answered(s);
+    int status = LD_EUNAVAIL;
+    const char *held = NULL;
+    if (reply && reply->type == REDIS_REPLY_NIL) {
+        status = 0;
+        s->stats.fences_won++;
+    } else if (reply && reply->type == REDIS_REPLY_STRING) {
+        status = 1;
+        held = reply->str;
+        s->stats.fences_taken++;
+    } else if (reply) {
+        s->stats.errors++;
+        ld_log_rl(LD_ERR, "STORE-FENCE", "escalation fence failed: %s",
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    }
+    if (op->cb) op->cb(op->arg, status, held);
+    free(op);
+}
+
+int ld_store_fence(ld_store *s, const char *key, const char *value, uint64_t ttl_s,
+                   ld_fence_cb cb, void *arg)
+{
+    if (!s->ready || !s->ac) return LD_EUNAVAIL;
+    fence_op *op = malloc(sizeof *op);
+    if (!op) return LD_ENOMEM;
+    *op = (fence_op){s, cb, arg};
+    char ttl[24];
+    int tl = snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_s);
+    const char *argv[] = {"SET", key, value, "NX", "GET", "EX", ttl};
+    size_t lens[] = {3, strlen(key), strlen(value), 2, 3, 2, (size_t)tl};
+    if (redisAsyncCommandArgv(s->ac, on_fence, op, 7, argv, lens) != REDIS_OK) {
+        free(op);
+        return LD_EUNAVAIL;
+    }
+    sent(s);
+    return 0;
+}

@@ -5,6 +5,7 @@
  *   ld:seen:<source>:<event id>  string: the event's stream id; expires after 7 days
  *   ld:inc:<incident id>         string: linkd.v1.IncidentRecord, written behind
  *   ld:open                      sorted set: open incidents by earliest deadline
+ *   ld:esc:<task>:<level>:<leg>  string: escalation fence (when it was made)
  *
  * Intake is one script call per ingest request: for each event it checks the
  * seen key and, if new, appends to the stream and sets the key, atomically,
@@ -47,6 +48,7 @@ typedef void (*ld_append_cb)(void *arg, int status, const ld_append_result *res,
 typedef struct ld_store_stats {
     uint64_t appends, appended_events, duplicates, commands, errors, timeouts, reconnects;
     uint64_t records_written;
+    uint64_t fences_won, fences_taken;
 } ld_store_stats;
 
 typedef struct ld_store {
@@ -108,6 +110,15 @@ extern const char ld_store_intake_script[];
  * <stream_id> has been written (queued after their records, so Redis has them
  * all if it has the mark). Recovery replays the events after it. */
 void ld_store_put_mark(ld_store *s, const char *stream_id);
+
+/* ld_store_fence claims <key> once, for <ttl_s> seconds, with <value>: SET
+ * NX GET, so the answer says who had it. cb(arg, LD_FENCE_*-like status):
+ * status 0 (the claim is ours), 1 (taken: <held> is the holder's value) or
+ * LD_EUNAVAIL (no answer: unknown). cb may be NULL (record only). Returns 0,
+ * or LD_EUNAVAIL/LD_ENOMEM at once without calling cb. */
+typedef void (*ld_fence_cb)(void *arg, int status, const char *held);
+int ld_store_fence(ld_store *s, const char *key, const char *value, uint64_t ttl_s,
+                   ld_fence_cb cb, void *arg);
 
 /* A command for recovery and tools, not the hot path. cb gets the reply (NULL
  * if the connection was lost), which hiredis frees when cb returns. Returns 0,
