@@ -56,6 +56,7 @@ static void usage(FILE *f)
             "       linkload micro                                 CPU cost of the timer heap and histogram\n"
             "       linkload am-config --hook URL [--rules DIR]    Alertmanager config equivalent to the rules\n"
             "       linkload am --alertmanager URL --hook-port P --rate R --duration S   the peer, same load\n"
+            "       linkload hostile --rate R --duration S         malformed and abusive intake, paced\n"
             "       linkload free-port                             print a free TCP port on 127.0.0.1\n"
             "       linkload <command> --help                      options of a command\n");
 }
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "micro") == 0) return lg_cmd_micro(argc, argv);
     if (strcmp(argv[1], "am") == 0) return lg_cmd_am(argc, argv);
     if (strcmp(argv[1], "am-config") == 0) return lg_cmd_am_config(argc, argv);
+    if (strcmp(argv[1], "hostile") == 0) return lg_cmd_hostile(argc, argv);
     if (strcmp(argv[1], "free-port") == 0) {   /* for scripts: a port to give a server */
         int port = lg_free_port();
         if (!port) return LG_EXIT_UNAVAILABLE;

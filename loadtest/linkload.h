@@ -83,6 +83,7 @@ int lg_cmd_ceiling(int argc, char **argv);
 int lg_cmd_micro(int argc, char **argv);
 int lg_cmd_am(int argc, char **argv);
 int lg_cmd_am_config(int argc, char **argv);
+int lg_cmd_hostile(int argc, char **argv);   /* hostile.c */
 
 /* Exit codes (sysexits.h values, as linkd uses). */
 enum { LG_EXIT_OK = 0, LG_EXIT_USAGE = 64, LG_EXIT_DATAERR = 65, LG_EXIT_UNAVAILABLE = 69,

@@ -71,14 +71,11 @@ static void answer(ingest_req *q)
     ld_arena_reset(&q->arena);
 }
 
-/* A request we cannot read gets one REJECTED result saying so. */
-static void answer_malformed(ingest_req *q, size_t len, const char *what)
+/* A request refused whole gets one REJECTED result saying why. */
+static void answer_refused(ingest_req *q, int reason, const char *why)
 {
-    char why[160];
-    q->in->stats.malformed++;
-    q->in->stats.rejected_by[LD_REJECT_MALFORMED]++;
-    snprintf(why, sizeof why, "malformed IngestRequest: %s (%zu bytes)", what, len);
-    ld_log_rl(LD_WARN, "INGEST-MALFORMED", "%s", why);
+    q->in->stats.rejected_by[reason]++;
+    ld_log_rl(LD_WARN, "INGEST-REFUSED", "%s", why);
     q->n = 1;
     q->res = ld_arena_alloc(&q->arena, sizeof *q->res);
     q->resp = ld_arena_alloc(&q->arena, sizeof *q->resp);
@@ -90,6 +87,15 @@ static void answer_malformed(ingest_req *q, size_t len, const char *what)
     q->resp[0] = q->res;
     set_result(q, 0, R_REJECTED, why);
     answer(q);
+}
+
+/* A request we cannot read. */
+static void answer_malformed(ingest_req *q, size_t len, const char *what)
+{
+    char why[160];
+    q->in->stats.malformed++;
+    snprintf(why, sizeof why, "malformed IngestRequest: %s (%zu bytes)", what, len);
+    answer_refused(q, LD_REJECT_MALFORMED, why);
 }
 
 static void on_appended(void *arg, int status, const ld_append_result *res, size_t n)
@@ -130,6 +136,15 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     ingest_req *q = c->user;
     size_t len = nng_msg_len(msg);
     in->stats.requests++;
+    if (len > in->max_msg) {
+        /* NNG let it in (up to twice the limit) so that it gets an answer. */
+        char why[160];
+        nng_msg_free(msg);
+        snprintf(why, sizeof why, "oversize IngestRequest: %zu bytes, at most %zu "
+                 "(--max-message)", len, in->max_msg);
+        answer_refused(q, LD_REJECT_OVERSIZE, why);
+        return;
+    }
     q->req = linkd__v1__ingest_request__unpack(&q->arena.pb, len, nng_msg_body(msg));
     nng_msg_free(msg); /* protobuf-c copied what it kept into the arena */
     if (!q->req) {
@@ -138,7 +153,7 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     }
     q->n = q->req->n_events;
     if (q->n == 0) {
-        answer(q);
+        answer_refused(q, LD_REJECT_EMPTY, "empty IngestRequest: no events");
         return;
     }
     q->res = ld_arena_alloc(&q->arena, q->n * sizeof *q->res);
@@ -225,7 +240,10 @@ int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
     in->nreqs = nctx;
     /* A decoded request can take a few times its wire size; cap it well above the limit. */
     for (size_t i = 0; i < nctx; i++) ld_arena_init(&in->reqs[i].arena, 64 * 1024, 8 * max_msg + (1 << 20));
-    int rv = ld_rep_open(&in->rep, loop, url, nctx, max_msg, on_request, in);
+    /* NNG drops (and closes the pipe of) messages over twice the limit; those
+     * in between are answered REJECTED oversize and counted. */
+    in->max_msg = max_msg;
+    int rv = ld_rep_open(&in->rep, loop, url, nctx, 2 * max_msg, on_request, in);
     if (rv != 0) {
         ld_ingest_close(in);
         return rv;

@@ -37,6 +37,7 @@ typedef struct ld_ingest {
     struct ingest_req *reqs;
     size_t nreqs;
     size_t inflight;        /* requests waiting for Redis */
+    size_t max_msg;         /* --max-message: larger requests are answered oversize */
     const char *hold;       /* non-NULL: answer valid events RETRY_LATER with this reason */
     ld_limiter limiter;     /* per source */
     ld_ingest_stats stats;

@@ -190,8 +190,29 @@ __attribute__((format(printf, 4, 5))) static int bad(char *why, size_t len, int 
     return reason;
 }
 
-/* A string field: present strings must be within <max> bytes and printable
- * (UTF-8 is allowed; control characters are not). */
+/* utf8_len returns the length of the well-formed UTF-8 sequence at <p>
+ * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+/* A string field: present strings must be within <max> bytes, well-formed
+ * UTF-8 (protobuf's string type requires it; protobuf-c does not check) and
+ * free of control characters. */
 static int check_str(const char *s, size_t max, const char *field, int required, char *why,
                      size_t len)
 {
@@ -199,15 +220,19 @@ static int check_str(const char *s, size_t max, const char *field, int required,
         if (!required) return -1;
         return bad(why, len, LD_REJECT_MISSING_FIELD, "%s: missing", field);
     }
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t n = 0; p[n];) {
         if (n >= max) {
             snprintf(why, len, "%s: longer than %zu bytes", field, max);
             return LD_REJECT_BAD_FIELD;
         }
-        if (*p < 0x20 || *p == 0x7f)
+        if (p[n] < 0x20 || p[n] == 0x7f)
             return bad(why, len, LD_REJECT_BAD_FIELD, "%s: contains a control character",
                        field);
+        size_t k = utf8_len(p + n); /* stops at the NUL: a cut sequence is invalid */
+        if (k == 0)
+            return bad(why, len, LD_REJECT_BAD_FIELD, "%s: invalid UTF-8 at byte %zu", field, n);
+        n += k;
     }
     return -1;
 }

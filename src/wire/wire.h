@@ -43,7 +43,8 @@ void *ld_arena_alloc(ld_arena *a, size_t size);
     X(MISSING_FIELD, "missing_field")                           \
     X(BAD_FIELD, "bad_field")                                   \
     X(UNKNOWN_ENUM, "unknown_enum")                             \
-    X(BAD_TIME, "absurd_timestamp")
+    X(BAD_TIME, "absurd_timestamp")                             \
+    X(EMPTY, "empty")
 
 enum ld_reject {
 #define LD__REJ_ENUM(name, label) LD_REJECT_##name,

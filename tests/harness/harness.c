@@ -325,6 +325,37 @@ int ldh_redis_start(ldh_redis *r)
     return rv;
 }
 
+int ldh_redis_respawn(ldh_redis *r)
+{
+    if (r->pid > 0) return LD_ESTATE;
+    redis_close(r);
+    int rv = LD_EIO;
+    for (int attempt = 0; attempt < LDH_RETRIES && rv == LD_EIO; attempt++) {
+        if (attempt) ldh_sleep_ms(200);
+        rv = redis_try(r);
+    }
+    return rv;
+}
+
+void ldh_redis_kill(ldh_redis *r)
+{
+    redis_close(r);
+    if (r->pid <= 0) return;
+    kill(r->pid, SIGKILL);
+    int code;
+    ldh_wait_pid(r->pid, LDH_STOP_MS, &code);
+    r->pid = 0;
+}
+
+int ldh_redis_halt(ldh_redis *r)
+{
+    redis_close(r);
+    int code = -2;
+    if (r->pid > 0) code = ldh_stop_pid(r->pid, LDH_STOP_MS);
+    r->pid = 0;
+    return code;
+}
+
 int ldh_redis_stop(ldh_redis *r)
 {
     int code = -2;
@@ -396,17 +427,22 @@ void ldh_linkd_log_tail(const ldh_linkd *d, int lines)
     if (d->log[0]) ldh_tail("linkd log", d->log, lines);
 }
 
-/* One attempt: 0 when READY, LD_EIO if linkd exited 69 (cannot listen: a port
- * was taken meanwhile), LD_ESTATE for any other exit, LD_ETIMEDOUT. */
-static int linkd_try(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
+/* count_ready counts READY lines in linkd's log so far. */
+static int count_ready(const ldh_linkd *d)
 {
-    int ports[3];
-    int rv = ldh_free_ports(ports, 3);
-    if (rv != 0) return rv;
-    snprintf(d->ingest, sizeof d->ingest, "tcp://127.0.0.1:%d", ports[0]);
-    snprintf(d->terminals, sizeof d->terminals, "tcp://127.0.0.1:%d", ports[1]);
-    snprintf(d->feed, sizeof d->feed, "tcp://127.0.0.1:%d", ports[2]);
+    char *s = ldh_linkd_log(d);
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, "READY")); p += 5) n++;
+    free(s);
+    return n;
+}
 
+/* linkd_spawn runs linkd on d's URLs and waits for one more READY line in
+ * its log than there was. 0 when READY, LD_EIO if linkd exited 69 (cannot
+ * listen: a port was taken meanwhile), LD_ESTATE for any other exit,
+ * LD_ETIMEDOUT. */
+static int linkd_spawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
+{
     char scale[32], maxmsg[32], redis_url[64], rules[PATH_MAX];
     char *argv[40];
     int n = 0;
@@ -450,6 +486,7 @@ static int linkd_try(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
             fclose(f);
         }
     }
+    int readies = count_ready(d);
     pid_t pid = ldh_spawn(argv, NULL, d->log, d->log);
     if (pid < 0) return (int)pid;
     d->pid = pid;
@@ -463,13 +500,41 @@ static int linkd_try(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
             d->exit_code = code;
             return code == 69 ? LD_EIO : LD_ESTATE;
         }
-        if (ldh_linkd_log_has(d, "READY")) return 0;
+        if (count_ready(d) > readies) return 0;
         if (ldh_mono_ms() >= end) break;
-        ldh_sleep_ms(20);
+        ldh_sleep_ms(5);
     }
     d->exit_code = ldh_stop_pid(pid, LDH_STOP_MS);
     d->pid = 0;
     return LD_ETIMEDOUT;
+}
+
+/* One attempt on fresh ports. */
+static int linkd_try(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
+{
+    int ports[3];
+    int rv = ldh_free_ports(ports, 3);
+    if (rv != 0) return rv;
+    snprintf(d->ingest, sizeof d->ingest, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(d->terminals, sizeof d->terminals, "tcp://127.0.0.1:%d", ports[1]);
+    snprintf(d->feed, sizeof d->feed, "tcp://127.0.0.1:%d", ports[2]);
+    return linkd_spawn(d, r, o);
+}
+
+int ldh_linkd_respawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
+{
+    if (d->pid > 0) return LD_ESTATE;
+    int rv = LD_EIO;
+    for (int attempt = 0; attempt < LDH_RETRIES && rv == LD_EIO; attempt++) {
+        if (attempt) ldh_sleep_ms(200); /* the old sockets may linger a moment */
+        rv = linkd_spawn(d, r, o);
+    }
+    if (rv != 0) {
+        ldh_linkd_log_tail(d, 40);
+        fprintf(stderr, "harness: linkd did not get READY again: %s (exit code %d)\n",
+                ld_strerror(rv), d->exit_code);
+    }
+    return rv;
 }
 
 int ldh_linkd_start(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)

@@ -114,6 +114,14 @@ int ldh_redis_start(ldh_redis *r);
  * code (-1 if it had to be killed). Safe on a zeroed or half-started one. */
 int ldh_redis_stop(ldh_redis *r);
 
+/* ldh_redis_halt stops it by PID (SIGTERM: it writes its append-only file
+ * and exits) and keeps its directory; ldh_redis_kill is a crash (SIGKILL);
+ * ldh_redis_respawn starts it again on the same port and directory (it
+ * loads its append-only file) and waits for PONG. */
+int ldh_redis_halt(ldh_redis *r);
+void ldh_redis_kill(ldh_redis *r);
+int ldh_redis_respawn(ldh_redis *r);
+
 /* ldh_redis_cmd runs one command (hiredis format: "%s", "%b") and returns
  * the reply, which the caller frees with freeReplyObject(), or NULL if the
  * server did not answer (the connection is then reopened by the next call). */
@@ -143,6 +151,10 @@ typedef struct ldh_linkd {
  * until its log says READY. On failure the log tail is printed and linkd is
  * not running (its directory is kept for ldh_linkd_free). */
 int ldh_linkd_start(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o);
+/* ldh_linkd_respawn starts linkd again after ldh_linkd_kill or _stop, on the
+ * same ports, in the same directory, appending to the same log, and waits
+ * for a new READY: clients keep their URLs across a crash. */
+int ldh_linkd_respawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o);
 /* ldh_linkd_stop sends SIGTERM and waits (bounded; SIGKILL after that).
  * Returns the exit code (0 is a clean stop) and keeps the log readable. */
 int ldh_linkd_stop(ldh_linkd *d);
