@@ -1129,6 +1129,7 @@ void ld__engine_feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t,
 
 void ld__engine_escalate(ld_engine *e, ld_task *t, int leg, const char *why)
 {
+    claim(e, t, leg, 0); /* recorded in the fence, as a rejection's move is */
     escalate(e, t, leg, why);
     mark_dirty(e, t->inc);
 }
