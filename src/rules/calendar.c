@@ -7,6 +7,7 @@
  * so every question here is integer arithmetic and a binary search. */
 #include <string.h>
 
+#include "core/err.h"
 #include "rules/rules_int.h"
 
 #define DAY_MS (24ll * 3600 * 1000)
@@ -89,6 +90,29 @@ uint64_t ld_rules_deadline(const ld_rules *r, const ld_dispatch_def *d, int leg,
         if (ld_rules_is_workday(r, day + k)) n--;
     }
     return now_ms + (uint64_t)k * (uint64_t)DAY_MS;
+}
+
+int ld_rules_parse_time(const ld_rules *r, const char *s, uint64_t *ms)
+{
+    int32_t day;
+    size_t n = strlen(s);
+    int h = 0, m = 0, sec = 0;
+    if (n < 10 || rules__day_of(s, 10, &day) != 0) return LD_EINVAL;
+    if (n > 10) {
+        const char *t = s + 11;
+        if ((s[10] != 'T' && s[10] != ' ') || (n != 16 && n != 19)) return LD_EINVAL;
+        for (size_t i = 0; i < n - 11; i++)
+            if ((i == 2 || i == 5) ? t[i] != ':' : (t[i] < '0' || t[i] > '9')) return LD_EINVAL;
+        h = (t[0] - '0') * 10 + (t[1] - '0');
+        m = (t[3] - '0') * 10 + (t[4] - '0');
+        if (n == 19) sec = (t[6] - '0') * 10 + (t[7] - '0');
+        if (h > 23 || m > 59 || sec > 59) return LD_EINVAL;
+    }
+    int64_t local = (int64_t)day * DAY_MS + ((int64_t)h * 3600 + m * 60 + sec) * 1000;
+    int64_t utc = local - (int64_t)r->utc_offset_s * 1000;
+    if (utc < 0) return LD_EINVAL;
+    *ms = (uint64_t)utc;
+    return 0;
 }
 
 int ld_rules_intern(const ld_rules *r, const char *value)

@@ -181,6 +181,11 @@ int ld_rules_intern(const ld_rules *r, const char *value);
 uint64_t ld_rules_deadline(const ld_rules *r, const ld_dispatch_def *d, int leg, int area,
                            uint64_t now_ms);
 
+/* ld_rules_parse_time reads a local date and time on the rule set's calendar,
+ * "2026-11-23 20:15", "2026-11-23T20:15:30" or a date alone (midnight),
+ * into epoch ms. Returns 0, or LD_EINVAL. */
+int ld_rules_parse_time(const ld_rules *r, const char *s, uint64_t *ms);
+
 /* ld_rules_is_workday says whether local day <day> (days since 1970-01-01)
  * is a working day on the rule set's calendar. */
 int ld_rules_is_workday(const ld_rules *r, int64_t day);

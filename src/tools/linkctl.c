@@ -14,6 +14,7 @@ static const struct command {
     {"terminal", ctl_terminal_main, "act as a department's on-duty terminal (receive, acknowledge, resolve)"},
     {"tail", ctl_tail_main, "print linkd's live feed of incidents, tasks and escalations"},
     {"check", ctl_check_main, "validate a rules directory, like linkd --check"},
+    {"test-rules", ctl_test_rules_main, "run rule tests: sample events and expected outcomes"},
 };
 
 static void usage(FILE *out)
@@ -25,7 +26,7 @@ static void usage(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fputs("\n"
           "Run 'linkctl <command> --help' for the options of one command.\n"
           "Exit codes follow sysexits.h: 0 ok, 64 usage, 65 data rejected or rules invalid,\n"

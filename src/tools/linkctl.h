@@ -28,6 +28,7 @@ int ctl_send_main(int argc, char **argv);
 int ctl_terminal_main(int argc, char **argv);
 int ctl_tail_main(int argc, char **argv);
 int ctl_check_main(int argc, char **argv);
+int ctl_test_rules_main(int argc, char **argv);
 
 /* ---- messages ------------------------------------------------------------ */
 
