@@ -102,9 +102,9 @@ static void print_hist(FILE *f, const char *label, const ld_hist *h)
 static void print_depts(const run *r, const feed_stats *f)
 {
     printf("  per department (from the feed; times on linkd's clock):\n");
-    printf("    %-16s %9s %9s %8s %10s %10s %10s %6s %6s %6s %6s %8s\n", "department", "dispatched",
-           "acked", "in time", "ack p50", "ack p90", "ack p99", "esc:ack", "arrive", "resolv",
-           "missed", "resolved");
+    printf("    %-16s %9s %9s %8s %10s %10s %10s %7s %6s %6s %6s %6s %8s\n", "department",
+           "dispatched", "acked", "in time", "ack p50", "ack p90", "ack p99", "esc:ack", "arrive",
+           "resolv", "feedbk", "missed", "resolved");
     for (int i = 0; i < r->rules->ndepartments; i++) {
         const dept_stats *d = &f->dept[i];
         if (!d->dispatched && !d->acknowledged) continue;
@@ -115,10 +115,11 @@ static void print_depts(const run *r, const feed_stats *f)
             lg_fmt_ns(ld_hist_quantile(&d->ack_ns, 0.99), c, sizeof c);
         }
         if (d->dispatched) snprintf(pct, sizeof pct, "%.1f%%", 100.0 * (double)d->ack_level0 / (double)d->dispatched);
-        printf("    %-16s %9" PRIu64 " %9" PRIu64 " %8s %10s %10s %10s %6" PRIu64 " %6" PRIu64 " %6" PRIu64
-               " %6" PRIu64 " %8" PRIu64 "\n",
+        printf("    %-16s %9" PRIu64 " %9" PRIu64 " %8s %10s %10s %10s %7" PRIu64 " %6" PRIu64 " %6" PRIu64
+               " %6" PRIu64 " %6" PRIu64 " %8" PRIu64 "\n",
                r->rules->departments[i].id, d->dispatched, d->acknowledged, pct, a, b, c,
-               d->escalated[0], d->escalated[1], d->escalated[2], d->missed, d->resolved);
+               d->escalated[LD_LEG_ACK], d->escalated[LD_LEG_ARRIVE], d->escalated[LD_LEG_RESOLVE],
+               d->escalated[LD_LEG_FEEDBACK], d->missed, d->resolved);
     }
 }
 
@@ -163,10 +164,11 @@ void lg_print_report(const run *r, const snapshot *s, const figures *f)
         printf("  terminals %zu staffed of %zu: %" PRIu64 " tasks (%" PRIu64 " first deliveries, %" PRIu64
                " redelivered, %" PRIu64 " escalated to them, %" PRIu64 " other runs); %" PRIu64
                " no-shows, %" PRIu64 " offline periods; updates sent: ack %" PRIu64 " on-scene %" PRIu64
-               " resolved %" PRIu64 "; results ACCEPTED %" PRIu64 " DUPLICATE %" PRIu64 " REJECTED %" PRIu64
+               " resolved %" PRIu64 " feedback %" PRIu64 "; results ACCEPTED %" PRIu64 " DUPLICATE %" PRIu64 " REJECTED %" PRIu64
                "; poll errors %" PRIu64 ", refused %" PRIu64 "\n",
                r->nstaffed, r->nterms, t->tasks, t->first, t->redelivered, t->escalated, t->foreign,
                t->no_shows, t->offline_periods, t->updates_sent[1], t->updates_sent[3], t->updates_sent[4],
+               t->updates_sent[LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK],
                t->updates[1], t->updates[2], t->updates[3], t->poll_errors, t->refused);
     if (r->o.feed_url && s->fst.dept) {
         const feed_stats *fs = &s->fst;
@@ -179,7 +181,8 @@ void lg_print_report(const run *r, const snapshot *s, const figures *f)
         print_depts(r, fs);
     }
     if (r->o.terminals) {
-        char a[48], b[48], c[48], e[48], fo[48];
+        char a[48], b[48], c[48], e[48], fo[48], fb[48];
+        lg_dist_format(&r->sc.terminals.feedback, fb, sizeof fb);
         const lg_term_profile *p = &r->sc.terminals;
         lg_dist_format(&p->ack, a, sizeof a);
         lg_dist_format(&p->arrive, b, sizeof b);
@@ -187,8 +190,8 @@ void lg_print_report(const run *r, const snapshot *s, const figures *f)
         lg_dist_format(&p->offline_every, e, sizeof e);
         lg_dist_format(&p->offline_for, fo, sizeof fo);
         printf("  terminal behaviour (domain time): acknowledge %s, arrive %s, resolve %s, no-show %.1f%%, "
-               "offline every %s for %s%s\n",
-               a, b, c, 100 * p->no_show, e, fo, r->sc.ndepts ? "; some departments differ (scenario)" : "");
+               "feedback %s, offline every %s for %s%s\n",
+               a, b, c, 100 * p->no_show, fb, e, fo, r->sc.ndepts ? "; some departments differ (scenario)" : "");
     }
     if (t->sample_refused[0]) printf("  first refused poll: %s\n", t->sample_refused);
     if (t->sample_update[0]) printf("  first rejected update: %s\n", t->sample_update);
@@ -295,7 +298,8 @@ int lg_write_json(const run *r, const snapshot *s, const figures *f)
             ",\"updates_duplicate\":%" PRIu64 ",\"updates_rejected\":%" PRIu64 ",\"poll_errors\":%" PRIu64,
             r->o.terminals ? r->nstaffed : 0, t->tasks, t->first, t->redelivered, t->escalated,
             t->no_shows, t->offline_periods,
-            t->updates_sent[1] + t->updates_sent[2] + t->updates_sent[3] + t->updates_sent[4],
+            t->updates_sent[1] + t->updates_sent[2] + t->updates_sent[3] + t->updates_sent[4] +
+                t->updates_sent[LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK],
             t->updates[1], t->updates[2], t->updates[3], t->poll_errors);
     if (r->o.feed_url && s->fst.dept) {
         const feed_stats *fs = &s->fst;

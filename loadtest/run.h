@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/hist.h"
+#include "core/map.h"
 #include "linkload.h"
 #include "rules/rules.h"
 
@@ -58,7 +59,7 @@ typedef struct ingest_stats {
 typedef struct term_stats {
     uint64_t tasks, first, redelivered, escalated, warm, foreign;
     uint64_t polls, poll_errors, refused, no_shows, offline_periods;
-    uint64_t updates_sent[6];   /* by UpdateKind */
+    uint64_t updates_sent[8];   /* by UpdateKind */
     uint64_t updates[LG_RESULT_MAX + 1];   /* update results by Result value */
     uint64_t last_task_ns;
     ld_hist latency;            /* intended send -> terminal has the task, ns */
@@ -132,6 +133,7 @@ struct run {
     size_t nterms, nstaffed;
     pthread_mutex_t tmu;
     term_stats tst;
+    ld_map in_hand;             /* task ids a simulated terminal acts on (keys owned); tmu */
 
     /* feed */
     nng_socket feed_sock;

@@ -249,6 +249,8 @@ static void term_key(sctx *c, const char *key, pos kat, struct fy_node *v, pos v
         if (get_dist(c, v, vat, key, &t->arrive) == 0) t->set |= LG_TP_ARRIVE;
     } else if (strcmp(key, "resolve") == 0) {
         if (get_dist(c, v, vat, key, &t->resolve) == 0) t->set |= LG_TP_RESOLVE;
+    } else if (strcmp(key, "feedback") == 0) {
+        if (get_dist(c, v, vat, key, &t->feedback) == 0) t->set |= LG_TP_FEEDBACK;
     } else if (strcmp(key, "no_show") == 0) {
         if (get_number(c, v, vat, key, 0, 1, &t->no_show) == 0) t->set |= LG_TP_NOSHOW;
     } else if (strcmp(key, "offline_every") == 0) {
@@ -257,8 +259,8 @@ static void term_key(sctx *c, const char *key, pos kat, struct fy_node *v, pos v
         if (get_dist(c, v, vat, key, &t->offline_for) == 0) t->set |= LG_TP_OFF_FOR;
     } else if (strcmp(key, "departments") != 0) {
         unknown(c, kat, key, "terminals",
-                "staffed, acknowledge, arrive, resolve, no_show, offline_every, offline_for, "
-                "departments");
+                "staffed, acknowledge, arrive, resolve, feedback, no_show, offline_every, "
+                "offline_for, departments");
     }
 }
 
@@ -558,6 +560,7 @@ lg_term_profile lg_scenario_profile(const lg_scenario *s, const char *dept)
         if (d->p.set & LG_TP_ACK) p.ack = d->p.ack;
         if (d->p.set & LG_TP_ARRIVE) p.arrive = d->p.arrive;
         if (d->p.set & LG_TP_RESOLVE) p.resolve = d->p.resolve;
+        if (d->p.set & LG_TP_FEEDBACK) p.feedback = d->p.feedback;
         if (d->p.set & LG_TP_NOSHOW) p.no_show = d->p.no_show;
         if (d->p.set & LG_TP_OFF_EVERY) p.offline_every = d->p.offline_every;
         if (d->p.set & LG_TP_OFF_FOR) p.offline_for = d->p.offline_for;

@@ -93,14 +93,15 @@ typedef struct lg_phase {
 
 /* What a simulated terminal does with a task. Delays are counted from when
  * the terminal receives the task (acknowledge) or completes the previous
- * step (arrive, resolve). */
+ * step (arrive, resolve; feedback counts from arrival too). */
 enum { LG_TP_STAFFED = 1, LG_TP_ACK = 2, LG_TP_ARRIVE = 4, LG_TP_RESOLVE = 8, LG_TP_NOSHOW = 16,
-       LG_TP_OFF_EVERY = 32, LG_TP_OFF_FOR = 64 };
+       LG_TP_OFF_EVERY = 32, LG_TP_OFF_FOR = 64, LG_TP_FEEDBACK = 128 };
 
 typedef struct lg_term_profile {
     unsigned set;               /* LG_TP_* fields given (for department overrides) */
     int staffed;                /* chain levels with a simulated terminal; -1: all */
     lg_dist ack, arrive, resolve;   /* arrive/resolve never: the task stays open */
+    lg_dist feedback;           /* from ON_SCENE to a FEEDBACK report (tasks with that leg) */
     double no_show;             /* probability that a terminal ignores a task */
     lg_dist offline_every, offline_for;   /* gaps between offline periods, and their length */
 } lg_term_profile;

@@ -11,7 +11,8 @@
  * no-show for that task (drawn with the scenario's no_show probability), it
  * acknowledges after a delay drawn from `acknowledge`, reports ON_SCENE
  * after `arrive` and RESOLVED after `resolve` (each "never" stops the chain
- * there). Delays are linkd domain time, so they are divided by the time
+ * there), and, for tasks with a feedback leg, FEEDBACK `feedback` after
+ * arriving. Delays are linkd domain time, so they are divided by the time
  * scale. Offline periods: after a gap drawn from `offline_every` a terminal
  * stops polling for `offline_for`, then comes back and catches up.
  *
@@ -19,7 +20,11 @@
  * the intended send time of the event that opened the incident: Task.event_id
  * is "<run id>-<seq>", and the seq gives the request and its intended time.
  * Only first deliveries at level 0 count; escalated and redelivered tasks are
- * counted apart. */
+ * counted apart.
+ *
+ * A task is acted on by one officer: when it escalates to a terminal while a
+ * lower level is already handling it (acknowledged late), the new holder
+ * only receipts it. What no-show officers ignore is picked up above. */
 #include <errno.h>
 #include <inttypes.h>
 #include <nng/nng.h>
@@ -40,6 +45,7 @@ typedef struct action {
     uint64_t due_ns;
     char *task_id;
     int kind;                       /* UpdateKind to send */
+    int feedback_leg;               /* the task has a feedback leg: report one */
 } action;
 
 struct term {
@@ -109,17 +115,22 @@ static int64_t delay_ns(term *t, const lg_dist *d)
     return (int64_t)(ms * 1e6 / t->r->sc.time_scale);
 }
 
-/* schedule queues update <kind> of <task_id> after <d> from <now>; a
- * distribution of "never" queues nothing. Takes a copy of the id. */
-static int schedule(term *t, const char *task_id, int kind, const lg_dist *d, uint64_t now)
+/* schedule_in queues update <kind> of <task_id> <dn> ns after <now>;
+ * a negative delay ("never") queues nothing. Takes a copy of the id. */
+static int schedule_in(term *t, const char *task_id, int kind, int feedback_leg, int64_t dn, uint64_t now)
 {
-    int64_t dn = delay_ns(t, d);
     if (dn < 0) return 0;
     char *dup = strdup(task_id);
     if (!dup) return LD_ENOMEM;
-    int rv = heap_push(t, (action){now + (uint64_t)dn, dup, kind});
+    int rv = heap_push(t, (action){now + (uint64_t)dn, dup, kind, feedback_leg});
     if (rv != 0) free(dup);
     return rv;
+}
+
+static int schedule(term *t, const char *task_id, int kind, int feedback_leg, const lg_dist *d,
+                    uint64_t now)
+{
+    return schedule_in(t, task_id, kind, feedback_leg, delay_ns(t, d), now);
 }
 
 static int push_receipt(term *t, const char *id)
@@ -184,6 +195,20 @@ static void tally_task(run *r, const Linkd__V1__Task *task, uint64_t now)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* take_in_hand records that a terminal acts on <id>; 0 if another one
+ * already does (or memory ran out). Caller holds tmu. */
+static int take_in_hand(run *r, const char *id)
+{
+    if (ld_map_get(&r->in_hand, id)) return 0;
+    char *key = strdup(id);
+    if (!key) return 0;
+    if (ld_map_put(&r->in_hand, key, key) != 0) {
+        free(key);
+        return 0;
+    }
+    return 1;
+}
+
 /* take_reply handles one PollReply: counts, queues receipts, and decides
  * what this terminal will do with each new task. */
 static void take_reply(term *t, const Linkd__V1__PollReply *rep, uint64_t now)
@@ -219,8 +244,12 @@ static void take_reply(term *t, const Linkd__V1__PollReply *rep, uint64_t now)
             no_shows++;
             continue;
         }
+        pthread_mutex_lock(&r->tmu);
+        int mine = take_in_hand(r, task->task_id);
+        pthread_mutex_unlock(&r->tmu);
+        if (!mine) continue;
         oom |= schedule(t, task->task_id, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED,
-                        &t->prof.ack, now) != 0;
+                        task->has_feedback_by_ms, &t->prof.ack, now) != 0;
     }
     if (no_shows) {
         pthread_mutex_lock(&r->tmu);
@@ -241,7 +270,7 @@ static int build_poll(term *t, nng_msg **out)
     Linkd__V1__TaskUpdate upd[MAX_UPDATES_PER_POLL];
     Linkd__V1__TaskUpdate *updp[MAX_UPDATES_PER_POLL];
     char *taken[MAX_UPDATES_PER_POLL];
-    uint64_t sent[6] = {0};
+    uint64_t sent[8] = {0};
     size_t nu = 0;
     while (t->nheap && t->heap[0].due_ns <= now && nu < MAX_UPDATES_PER_POLL) {
         action a = heap_pop(t);
@@ -251,13 +280,22 @@ static int build_poll(term *t, nng_msg **out)
         upd[nu].kind = (Linkd__V1__UpdateKind)a.kind;
         if (a.kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED)
             upd[nu].disposition = "handled on scene (linkload)";
+        else if (a.kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK)
+            upd[nu].disposition = "crew on scene, situation under control (linkload)";
         updp[nu] = &upd[nu];
         taken[nu++] = a.task_id;
-        sent[a.kind]++;
+        sent[a.kind & 7]++;
         if (a.kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED)
-            schedule(t, a.task_id, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE, &t->prof.arrive, now);
-        else if (a.kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE)
-            schedule(t, a.task_id, LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED, &t->prof.resolve, now);
+            schedule(t, a.task_id, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE, a.feedback_leg,
+                     &t->prof.arrive, now);
+        else if (a.kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE) {
+            /* A report from the scene comes before the resolution or not at all. */
+            int64_t res = delay_ns(t, &t->prof.resolve);
+            int64_t fb = a.feedback_leg ? delay_ns(t, &t->prof.feedback) : -1;
+            schedule_in(t, a.task_id, LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED, 0, res, now);
+            if (fb >= 0 && (res < 0 || fb < res))
+                schedule_in(t, a.task_id, LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK, 0, fb, now);
+        }
     }
     uint32_t wait = POLL_WAIT_MS;
     if (t->nheap) {
@@ -287,7 +325,9 @@ static int build_poll(term *t, nng_msg **out)
     }
     if (nu) {
         pthread_mutex_lock(&r->tmu);
-        for (int k = 0; k < 6; k++) r->tst.updates_sent[k] += sent[k];
+        for (int k = 0; k < 8; k++) r->tst.updates_sent[k] += sent[k];
+        for (size_t i = 0; i < nu; i++)   /* resolved: out of hand */
+            if (upd[i].kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED) free(ld_map_del(&r->in_hand, taken[i]));
         pthread_mutex_unlock(&r->tmu);
     }
     /* Receipts and updates are dropped even if the message could not be
@@ -412,6 +452,7 @@ static int staffed_level(const ld_rules *rules, int i)
 
 int lg_terminals_open(run *r)
 {
+    ld_map_init(&r->in_hand);
     r->nterms = (size_t)r->rules->nterminals;
     r->terms = calloc(r->nterms ? r->nterms : 1, sizeof *r->terms);
     if (!r->terms) return NNG_ENOMEM;
@@ -459,4 +500,6 @@ void lg_terminals_close(run *r)
     }
     free(r->terms);
     r->terms = NULL;
+    for (size_t i = 0; i < r->in_hand.cap; i++) free((char *)r->in_hand.slots[i].key);
+    ld_map_fini(&r->in_hand);
 }
