@@ -67,7 +67,7 @@ int lg_redis_start(lg_redis_srv *s, int port, int aof);
  * removes its directory. Safe on a server that never started. */
 void lg_redis_stop(lg_redis_srv *s);
 
-/* ---- helpers (linkload.c) ---------------------------------------------- */
+/* ---- helpers (util.c) ---------------------------------------------- */
 
 /* lg_free_port returns a TCP port on 127.0.0.1 that was free a moment ago. */
 int lg_free_port(void);
