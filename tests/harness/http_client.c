@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +29,18 @@ static int send_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* complete says whether <buf> holds a whole answer with a Content-Length. */
+static int complete(char *buf, size_t len)
+{
+    buf[len] = '\0';
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (!sep) return 0;
+    for (char *p = buf; p && p < sep; p = strstr(p, "\r\n"), p = p ? p + 2 : NULL)
+        if (strncasecmp(p, "content-length:", 15) == 0)
+            return len - (size_t)(sep + 4 - buf) >= strtoull(p + 15, NULL, 10);
+    return 0;
+}
+
 int ldh_http(int port, const char *method, const char *path, const char *body,
              const char *token, ldh_http_reply *r)
 {
@@ -43,7 +56,7 @@ int ldh_http(int port, const char *method, const char *path, const char *body,
     char head[1024];
     size_t blen = body ? strlen(body) : 0;
     int n = snprintf(head, sizeof head,
-                     "%s %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s"
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s%s%s"
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
                      method, path, port, token ? "Authorization: Bearer " : "",
                      token ? token : "", token ? "\r\n" : "", blen);
@@ -70,6 +83,7 @@ int ldh_http(int port, const char *method, const char *path, const char *body,
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) break;
         len += (size_t)got;
+        if (complete(buf, len)) break; /* some servers keep the connection open */
     }
     close(fd);
     if (!buf) return LD_ENOMEM;

@@ -1,4 +1,4 @@
-/* http_client.h: a minimal blocking HTTP/1.0 client for tests of linkd's
+/* http_client.h: a minimal blocking HTTP/1.1 client (Connection: close) for tests of linkd's
  * HTTP side: one request per connection, bounded by a timeout. */
 #ifndef LD_TESTS_HTTP_CLIENT_H
 #define LD_TESTS_HTTP_CLIENT_H
