@@ -143,7 +143,7 @@ for attempt in 1 2 3; do
   FEED="tcp://127.0.0.1:$(free_port)"
   "$BIN/linkd" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" \
     --ingest "$INGEST" --terminals "$TERMINALS" --feed "$FEED" \
-    --time-scale "$TIME_SCALE" 2>"$VAR/linkd.log" &
+    --time-scale "$TIME_SCALE" --log-format text 2>"$VAR/linkd.log" &
   LINKD_PID=$!
   PIDS+=("$LINKD_PID")
   wait_for 15 "$LINKD_PID" linkd_ready && break

@@ -7,6 +7,7 @@
 
 #include "core/diag.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "daemon/daemon.h"
 #include "rules/rules.h"
 
@@ -21,7 +22,9 @@ static void usage(FILE *out)
         "escalates when a deadline passes. State lives in Redis.\n"
         "\n"
         "  --rules DIR          rule files (default: rules)\n"
-        "  --redis URL          redis://host:port[/db] or unix:///path (default: redis://127.0.0.1:6379/0)\n"
+        "  --redis URL          redis://[user[:password]@]host:port[/db] or\n"
+        "                       unix://[user[:password]@]/path[?db=N] (default: redis://127.0.0.1:6379/0)\n"
+        "  --redis-password-file FILE  the Redis password (ACL user from the URL), kept off the command line\n"
         "  --ingest URL         producers' REP socket (default: tcp://127.0.0.1:7450)\n"
         "  --terminals URL      terminals' REP socket (default: tcp://127.0.0.1:7451)\n"
         "  --feed URL           event feed PUB socket (default: tcp://127.0.0.1:7452)\n"
@@ -37,16 +40,34 @@ static void usage(FILE *out)
         "                       board on ADDR (default address 127.0.0.1; default: no HTTP)\n"
         "  --admin-token-file F the token supervisor actions must send (Authorization: Bearer);\n"
         "                       without it the API is read-only\n"
+        "  --tls-cert FILE, --tls-key FILE\n"
+        "                       server certificate and key (PEM) for tls+tcp:// endpoints\n"
+        "  --tls-ca FILE        require client certificates signed by this CA (mutual TLS)\n"
+        "  --insecure-listen    allow plain tcp:// beyond loopback (logged as a warning)\n"
         "  --log-level LEVEL    debug, info, notice, warning or error (default: info)\n"
+        "  --log-format FORMAT  json (one object per line), text, or journal\n"
+        "                       (default: journal under systemd, else json)\n"
         "  --help, --version\n"
         "\n"
-        "Exit codes (sysexits.h): 0 ok, 64 usage, 65 invalid rules, 69 cannot listen, 70 internal.\n"
+        "Exit codes (sysexits.h): 0 ok, 64 usage, 65 invalid rules, 69 cannot listen,\n"
+        "70 internal, 78 configuration (TLS files, password file, an insecure listen).\n"
         "SIGHUP reloads the rules (same departments and terminals; otherwise restart).\n"
         "SIGTERM or SIGINT drains intake, writes what is pending to Redis and exits 0.\n");
 }
 
-static int check(const char *dir)
+static int check(const ld_options *o)
 {
+    const char *dir = o->rules_dir;
+    if (o->tls_cert || o->tls_key || o->tls_ca) {
+        ld_tls_files f = {.cert = o->tls_cert, .key = o->tls_key, .ca = o->tls_ca};
+        char why[512];
+        if (ld_tls_check_files(&f, why, sizeof why) != 0) {
+            fprintf(stderr, "linkd: %s\n", why);
+            return EX_CONFIG;
+        }
+        printf("TLS OK: %s matches %s%s%s\n", o->tls_cert, o->tls_key,
+               o->tls_ca ? ", client CA " : "", o->tls_ca ? o->tls_ca : "");
+    }
     ld_rules *r = NULL;
     ld_diag diag;
     ld_diag_init(&diag);
@@ -81,7 +102,8 @@ static int parse_number(const char *opt, const char *s, double min, double max, 
 int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
-           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_LOGLEVEL, O_HELP, O_VERSION };
+           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_LOGLEVEL, O_HELP, O_VERSION,
+           O_RPASSFILE, O_LOGFORMAT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_INSECURE };
     static const struct option opts[] = {
         {"rules", required_argument, NULL, O_RULES},
         {"redis", required_argument, NULL, O_REDIS},
@@ -93,23 +115,34 @@ int main(int argc, char **argv)
         {"max-message", required_argument, NULL, O_MAXMSG},
         {"offline-after", required_argument, NULL, O_OFFLINE},
         {"redis-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"redis-password-file", required_argument, NULL, O_RPASSFILE},
         {"flush-ms", required_argument, NULL, O_FLUSH},
         {"source-rate", required_argument, NULL, O_SRATE},
         {"http", required_argument, NULL, O_HTTP},
         {"admin-token-file", required_argument, NULL, O_TOKEN},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"log-format", required_argument, NULL, O_LOGFORMAT},
+        {"tls-cert", required_argument, NULL, O_TLSCERT},
+        {"tls-key", required_argument, NULL, O_TLSKEY},
+        {"tls-ca", required_argument, NULL, O_TLSCA},
+        {"insecure-listen", no_argument, NULL, O_INSECURE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
     };
     ld_options o;
     ld_options_defaults(&o);
-    int do_check = 0, c;
+    int do_check = 0, log_format_set = 0, c;
     double v;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case O_RULES: o.rules_dir = optarg; break;
         case O_REDIS: o.redis_url = optarg; break;
+        case O_RPASSFILE: o.redis_password_file = optarg; break;
+        case O_TLSCERT: o.tls_cert = optarg; break;
+        case O_TLSKEY: o.tls_key = optarg; break;
+        case O_TLSCA: o.tls_ca = optarg; break;
+        case O_INSECURE: o.insecure_listen = 1; break;
         case O_INGEST: o.ingest_url = optarg; break;
         case O_TERMINALS: o.terminals_url = optarg; break;
         case O_FEED: o.feed_url = optarg; break;
@@ -140,6 +173,14 @@ int main(int argc, char **argv)
             break;
         case O_HTTP: o.http_listen = optarg; break;
         case O_TOKEN: o.admin_token_file = optarg; break;
+        case O_LOGFORMAT:
+            if ((ld_log_format = ld_log_parse_format(optarg)) < 0) {
+                fprintf(stderr, "linkd: --log-format: expected json, text or journal, not '%s'\n",
+                        optarg);
+                return EX_USAGE;
+            }
+            log_format_set = 1;
+            break;
         case O_LOGLEVEL:
             if ((ld_log_level = ld_log_parse_level(optarg)) < 0) {
                 fprintf(stderr, "linkd: --log-level: unknown level '%s'\n", optarg);
@@ -156,6 +197,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
-    if (do_check) return check(o.rules_dir);
+    if (!log_format_set) {
+        ld_log_format = LD_LOG_JSON;
+        ld_log_auto(); /* the journal when stderr is systemd's journal stream */
+    }
+    if (do_check) return check(&o);
     return ld_daemon_run(&o);
 }

@@ -2,10 +2,15 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include <systemd/sd-journal.h>
+
 int ld_log_level = LD_INFO;
+int ld_log_format = LD_LOG_TEXT;   /* linkd itself defaults to JSON (main.c) */
 
 static const char *const level_names[] = {"debug", "info", "notice", "warning", "error"};
 
@@ -33,8 +38,65 @@ void ld__log(int level, const char *id, const char *fmt, ...)
     char ts[32];
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     if (level < LD_DEBUG || level > LD_ERR) level = LD_ERR;
-    fprintf(stderr, "%s.%03uZ linkd %s %s: %s\n", ts, (unsigned)(now % 1000),
-            level_names[level], id, msg);
+    switch (ld_log_format) {
+    case LD_LOG_TEXT:
+        fprintf(stderr, "%s.%03uZ linkd %s %s: %s\n", ts, (unsigned)(now % 1000),
+                level_names[level], id, msg);
+        break;
+    case LD_LOG_JOURNAL: {
+        static const int prio[] = {7, 6, 5, 4, 3}; /* syslog: debug .. err */
+        sd_journal_send("MESSAGE=%s: %s", id, msg, "PRIORITY=%d", prio[level], "LINKD_ID=%s", id,
+                        "SYSLOG_IDENTIFIER=linkd", NULL);
+        break;
+    }
+    default: {
+        char esc[sizeof msg * 6 + 1];
+        ld_json_escape(esc, sizeof esc, msg);
+        fprintf(stderr, "{\"ts\":\"%s.%03uZ\",\"level\":\"%s\",\"id\":\"%s\",\"msg\":\"%s\"}\n", ts,
+                (unsigned)(now % 1000), level_names[level], id, esc);
+    }
+    }
+}
+
+/* utf8_len returns the length of the valid UTF-8 sequence at <p>, or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (p[0] >= 0xf5) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if (n == 3 && ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))) return 0;
+    if (n == 4 && ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))) return 0;
+    return n;
+}
+
+size_t ld_json_escape(char *out, size_t len, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    if (len == 0) return 0;
+    while (*p) {
+        char tmp[8];
+        const char *add = tmp;
+        size_t n = 1, step = 1;
+        if (*p == '"' || *p == '\\') {
+            tmp[0] = '\\', tmp[1] = (char)*p, n = 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            n = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", *p);
+        } else if (*p < 0x80) {
+            tmp[0] = (char)*p;
+        } else if ((step = utf8_len(p)) != 0) {
+            add = (const char *)p, n = step;
+        } else {
+            add = "\\ufffd", n = 6, step = 1;
+        }
+        if (o + n >= len) break;
+        memcpy(out + o, add, n);
+        o += n;
+        p += step;
+    }
+    out[o] = '\0';
+    return o;
 }
 
 int ld__ratelimit_pass(ld_ratelimit *rl, const char *id)
@@ -54,6 +116,25 @@ int ld__ratelimit_pass(ld_ratelimit *rl, const char *id)
     }
     rl->suppressed++;
     return 0;
+}
+
+int ld_log_parse_format(const char *name)
+{
+    if (strcmp(name, "json") == 0) return LD_LOG_JSON;
+    if (strcmp(name, "text") == 0) return LD_LOG_TEXT;
+    if (strcmp(name, "journal") == 0) return LD_LOG_JOURNAL;
+    return -1;
+}
+
+void ld_log_auto(void)
+{
+    /* JOURNAL_STREAM is "<dev>:<inode>" of the stream systemd connected. */
+    const char *js = getenv("JOURNAL_STREAM");
+    struct stat st;
+    unsigned long long dev, ino;
+    if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+        (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+        ld_log_format = LD_LOG_JOURNAL;
 }
 
 int ld_log_parse_level(const char *name)

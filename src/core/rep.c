@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/tls.h"
 
 enum { BATCH = 256 }; /* requests per wakeup, so timers and Redis replies get their turn */
 
@@ -109,7 +110,7 @@ int ld_rep_open(ld_rep *r, uv_loop_t *loop, const char *url, size_t nctx, size_t
         }
         r->nctx = i + 1;
     }
-    if ((rv = nng_listen(r->sock, url, NULL, 0)) != 0) {
+    if ((rv = ld_listen(r->sock, url)) != 0) {
         ld_log(LD_ERR, "NNG-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
         rv = ld_err_from_nng(rv);
         goto fail;

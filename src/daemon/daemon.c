@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,9 @@
 #include "core/diag.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/tls.h"
+#include "daemon/endpoint.h"
+#include "daemon/notify.h"
 #include "dispatch/dispatch.h"
 #include "engine/engine.h"
 #include "http/http.h"
@@ -33,6 +37,7 @@ typedef struct daemon {
     ld_http *http;
     uint64_t rules_loaded_at, reload_attempt_at, reloads, reload_failures;
     int last_reload_ok;
+    ld_notify notify;
     int recovered;
     char mark[48];              /* the last ld:applied written */
     uv_timer_t deadline, drain_check, flush;
@@ -192,6 +197,10 @@ static void maybe_ready(daemon *d)
            LINKD_VERSION, d->rules->dir, d->rules->version, d->rules->ndepartments,
            d->rules->nterminals, d->rules->nroutes, d->o->ingest_url, d->o->terminals_url,
            d->o->feed_url, d->clock.scale);
+    char status[160];
+    snprintf(status, sizeof status, "ready: rules version %s, %d routes", d->rules->version,
+             d->rules->nroutes);
+    ld_notify_ready(&d->notify, status);
 }
 
 static void on_recovered(void *arg, int status)
@@ -210,9 +219,13 @@ static void on_store_state(void *arg, int up)
         if (ld_recover_start(&d->recovery, &d->store, &d->engine, on_recovered, d) != 0)
             ld_log(LD_WARN, "RECOVER-RETRY", "cannot start recovery; retrying when redis returns");
     }
-    if (up) maybe_ready(d);
-    else if (!d->stopping)
+    if (up) {
+        if (d->ready_logged) ld_notify_status(&d->notify, "ready: redis is back");
+        maybe_ready(d);
+    } else if (!d->stopping) {
         ld_log(LD_WARN, "DEGRADED", "redis unavailable: intake answers RETRY_LATER");
+        ld_notify_status(&d->notify, "degraded: redis unavailable, intake answers RETRY_LATER");
+    }
 }
 
 /* ---- stopping ---------------------------------------------------------------------- */
@@ -235,7 +248,8 @@ static void summary(const daemon *d)
            "(rate limited %llu); "
            "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
            "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
-           "overdue at top %llu, fenced %llu, unfenced %llu); redis commands %llu, errors %llu, "
+           "overdue at top %llu, fenced %llu, unfenced %llu); terminal polls %llu; redis commands "
+           "%llu, errors %llu, "
            "timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
            (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
@@ -246,7 +260,8 @@ static void summary(const daemon *d)
            (unsigned long long)e->acknowledged, (unsigned long long)e->resolved,
            (unsigned long long)e->escalations, (unsigned long long)e->reached_command,
            (unsigned long long)e->overdue_at_top, (unsigned long long)e->escalations_fenced,
-           (unsigned long long)e->escalations_unfenced, (unsigned long long)d->store.stats.commands,
+           (unsigned long long)e->escalations_unfenced, (unsigned long long)d->dispatch.stats.polls,
+           (unsigned long long)d->store.stats.commands,
            (unsigned long long)d->store.stats.errors, (unsigned long long)d->store.stats.timeouts);
 }
 
@@ -260,6 +275,7 @@ static void on_store_stopped(void *arg)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    ld_notify_close(&d->notify);
 }
 
 static void finish_stop(daemon *d)
@@ -291,6 +307,7 @@ static void begin_stop(daemon *d, const char *why)
     if (d->stopping) return;
     d->stopping = 1;
     ld_log(LD_NOTICE, "STOPPING", "%s: draining intake", why);
+    ld_notify_stopping(&d->notify);
     uv_timer_stop(&d->deadline);
     if (!d->listening) {
         finish_stop(d);
@@ -336,6 +353,7 @@ static void reload_rules(daemon *d)
     ld_rules *next = NULL;
     ld_diag diag;
     ld_diag_init(&diag);
+    ld_notify_reloading(&d->notify);
     int rv = ld_rules_load(&next, d->o->rules_dir, &diag);
     char line[1024];
     for (size_t i = 0; i < diag.n; i++) {
@@ -366,6 +384,10 @@ static void reload_rules(daemon *d)
     }
     if (!d->last_reload_ok) d->reload_failures++;
     ld_diag_fini(&diag);
+    char status[160];
+    snprintf(status, sizeof status, "ready: rules version %s, %d routes%s", d->rules->version,
+             d->rules->nroutes, next ? "" : " (last reload refused)");
+    if (d->ready_logged) ld_notify_ready(&d->notify, status);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -425,6 +447,56 @@ static int load_rules(daemon *d)
     return rv;
 }
 
+/* read_password reads the first line of <path>, before the loop runs. */
+static int read_password(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "linkd: --redis-password-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int ok = fgets(buf, (int)len, f) != NULL;
+    fclose(f);
+    buf[ok ? strcspn(buf, "\r\n") : 0] = '\0';
+    if (!buf[0]) {
+        fprintf(stderr, "linkd: --redis-password-file %s: empty or unreadable\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* check_endpoints refuses plain listeners beyond loopback and sets up TLS for
+ * tls+ ones. Returns a sysexits code, EX_OK to go on. */
+static int check_endpoints(const ld_options *o)
+{
+    const char *flags[] = {"--ingest", "--terminals", "--feed"};
+    const char *urls[] = {o->ingest_url, o->terminals_url, o->feed_url};
+    char why[512];
+    int tls = 0;
+    for (int i = 0; i < 3; i++) {
+        switch (ld_endpoint_check(flags[i], urls[i], o->insecure_listen, why, sizeof why)) {
+        case LD_ENDPOINT_REFUSED:
+            fprintf(stderr, "linkd: %s\n", why);
+            return EX_CONFIG;
+        case LD_ENDPOINT_INSECURE: ld_log(LD_WARN, "INSECURE-LISTEN", "%s", why); break;
+        default: break;
+        }
+        tls |= ld_endpoint_is_tls(urls[i]);
+    }
+    if (!tls && !o->tls_cert && !o->tls_key) return EX_OK;
+    ld_tls_files f = {.cert = o->tls_cert, .key = o->tls_key, .ca = o->tls_ca};
+    if (ld_tls_server_setup(&f, why, sizeof why) != 0) {
+        fprintf(stderr, "linkd: %s\n", why);
+        return EX_CONFIG;
+    }
+    if (!o->tls_ca)
+        for (int i = 0; i < 3; i++)
+            if (ld_endpoint_is_tls(urls[i]))
+                ld_log(LD_NOTICE, "TLS", "%s %s: TLS without client certificates (no --tls-ca)",
+                       flags[i], urls[i]);
+    return EX_OK;
+}
+
 int ld_daemon_run(const ld_options *o)
 {
     daemon *d = calloc(1, sizeof *d);
@@ -439,6 +511,11 @@ int ld_daemon_run(const ld_options *o)
         return EX_DATAERR;
     }
     d->rules_loaded_at = ld_wall_ms();
+    if ((code = check_endpoints(o)) != EX_OK) {
+        ld_rules_free(d->rules);
+        free(d);
+        return code;
+    }
     uv_loop_init(&d->loop);
     ld_clock_init_real(&d->clock, o->time_scale);
     ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed,
@@ -450,9 +527,15 @@ int ld_daemon_run(const ld_options *o)
     }
     if (ld_store_init(&d->store, &d->loop, o->redis_url, o->redis_timeout_ms, on_store_state, d) !=
         0) {
-        fprintf(stderr, "linkd: --redis %s: expected redis://host:port[/db] or unix:///path\n",
-                o->redis_url);
+        /* Not echoed: the URL may carry a password. */
+        fprintf(stderr, "linkd: --redis: expected redis://[user:password@]host:port[/db] or "
+                "unix://[user:password@]/path[?db=N]\n");
         code = EX_USAGE;
+        goto out;
+    }
+    if (o->redis_password_file && read_password(o->redis_password_file, d->store.password,
+                                                sizeof d->store.password) != 0) {
+        code = EX_CONFIG;
         goto out;
     }
     uv_timer_init(&d->loop, &d->deadline);
@@ -472,6 +555,7 @@ int ld_daemon_run(const ld_options *o)
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sighup, on_signal, SIGHUP);
+    ld_notify_start(&d->notify, &d->loop);
     ld_store_start(&d->store);
 
     if ((rv = ld_dispatch_open(&d->dispatch, &d->loop, &d->engine, o->terminals_url, o->feed_url,
@@ -498,6 +582,7 @@ out:
     ld_engine_fini(&d->engine);
     if (uv_loop_close(&d->loop) != 0) ld_log(LD_WARN, "LOOP", "handles left open at exit");
     ld_rules_free(d->rules);
+    ld_tls_server_teardown();
     free(d->recbuf);
     free(d);
     return code;

@@ -14,6 +14,10 @@
 typedef struct ld_options {
     const char *rules_dir;
     const char *redis_url;
+    const char *redis_password_file;  /* NULL: password (if any) from the URL */
+    const char *tls_cert, *tls_key;   /* server certificate and key for tls+tcp:// */
+    const char *tls_ca;               /* clients must present a certificate from this CA */
+    int insecure_listen;              /* allow plain tcp beyond loopback */
     const char *ingest_url;
     const char *terminals_url;
     const char *feed_url;

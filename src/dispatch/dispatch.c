@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/tls.h"
 
 enum {
     MAX_WAIT_MS = 30000,
@@ -126,7 +127,7 @@ static int feed_open(ld_dispatch *d, const char *url)
     nng_pipe_notify(d->feed, NNG_PIPE_EV_ADD_POST, on_feed_pipe, q);
     nng_pipe_notify(d->feed, NNG_PIPE_EV_REM_POST, on_feed_pipe, q);
     if ((rv = nng_aio_alloc(&q->aio, on_feed_sent, q)) != 0) return ld_err_from_nng(rv);
-    if ((rv = nng_listen(d->feed, url, NULL, 0)) != 0) {
+    if ((rv = ld_listen(d->feed, url)) != 0) {
         ld_log(LD_ERR, "NNG-LISTEN", "cannot listen on %s: %s", url, nng_strerror(rv));
         return ld_err_from_nng(rv);
     }

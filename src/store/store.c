@@ -44,6 +44,29 @@ static void finish_stop(ld_store *s);
 
 /* ---- connection ------------------------------------------------------------ */
 
+/* parse_userinfo takes "[user[:password]@]" off the front of *url. */
+static int parse_userinfo(ld_store *s, const char **url)
+{
+    const char *u = *url;
+    const char *end = u + strcspn(u, "/?");
+    if (u[0] == '/') end = u; /* unix:///path: no userinfo */
+    const char *at = NULL;
+    for (const char *p = u; p < end; p++)
+        if (*p == '@') at = p;
+    if (!at) return 0;
+    /* user:password, :password (user "default") or user (password from a file) */
+    const char *colon = memchr(u, ':', (size_t)(at - u));
+    const char *pw = colon ? colon + 1 : at;
+    size_t ul = (size_t)((colon ? colon : at) - u), pl = (size_t)(at - pw);
+    if (ul >= sizeof s->user || pl >= sizeof s->password) return LD_EINVAL;
+    memcpy(s->user, u, ul);
+    s->user[ul] = '\0';
+    memcpy(s->password, pw, pl);
+    s->password[pl] = '\0';
+    *url = at + 1;
+    return 0;
+}
+
 int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeout_ms,
                   void (*on_state)(void *arg, int up), void *arg)
 {
@@ -55,8 +78,12 @@ int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeou
     s->dedup_ttl_s = 7 * 24 * 3600;
     s->backoff_ms = 100;
     ld_pool_init(&s->ops, sizeof(struct append_op), 64);
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7;
+    int is_unix = strncmp(url, "unix://", 7) == 0;
+    if (!is_unix && strncmp(url, "redis://", 8) != 0) return LD_EINVAL;
+    url += is_unix ? 7 : 8;
+    if (parse_userinfo(s, &url) != 0) return LD_EINVAL;
+    if (is_unix) {
+        const char *p = url;
         const char *q = strchr(p, '?');
         size_t n = q ? (size_t)(q - p) : strlen(p);
         if (n == 0 || n >= sizeof s->unix_path) return LD_EINVAL;
@@ -64,8 +91,7 @@ int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeou
         if (q && sscanf(q, "?db=%d", &s->db) != 1) return LD_EINVAL;
         return 0;
     }
-    if (strncmp(url, "redis://", 8) != 0) return LD_EINVAL;
-    const char *h = url + 8;
+    const char *h = url;
     const char *colon = strrchr(h, ':');
     const char *slash = strchr(h, '/');
     size_t hl = colon ? (size_t)(colon - h) : slash ? (size_t)(slash - h) : strlen(h);
@@ -125,6 +151,9 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
     ld_store *s = priv;
     redisReply *reply = r;
     (void)ac;
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOAUTH", 6) == 0)
+        return; /* on_auth has said why and reconnects */
+    if (s->auth_failed) return;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
         ld_log(LD_ERR, "STORE-SELECT", "cannot select db %d: %s", s->db,
                reply ? reply->str : "disconnected");
@@ -134,6 +163,19 @@ static void on_select(redisAsyncContext *ac, void *r, void *priv)
     ld_log(LD_NOTICE, "STORE-UP", "redis ready (%s%s:%d db %d)", s->unix_path[0] ? "unix " : "",
            s->unix_path[0] ? s->unix_path : s->host, s->unix_path[0] ? 0 : s->port, s->db);
     set_ready(s, 1);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+    ld_store *s = priv;
+    redisReply *reply = r;
+    if (reply && reply->type != REDIS_REPLY_ERROR) return;
+    s->auth_failed = 1;       /* not ready on this connection, whoever it may be as */
+    s->stats.errors++;
+    ld_log_rl(LD_ERR, "STORE-AUTH", "redis refused AUTH as user %s: %s; retrying in %llums",
+              s->user[0] ? s->user : "default", reply ? reply->str : "disconnected",
+              (unsigned long long)s->backoff_ms);
+    if (reply) redisAsyncDisconnect(ac); /* on_disconnect reconnects with backoff */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -148,8 +190,16 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     s->connected = 1;
+    s->auth_failed = 0;
     s->sha[0] = '\0';
     redisAsyncContext *c = (redisAsyncContext *)ac;
+    if (s->password[0]) {
+        const char *argv[] = {"AUTH", s->user, s->password};
+        size_t lens[] = {4, strlen(s->user), strlen(s->password)};
+        if (s->user[0]) redisAsyncCommandArgv(c, on_auth, s, 3, argv, lens);
+        else redisAsyncCommandArgv(c, on_auth, s, 2, (const char *[]){"AUTH", s->password},
+                                   (const size_t[]){4, lens[2]});
+    }
     redisAsyncCommand(c, on_script_loaded, s, "SCRIPT LOAD %s", ld_store_intake_script);
     redisAsyncCommand(c, on_select, s, "SELECT %d", s->db);
 }

@@ -57,7 +57,9 @@ typedef struct ld_store {
     char host[256];
     int port, db;
     char unix_path[256];
+    char user[64], password[128]; /* AUTH on connect when password is set (Redis ACL) */
     int connected, ready;          /* ready: connected, db selected */
+    int auth_failed;               /* this connection's AUTH was refused */
     int stopping, stopped;
     uint64_t backoff_ms;
     uint64_t timeout_ms;
@@ -79,7 +81,9 @@ typedef struct ld_store {
     size_t scratch_events;
 } ld_store;
 
-/* ld_store_init parses <url> (redis://host:port[/db] or unix:///path[?db=N]).
+/* ld_store_init parses <url>: redis://[user:password@]host:port[/db] or
+ * unix://[user:password@]/path[?db=N]. With a password, every connection
+ * starts with AUTH (user "default" when none is given).
  * on_state(arg, up) is called when Redis becomes usable or stops being so.
  * Returns 0 or LD_EINVAL. */
 int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeout_ms,

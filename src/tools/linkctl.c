@@ -30,7 +30,12 @@ static void usage(FILE *out)
     fputs("\n"
           "Run 'linkctl <command> --help' for the options of one command.\n"
           "Exit codes follow sysexits.h: 0 ok, 64 usage, 65 data rejected or rules invalid,\n"
-          "69 linkd unreachable, 75 linkd asked to retry later.\n",
+          "69 linkd unreachable, 75 linkd asked to retry later.\n"
+          "\n"
+          "tls+tcp:// URLs take the client side from the environment: LINKCTL_TLS_CA (the CA\n"
+          "that signed linkd's certificate), LINKCTL_TLS_CERT and LINKCTL_TLS_KEY (this\n"
+          "client's certificate, when linkd requires one), LINKCTL_TLS_SERVER_NAME (the name\n"
+          "in linkd's certificate, if not the URL's host).\n",
           out);
 }
 

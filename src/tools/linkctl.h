@@ -17,6 +17,7 @@
 
 #include <nng/nng.h>
 
+#include "core/tls.h"
 #include "wire/wire.h"
 
 /* Default URLs: the daemon's defaults (see linkd --help). */
@@ -76,6 +77,10 @@ extern volatile sig_atomic_t ctl_stop;
  * and a resent poll or ingest would only be answered twice. Returns 0 or an
  * NNG error. */
 int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer);
+/* ctl_tls is the client side of tls+tcp:// URLs, from the environment:
+ * LINKCTL_TLS_CA (verify linkd), LINKCTL_TLS_CERT and LINKCTL_TLS_KEY (this
+ * client's certificate, for mutual TLS), LINKCTL_TLS_SERVER_NAME. */
+const ld_tls_files *ctl_tls(void);
 
 /* ---- output -------------------------------------------------------------- */
 

@@ -328,7 +328,7 @@ static int open_sub(nng_socket *s, const char *url, int *fd)
         (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 2000)) != 0 ||
         (rv = nng_socket_get_int(*s, NNG_OPT_RECVFD, fd)) != 0 ||
         /* Background dial: tail may start before linkd and survives its restarts. */
-        (rv = nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+        (rv = ld_dial(*s, url, ctl_tls(), NNG_FLAG_NONBLOCK)) != 0) {
         nng_close(*s);
         return rv;
     }

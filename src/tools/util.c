@@ -173,6 +173,16 @@ int ctl_signal_fd(void) { return signal_pipe[0]; }
 
 /* ---- NNG ----------------------------------------------------------------- */
 
+const ld_tls_files *ctl_tls(void)
+{
+    static ld_tls_files f;
+    f.ca = getenv("LINKCTL_TLS_CA");
+    f.cert = getenv("LINKCTL_TLS_CERT");
+    f.key = getenv("LINKCTL_TLS_KEY");
+    f.server_name = getenv("LINKCTL_TLS_SERVER_NAME");
+    return &f;
+}
+
 int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer)
 {
     int rv = nng_req0_open(s);
@@ -180,7 +190,7 @@ int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer)
     if ((rv = nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)) != 0 ||
         (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 100)) != 0 ||
         (rv = nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 2000)) != 0 ||
-        (rv = nng_dial(*s, url, NULL, wait_for_peer ? NNG_FLAG_NONBLOCK : 0)) != 0) {
+        (rv = ld_dial(*s, url, ctl_tls(), wait_for_peer ? NNG_FLAG_NONBLOCK : 0)) != 0) {
         nng_close(*s);
         return rv;
     }

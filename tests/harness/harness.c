@@ -266,7 +266,7 @@ static redisContext *redis_connect(int port, int timeout_ms)
 
 /* One attempt on one port: 0 once it answers PING, LD_EIO if it exited
  * (most likely: someone took the port), LD_ETIMEDOUT. */
-static int redis_try(ldh_redis *r)
+static int redis_try(ldh_redis *r, const char *aclfile)
 {
     char port[16], logf[160], datadir[128];
     snprintf(port, sizeof port, "%d", r->port);
@@ -274,7 +274,8 @@ static int redis_try(ldh_redis *r)
     snprintf(datadir, sizeof datadir, "%s", r->dir);
     char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
                     "--dir", datadir, "--appendonly", "yes", "--save", "",
-                    "--daemonize", "no", "--logfile", logf, NULL};
+                    "--daemonize", "no", "--logfile", logf, NULL, NULL, NULL};
+    if (aclfile) argv[15] = "--aclfile", argv[16] = (char *)aclfile;
     pid_t pid = ldh_spawn(argv, NULL, logf, logf);
     if (pid < 0) return (int)pid;
     r->pid = pid;
@@ -306,12 +307,17 @@ static int redis_try(ldh_redis *r)
 
 int ldh_redis_start(ldh_redis *r)
 {
+    return ldh_redis_start_acl(r, NULL);
+}
+
+int ldh_redis_start_acl(ldh_redis *r, const char *aclfile)
+{
     memset(r, 0, sizeof *r);
     int rv = ldh_mkdtemp(r->dir, sizeof r->dir, "redis");
     if (rv != 0) return rv;
     for (int attempt = 0; attempt < LDH_RETRIES; attempt++) {
         if ((rv = ldh_free_ports(&r->port, 1)) != 0) break;
-        rv = redis_try(r);
+        rv = redis_try(r, aclfile);
         if (rv == 0) {
             snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
             return 0;
@@ -473,7 +479,7 @@ static int linkd_spawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o
         argv[n++] = "--log-level";
         argv[n++] = (char *)o->log_level;
     }
-    for (int i = 0; o && i < 8 && o->extra[i]; i++) argv[n++] = (char *)o->extra[i];
+    for (int i = 0; o && i < 16 && o->extra[i]; i++) argv[n++] = (char *)o->extra[i];
     argv[n] = NULL;
 
     {

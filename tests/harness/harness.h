@@ -110,6 +110,9 @@ typedef struct ldh_redis {
 /* ldh_redis_start starts a private `redis-server --appendonly yes --save ""`
  * on a free loopback port and returns once it answers PING. */
 int ldh_redis_start(ldh_redis *r);
+/* ldh_redis_start_acl is ldh_redis_start with --aclfile <aclfile>; the
+ * harness's own client connects as "default", so the file must keep it on. */
+int ldh_redis_start_acl(ldh_redis *r, const char *aclfile);
 /* ldh_redis_stop stops it by PID, removes its directory and returns its exit
  * code (-1 if it had to be killed). Safe on a zeroed or half-started one. */
 int ldh_redis_stop(ldh_redis *r);
@@ -136,7 +139,7 @@ typedef struct ldh_linkd_opts {
     double time_scale;        /* 0: no --time-scale */
     long max_message;         /* 0: no --max-message */
     const char *log_level;    /* NULL: no --log-level */
-    const char *extra[8];     /* more arguments, NULL-terminated */
+    const char *extra[16];    /* more arguments, NULL-terminated */
 } ldh_linkd_opts;
 
 typedef struct ldh_linkd {
