@@ -41,7 +41,8 @@ deb=$(ls "$tmp"/deb/linkd_*.deb 2>/dev/null | head -1)
 step "inspect $(basename "$deb")"
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "  Depends: $depends" >&2
-for lib in libuv1 libnng1 libhiredis0.14 libprotobuf-c1 libfyaml0 libsystemd0 libc6 adduser; do
+for lib in libuv1 libnng1 libhiredis0.14 libprotobuf-c1 libfyaml0 libsystemd0 libwebsockets17 \
+           libwebsockets-evlib-uv libc6 adduser; do
     grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
 contents=$(dpkg-deb -c "$deb")
