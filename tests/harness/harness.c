@@ -338,7 +338,7 @@ int ldh_redis_respawn(ldh_redis *r)
     int rv = LD_EIO;
     for (int attempt = 0; attempt < LDH_RETRIES && rv == LD_EIO; attempt++) {
         if (attempt) ldh_sleep_ms(200);
-        rv = redis_try(r);
+        rv = redis_try(r, NULL);
     }
     return rv;
 }
