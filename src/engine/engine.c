@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "engine/roster.h"
 #include "core/log.h"
 #include "engine/actions.h"
 
@@ -57,6 +58,8 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     ld_timers_init(&e->timers);
     e->nterms = r->nterminals;
     e->terms = calloc((size_t)r->nterminals + 1, sizeof *e->terms);
+    e->offline = calloc((size_t)r->nterminals + 1, 1);
+    if (!e->offline) return LD_ENOMEM;
     if (!e->terms) return LD_ENOMEM;
     for (int i = 0; i < e->nterms; i++) ld_list_init(&e->terms[i].tasks);
     return 0;
@@ -94,6 +97,8 @@ void ld_engine_fini(ld_engine *e)
     ld_pool_fini(&e->task_pool);
     ld_pool_fini(&e->incident_pool);
     free(e->terms);
+    free(e->offline);
+    e->offline = NULL;
     e->terms = NULL;
 }
 
@@ -459,8 +464,10 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
 
 static void dispatch_task(ld_engine *e, ld_task *t)
 {
-    const ld_level *lv = ld_chain_level(e->rules, t->dept, 0);
-    hand_to(e, t, lv->terminal);
+    char why[128] = "";
+    int holder = ld__roster_first_holder(e, t, why, sizeof why);
+    hand_to(e, t, holder >= 0 ? holder : ld_chain_level(e->rules, t->dept, 0)->terminal);
+    if (ld_incident_is_drill(t->inc)) e->stats.drill_tasks++;
     arm(e, t);
     e->stats.tasks_dispatched++;
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t, -1);
@@ -468,6 +475,12 @@ static void dispatch_task(ld_engine *e, ld_task *t)
     ld_format_duration(t->deadline[LD_LEG_ACK] - t->dispatched_at, ab, sizeof ab);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t->inc, t, -1, 0, "%s -> %s (%s), acknowledge within %s [%s]", t->inc->id,
              e->rules->departments[t->dept].id, e->rules->terminals[t->terminal].id, ab, t->rule);
+    /* Nobody on duty, or the one on duty is offline with no stand-in: up at
+     * once rather than wait out the acknowledge deadline. */
+    if (holder < 0) {
+        e->stats.offline_moves += strstr(why, "offline") != NULL;
+        ld__engine_escalate(e, t, LD_LEG_ACK, why);
+    }
 }
 
 int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
@@ -514,6 +527,7 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     }
     e->open_incidents++;
     e->stats.incidents_opened++;
+    if (ld_incident_is_drill(inc)) e->stats.drill_incidents++;
     snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
 
     /* One task per department; the first route to name a department sets its budget. */
@@ -686,7 +700,9 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
 {
     const ld_rules *r = e->rules;
     int from = t->level;
-    if (t->level + 1 >= ld_chain_len(r, t->dept)) {
+    /* A drill never climbs to real people: its drill terminal is its top. */
+    int drill = ld_incident_is_drill(t->inc) && t->terminal >= 0 && r->terminals[t->terminal].drill;
+    if (drill || t->level + 1 >= ld_chain_len(r, t->dept)) {
         /* Top of the chain: nobody above. Record it once per leg. */
         t->overdue_top |= 1u << leg;
         snprintf(t->reason, sizeof t->reason, "%s overdue at the top of the chain", leg_names[leg]);
@@ -964,6 +980,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
 void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
 {
     char text[120];
+    if (terminal >= 0 && terminal < e->nterms) e->offline[terminal] = (uint8_t)!online;
     snprintf(text, sizeof text, "terminal %s is %s", e->rules->terminals[terminal].id,
              online ? "online" : "offline");
     Linkd__V1__FeedEvent fe;
@@ -982,6 +999,8 @@ void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
         e->hooks.observe(e->hooks.observe_ctx, &ob);
     }
     if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
+    /* Its unacknowledged tasks go to someone who is there. */
+    if (!online && terminal >= 0 && terminal < e->nterms) ld__roster_terminal_offline(e, terminal);
 }
 
 void ld_engine_set_rules(ld_engine *e, const ld_rules *r)

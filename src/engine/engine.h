@@ -106,6 +106,8 @@ typedef struct ld_engine_stats {
     uint64_t tasks_dispatched, tasks_delivered, tasks_redelivered;
     uint64_t acknowledged, feedbacks, resolved, rejected_updates, escalations, reached_command;
     uint64_t overdue_at_top, unrouted;
+    uint64_t drill_incidents, drill_tasks;  /* exercises and tests, counted apart */
+    uint64_t offline_moves;     /* tasks moved off an offline terminal (or past one) */
     uint64_t escalations_fenced;    /* already made by an earlier run or another instance */
     uint64_t escalations_unfenced;  /* made without a fence: Redis did not answer */
     uint64_t escalations_by_dept[64];
@@ -162,6 +164,7 @@ typedef struct ld_engine {
     ld_timers timers;
     ld_term *terms;
     int nterms;
+    uint8_t *offline;           /* per terminal: stopped polling (dispatch says) */
     ld_incident *dirty_head;
     uint64_t feed_seq;
     uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */

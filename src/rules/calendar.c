@@ -115,6 +115,26 @@ int ld_rules_parse_time(const ld_rules *r, const char *s, uint64_t *ms)
     return 0;
 }
 
+int ld_rules_on_duty(const ld_rules *r, int dept, uint64_t now_ms)
+{
+    const ld_department *d = &r->departments[dept];
+    if (d->roster < 0) return d->levels[0].terminal;
+    const ld_roster *ro = &r->rosters[d->roster];
+    for (int i = 0; i < ro->noverrides; i++)
+        if (now_ms >= ro->overrides[i].from_ms && now_ms < ro->overrides[i].to_ms)
+            return ro->overrides[i].terminal;
+    int64_t local = local_ms(r, now_ms), day = floor_div(local, DAY_MS);
+    int m = (int)((local - day * DAY_MS) / 60000), wd = weekday_of(day), prev = (wd + 6) % 7;
+    for (int i = 0; i < ro->nshifts; i++) {
+        const ld_shift *s = &ro->shifts[i];
+        int on = s->from < s->to ? ((s->days >> wd & 1) && m >= s->from && m < s->to)
+                                 : (((s->days >> wd & 1) && m >= s->from) ||
+                                    ((s->days >> prev & 1) && m < s->to));
+        if (on) return s->terminal;
+    }
+    return -1;
+}
+
 int ld_rules_intern(const ld_rules *r, const char *value)
 {
     void *v = value && *value ? ld_map_get(&r->str_ids, value) : NULL;

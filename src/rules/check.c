@@ -202,6 +202,111 @@ static void warn_coverage(rules_loader *L)
             }
 }
 
+/* dept_terminal finds terminal <name> among <dept>'s; -1 if it is not one. */
+static int dept_terminal(const rules_loader *L, int dept, const char *name)
+{
+    for (int i = 0; i < L->nterms; i++)
+        if (L->terms[i].dept == dept && strcmp(L->terms[i].id, name) == 0) return i;
+    return -1;
+}
+
+static int resolve_term(rules_loader *L, int dept, const char *name, const rules_pos *at,
+                        const char *what)
+{
+    int t = dept_terminal(L, dept, name);
+    if (t < 0) {
+        const char *cands[64];
+        size_t n = 0;
+        for (int i = 0; i < L->nterms && n < 64; i++)
+            if (L->terms[i].dept == dept) cands[n++] = L->terms[i].id;
+        const char *near = rules__suggest(name, cands, n);
+        rules__error(L, at, "%s '%s' is not one of %s's terminals%s%s%s", what, name,
+                     L->depts[dept].id, near ? "; did you mean '" : "", near ? near : "",
+                     near ? "'?" : "");
+    }
+    else if (L->terms[t].drill)
+        rules__error(L, at, "%s '%s' is %s's drill terminal; drills and duty do not mix",
+                     what, name, L->depts[dept].id);
+    return t;
+}
+
+static const char *const day_names[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+/* check_gaps reports the first time of the week nobody is on duty. */
+static void check_gaps(rules_loader *L, const rules_roster_aux *x)
+{
+    static uint8_t cover[7][24 * 60];
+    memset(cover, 0, sizeof cover);
+    for (int i = 0; i < x->r.nshifts; i++) {
+        const ld_shift *s = &x->r.shifts[i];
+        for (int d = 0; d < 7; d++) {
+            if (!(s->days >> d & 1)) continue;
+            if (s->from < s->to) {
+                for (int m = s->from; m < s->to && m < 24 * 60; m++) cover[d][m] = 1;
+            } else {
+                for (int m = s->from; m < 24 * 60; m++) cover[d][m] = 1;
+                for (int m = 0; m < s->to; m++) cover[(d + 1) % 7][m] = 1;
+            }
+        }
+    }
+    for (int d = 0; d < 7; d++)
+        for (int m = 0; m < 24 * 60; m++) {
+            if (cover[d][m]) continue;
+            int e = m;
+            while (e < 24 * 60 && !cover[d][e]) e++;
+            rules__error(L, &x->shifts_at, "roster gap: nobody is on duty for %s on %s from "
+                         "%02d:%02d to %02d:%02d; add a shift (tasks in a gap escalate at once)",
+                         x->dept, day_names[d], m / 60, m % 60, e / 60, e % 60);
+            return;
+        }
+}
+
+/* resolve_rosters turns the rosters' names into indexes and checks each
+ * leaves nobody off duty. */
+static int resolve_rosters(rules_loader *L, ld_rules *r)
+{
+    if (!L->nrosters) return 0;
+    if (!(r->rosters = calloc((size_t)L->nrosters, sizeof *r->rosters))) return LD_ENOMEM;
+    for (int i = 0; i < L->nrosters; i++) {
+        rules_roster_aux *x = &L->rosters[i];
+        ld_department *d = ld_map_get(&r->dept_by_id, x->dept);
+        if (!d) {
+            const char *ids[256];
+            size_t n = 0;
+            for (int k = 0; k < L->ndepts && n < 256; k++) ids[n++] = L->depts[k].id;
+            const char *near = rules__suggest(x->dept, ids, n);
+            rules__error(L, &x->dept_at, "roster for department '%s', which is not defined%s%s%s",
+                         x->dept, near ? "; did you mean '" : "", near ? near : "",
+                         near ? "'?" : "");
+            continue;
+        }
+        int di = (int)(d - L->depts);
+        if (d->roster >= 0) {
+            rules__error(L, &x->dept_at, "department '%s' has a roster already (%s)", x->dept,
+                         r->rosters[d->roster].where);
+            continue;
+        }
+        ld_roster *o = &r->rosters[r->nrosters];
+        *o = x->r;
+        for (int s = 0; s < o->nshifts; s++)
+            if (x->shift_term[s][0])
+                o->shifts[s].terminal = resolve_term(L, di, x->shift_term[s],
+                                                     &x->shift_term_at[s], "shift terminal");
+        for (int v = 0; v < o->noverrides; v++) {
+            o->overrides[v].from_ms = (uint64_t)(x->ovr_local[v][0] - L->utc_offset_s * 1000ll);
+            o->overrides[v].to_ms = (uint64_t)(x->ovr_local[v][1] - L->utc_offset_s * 1000ll);
+            if (x->ovr_term[v][0] && strcmp(x->ovr_term[v], "none") != 0)
+                o->overrides[v].terminal = resolve_term(L, di, x->ovr_term[v],
+                                                        &x->ovr_term_at[v], "override terminal");
+        }
+        if (x->stand_in[0])
+            o->stand_in = resolve_term(L, di, x->stand_in, &x->stand_in_at, "stand-in");
+        check_gaps(L, x);
+        d->roster = r->nrosters++;
+    }
+    return 0;
+}
+
 static int by_day(const void *a, const void *b)
 {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -252,6 +357,7 @@ int rules__check(rules_loader *L, ld_rules *r)
         return rv;
     if (L->unread) return LD_ERULES;
     if ((rv = resolve_routes(L, r)) != 0) return rv;
+    if ((rv = resolve_rosters(L, r)) != 0) return rv;
 
     ld_department *cmd = ld_map_get(&r->dept_by_id, "command");
     if (!cmd)

@@ -320,6 +320,7 @@ static void loader_fini(rules_loader *L)
     ld_map_fini(&L->str_ids);
     free(L->set_ids);
     free(L->area_defs);
+    free(L->rosters);
     free(L->holidays);
     free(L->makeup);
 }
@@ -337,6 +338,7 @@ void ld_rules_free(ld_rules *r)
     free(r->holidays);
     free(r->makeup);
     rules__free_index(r);
+    free(r->rosters);
     free(r->departments);
     free(r->terminals);
     free(r->routes);

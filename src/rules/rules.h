@@ -20,6 +20,8 @@
 #define LD_MAX_LEVELS 8     /* per department chain */
 #define LD_MAX_DISPATCH 8   /* departments per route */
 #define LD_MAX_NUM 4        /* numeric conditions per route */
+#define LD_MAX_SHIFTS 16    /* shifts per roster */
+#define LD_MAX_OVERRIDES 64 /* overrides per roster */
 
 enum ld_kind { LD_KIND_ANY = 0, LD_KIND_CALL, LD_KIND_SENSOR, LD_KIND_PETITION, LD_KIND_COUNT };
 /* The legs of a task, in the order of the wire's Leg values (minus one).
@@ -62,17 +64,45 @@ typedef struct ld_level {
     uint64_t wait_ms;       /* time this level has on a missed leg before it moves up */
 } ld_level;
 
+/* A shift: who holds level 0 on some days, between two local times. */
+typedef struct ld_shift {
+    char name[32];
+    uint8_t days;           /* bit per weekday, Monday 0; all set if not given */
+    uint16_t from, to;      /* local minutes [from, to); to < from wraps midnight */
+    int terminal;
+} ld_shift;
+
+/* An override: for a span of time, someone else (a swap, a stand-in), or
+ * nobody (terminal -1: tasks escalate at once). */
+typedef struct ld_override {
+    uint64_t from_ms, to_ms;  /* [from, to), epoch ms */
+    int terminal;
+} ld_override;
+
+/* A department's duty roster: level 0 is whoever is on duty now. */
+typedef struct ld_roster {
+    ld_shift shifts[LD_MAX_SHIFTS];
+    int nshifts;
+    ld_override overrides[LD_MAX_OVERRIDES];
+    int noverrides;
+    int stand_in;           /* takes level 0 when the one on duty is offline; -1 none */
+    char where[160];
+} ld_roster;
+
 typedef struct ld_department {
     char id[32];            /* "fire": the users' word, used on the wire */
     char name[96];          /* readable name */
     ld_level levels[LD_MAX_LEVELS];
     int nlevels;            /* >= 1 */
     char where[160];        /* "departments.yaml:12:3" */
+    int roster;             /* index into ld_rules.rosters, or -1 */
+    int drill_terminal;     /* where exercise and test events go; -1: command's */
 } ld_department;
 
 typedef struct ld_terminal_def {
     char id[48];
     int dept;               /* index into ld_rules.departments */
+    int drill;              /* marked for drills: gets exercise and test events only */
 } ld_terminal_def;
 
 typedef struct ld_dispatch_def {
@@ -137,6 +167,9 @@ typedef struct ld_rules {
     int nholidays, nmakeup;
 
     struct ld_route_index *index;  /* candidates per kind, category and district */
+
+    ld_roster *rosters;
+    int nrosters;
 } ld_rules;
 
 /* What matching looks at, read from an event once (ld_rules_input). Enum
@@ -185,6 +218,11 @@ uint64_t ld_rules_deadline(const ld_rules *r, const ld_dispatch_def *d, int leg,
  * "2026-11-23 20:15", "2026-11-23T20:15:30" or a date alone (midnight),
  * into epoch ms. Returns 0, or LD_EINVAL. */
 int ld_rules_parse_time(const ld_rules *r, const char *s, uint64_t *ms);
+
+/* ld_rules_on_duty returns the terminal that holds level 0 of <dept> at
+ * <now_ms>: the override in force, else the shift, else (no roster) level
+ * 0's terminal. -1 if nobody is on duty (a gap, or an override to nobody). */
+int ld_rules_on_duty(const ld_rules *r, int dept, uint64_t now_ms);
 
 /* ld_rules_is_workday says whether local day <day> (days since 1970-01-01)
  * is a working day on the rule set's calendar. */

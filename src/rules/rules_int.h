@@ -43,6 +43,20 @@ typedef struct rules_route_aux {
     rules_pos dept_at[LD_MAX_DISPATCH];
 } rules_route_aux;
 
+/* A roster as read: names are resolved once every file is read (check.c). */
+typedef struct rules_roster_aux {
+    char dept[32];
+    rules_pos dept_at, shifts_at;
+    ld_roster r;                        /* times filled; terminals resolved later */
+    int64_t ovr_local[LD_MAX_OVERRIDES][2];  /* overrides' [from, to) in local ms */
+    char shift_term[LD_MAX_SHIFTS][48];
+    rules_pos shift_term_at[LD_MAX_SHIFTS];
+    char ovr_term[LD_MAX_OVERRIDES][48];     /* "none": nobody */
+    rules_pos ovr_term_at[LD_MAX_OVERRIDES];
+    char stand_in[48];
+    rules_pos stand_in_at;
+} rules_roster_aux;
+
 /* The loader's state across files. Arrays grow as files are read and move
  * into the ld_rules whole at the end. */
 typedef struct rules_loader {
@@ -85,6 +99,9 @@ typedef struct rules_loader {
     int32_t utc_offset_s;
     int32_t *holidays, *makeup;
     int nholidays, cap_holidays, nmakeup, cap_makeup;
+
+    rules_roster_aux *rosters;
+    int nrosters, cap_rosters;
 
     rules_pos departments_at;   /* first top-level `departments:` key seen */
     int unread;                 /* files that could not be read, parsed or used */

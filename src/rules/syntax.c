@@ -388,6 +388,7 @@ static const key_table level_table = {
 
 typedef struct dept_b {
     char name[96];
+    char drill[48];
     struct terminals_b {
         int n;
         char id[MAX_TERMINALS][48];
@@ -437,11 +438,13 @@ static void set_levels(rctx *c, const slot *s)
     each_item(c, s, 0, LD_MAX_LEVELS, "escalation levels", add_level);
 }
 
-enum { DP_NAME, DP_TERMINALS, DP_ESCALATION, DP_NKEYS };
+enum { DP_NAME, DP_TERMINALS, DP_ESCALATION, DP_DRILL, DP_NKEYS };
 static const key_def dept_keys[DP_NKEYS] = {
     [DP_NAME] = {"name", set_text, FIELD(dept_b, name), 0},
     [DP_TERMINALS] = {"terminals", set_terminals, FIELD(dept_b, terms), 1},
     [DP_ESCALATION] = {"escalation", set_levels, FIELD(dept_b, levels), 1},
+    /* The terminal exercise and test events go to; not in the chain. */
+    [DP_DRILL] = {"drill_terminal", set_name, FIELD(dept_b, drill), 0},
 };
 static const key_table dept_table = {
     .what = "department", .in = "in department", .keys = dept_keys, .n = DP_NKEYS,
@@ -514,6 +517,26 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
         }
     }
     d->nlevels = b->levels.n;
+    d->roster = -1;
+    d->drill_terminal = -1;
+    if (b->drill[0]) {
+        int found = -1, in_chain = -1;
+        for (int j = 0; j < b->terms.n; j++)
+            if (strcmp(b->terms.id[j], b->drill) == 0) found = first + j;
+        for (int i = 0; i < d->nlevels && found >= 0; i++)
+            if (d->levels[i].terminal == found) in_chain = i;
+        if (found < 0 && at[DP_TERMINALS].src)
+            rules__error(L, &at[DP_DRILL], "drill terminal '%s' is not one of %s's terminals",
+                         b->drill, id);
+        else if (in_chain >= 0)
+            rules__error(L, &at[DP_DRILL], "drill terminal '%s' is also level '%s' of the "
+                         "chain; drills must not reach the people on duty", b->drill,
+                         d->levels[in_chain].name);
+        else if (found >= 0) {
+            d->drill_terminal = found;
+            L->terms[found].drill = 1;
+        }
+    }
     L->dept_at[L->ndepts++] = *id_at;
 }
 
@@ -1255,6 +1278,179 @@ static void set_area_table(rctx *c, const slot *s)
     }
 }
 
+/* ---- rosters ----------------------------------------------------------------
+ * rosters:
+ *   police:
+ *     shifts:
+ *       - { name: day, days: [mon-fri], time: "08:00-20:00", terminal: police-duty }
+ *       - { name: night, time: "20:00-08:00", terminal: police-night }
+ *     overrides:
+ *       - { from: "2026-11-24 08:00", to: "2026-11-24 20:00", terminal: police-night }
+ *     stand_in: police-standby */
+
+typedef struct shift_b {
+    char name[32];
+    uint8_t days;
+    time_b time;
+    char terminal[48];
+} shift_b;
+
+enum { SH_NAME, SH_DAYS, SH_TIME, SH_TERMINAL, SH_NKEYS };
+static const key_def shift_keys[SH_NKEYS] = {
+    [SH_NAME] = {"name", set_name, FIELD(shift_b, name), 0},
+    [SH_DAYS] = {"days", set_days, FIELD(shift_b, days), 0},
+    [SH_TIME] = {"time", set_time, FIELD(shift_b, time), 1},
+    [SH_TERMINAL] = {"terminal", set_name, FIELD(shift_b, terminal), 1},
+};
+static const key_table shift_table = {
+    .what = "shift", .in = "in shift", .keys = shift_keys, .n = SH_NKEYS,
+};
+
+typedef struct override_b {
+    char from[24], to[24];
+    char terminal[48];
+    char reason[96];
+} override_b;
+
+enum { OV_FROM, OV_TO, OV_TERMINAL, OV_REASON, OV_NKEYS };
+static const key_def override_keys[OV_NKEYS] = {
+    [OV_FROM] = {"from", set_text, FIELD(override_b, from), 1},
+    [OV_TO] = {"to", set_text, FIELD(override_b, to), 1},
+    [OV_TERMINAL] = {"terminal", set_name, FIELD(override_b, terminal), 1},
+    [OV_REASON] = {"reason", set_text, FIELD(override_b, reason), 0},
+};
+static const key_table override_table = {
+    .what = "override", .in = "in override", .keys = override_keys, .n = OV_NKEYS,
+};
+
+/* "2026-11-24 08:00" -> local ms since the epoch; -1 if malformed. */
+static int64_t local_ms_of(const char *v)
+{
+    int32_t day;
+    size_t n = strlen(v);
+    if (n != 16 || (v[10] != ' ' && v[10] != 'T') || rules__day_of(v, 10, &day) != 0) return -1;
+    int m = clock_minutes(v + 11, 5);
+    if (m < 0 || m == 24 * 60) return -1;
+    return (int64_t)day * (int64_t)DAY_MS + (int64_t)m * 60000;
+}
+
+static void add_shift(rctx *c, const slot *s, int i)
+{
+    rules_roster_aux *x = s->field;
+    shift_b b;
+    rules_pos at[SH_NKEYS];
+    memset(&b, 0, sizeof b);
+    walk(c, s->v, &s->at, &shift_table, &b, at, NULL);
+    ld_shift *sh = &x->r.shifts[i];
+    memcpy(sh->name, b.name, sizeof sh->name);
+    sh->days = b.days ? b.days : 0x7f;
+    sh->from = b.time.from;
+    sh->to = b.time.to;
+    sh->terminal = -1;
+    memcpy(x->shift_term[i], b.terminal, sizeof x->shift_term[i]);
+    x->shift_term_at[i] = at[SH_TERMINAL];
+    x->r.nshifts = i + 1;
+}
+
+static void set_shifts(rctx *c, const slot *s)
+{
+    rules_roster_aux *x = s->field;
+    x->shifts_at = s->at;
+    need_items(c, s, "shift");
+    each_item(c, s, 0, LD_MAX_SHIFTS, "shifts in one roster", add_shift);
+}
+
+static void add_override(rctx *c, const slot *s, int i)
+{
+    rules_roster_aux *x = s->field;
+    override_b b;
+    rules_pos at[OV_NKEYS];
+    memset(&b, 0, sizeof b);
+    walk(c, s->v, &s->at, &override_table, &b, at, NULL);
+    int64_t from = b.from[0] ? local_ms_of(b.from) : 0, to = b.to[0] ? local_ms_of(b.to) : 0;
+    if (b.from[0] && from < 0)
+        rules__error(c->L, &at[OV_FROM], "bad time '%s': use a local time such as "
+                     "\"2026-11-24 08:00\"", b.from);
+    if (b.to[0] && to < 0)
+        rules__error(c->L, &at[OV_TO], "bad time '%s': use a local time such as "
+                     "\"2026-11-24 20:00\"", b.to);
+    else if (from >= 0 && to > 0 && to <= from)
+        rules__error(c->L, &at[OV_TO], "the override ends (%s) before it starts (%s)", b.to,
+                     b.from);
+    x->ovr_local[i][0] = from;
+    x->ovr_local[i][1] = to;
+    x->r.overrides[i].terminal = -1;
+    memcpy(x->ovr_term[i], b.terminal, sizeof x->ovr_term[i]);
+    x->ovr_term_at[i] = at[OV_TERMINAL];
+    x->r.noverrides = i + 1;
+}
+
+static void set_overrides(rctx *c, const slot *s)
+{
+    each_item(c, s, 0, LD_MAX_OVERRIDES, "overrides in one roster", add_override);
+}
+
+static void set_stand_in(rctx *c, const slot *s)
+{
+    rules_roster_aux *x = s->field;
+    const char *v = scalar(c, s);
+    if (v && copy_name(c, &s->at, "terminal id", v, x->stand_in, sizeof x->stand_in) == 0)
+        x->stand_in_at = s->at;
+}
+
+enum { RO_SHIFTS, RO_OVERRIDES, RO_STAND_IN, RO_NKEYS };
+static const key_def roster_keys[RO_NKEYS] = {
+    [RO_SHIFTS] = {"shifts", set_shifts, 0, 0, 1},
+    [RO_OVERRIDES] = {"overrides", set_overrides, 0, 0, 0},
+    [RO_STAND_IN] = {"stand_in", set_stand_in, 0, 0, 0},
+};
+static const key_table roster_table = {
+    .what = "roster", .in = "in roster", .keys = roster_keys, .n = RO_NKEYS,
+};
+
+static void set_rosters(rctx *c, const slot *s)
+{
+    rules_loader *L = c->L;
+    if (!fy_node_is_mapping(s->v)) {
+        rules__error(L, &s->at, "'rosters' must be a mapping from department id to its roster");
+        return;
+    }
+    void *it = NULL;
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(s->v, &it)) != NULL) {
+        struct fy_node *key = fy_node_pair_key(p), *val = fy_node_pair_value(p);
+        rules_pos id_at = pos_of(c, key, &s->at);
+        const char *v = key && fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : NULL;
+        char id[32];
+        if (!v || copy_name(c, &id_at, "department id", v, id, sizeof id) != 0) continue;
+        if (!val) {
+            rules__error(L, &id_at, "roster of '%s' has no definition", id);
+            continue;
+        }
+        if (L->nrosters == L->cap_rosters) {
+            int ncap = L->cap_rosters ? L->cap_rosters * 2 : 8;
+            void *nv = realloc(L->rosters, (size_t)ncap * sizeof *L->rosters);
+            if (!nv) {
+                L->nomem = 1;
+                return;
+            }
+            L->rosters = nv;
+            L->cap_rosters = ncap;
+        }
+        rules_roster_aux *x = &L->rosters[L->nrosters++];
+        memset(x, 0, sizeof *x);
+        memcpy(x->dept, id, sizeof id);
+        x->dept_at = id_at;
+        x->r.stand_in = -1;
+        rules__where(&id_at, x->r.where, sizeof x->r.where);
+        rules_pos at[RO_NKEYS], def_at = pos_of(c, val, &id_at);
+        char label[64];
+        snprintf(label, sizeof label, "roster of '%s'", id);
+        /* Every setter fills the roster itself: offsets 0 into <x>. */
+        walk(c, val, &def_at, &roster_table, x, at, label);
+    }
+}
+
 /* ---- calendar ---------------------------------------------------------------
  * calendar:
  *   utc_offset: "+08:00"                     local time for time-of-day, days, dates
@@ -1356,12 +1552,13 @@ static void set_calendar(rctx *c, const slot *s)
 
 /* ---- the file --------------------------------------------------------------- */
 
-enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_NKEYS };
+enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
     [TOP_ROUTES] = {"routes", set_routes, 0, 0, 0},
     [TOP_AREAS] = {"areas", set_area_table, 0, 0, 0},
     [TOP_CALENDAR] = {"calendar", set_calendar, 0, 0, 0},
+    [TOP_ROSTERS] = {"rosters", set_rosters, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,
