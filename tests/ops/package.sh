@@ -21,7 +21,8 @@ b cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
 p=$tmp/prefix
 for f in bin/linkd bin/linkctl bin/linkload etc/default/linkd lib/systemd/system/linkd.service \
          share/doc/linkd/README.md share/doc/linkd/OPERATIONS.md share/doc/linkd/SECURITY.md \
-         share/doc/linkd/examples/redis.conf share/doc/linkd/examples/redis-linkd.acl; do
+         share/doc/linkd/examples/redis.conf share/doc/linkd/examples/redis-linkd.acl \
+         share/linkd/monitoring/linkd-alerts.yml share/linkd/monitoring/linkd-dashboard.json; do
     [ -e "$p/$f" ] || fail "installed tree has no $f"
 done
 ls "$p"/etc/linkd/rules/*.yaml >/dev/null 2>&1 || fail "no rules under etc/linkd/rules"
