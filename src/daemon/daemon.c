@@ -347,8 +347,10 @@ static int same_shape(const ld_rules *a, const ld_rules *b, char *why, size_t le
  * terminals; otherwise the running rules stay, and the log says why (every
  * error with file:line:col). Routes, budgets, levels and waits may change:
  * new tasks use them, open tasks keep their deadlines and climb the new
- * chains from where they are. */
-static void reload_rules(daemon *d)
+ * chains from where they are. <who> says what asked ("SIGHUP", "http");
+ * <msg> (may be NULL) gets the outcome in one line. Returns 1 if the new set
+ * runs. */
+static int reload_rules(daemon *d, const char *who, char *msg, size_t len)
 {
     ld_rules *next = NULL;
     ld_diag diag;
@@ -364,12 +366,23 @@ static void reload_rules(daemon *d)
     d->reloads++;
     d->reload_attempt_at = ld_wall_ms();
     d->last_reload_ok = 0;
+    char first[600] = "";
+    for (size_t i = 0; i < diag.n && !first[0]; i++)
+        if (diag.v[i].severity == LD_DIAG_ERROR) ld_diag_format(&diag, i, first, sizeof first);
     if (rv != 0) {
-        ld_log(LD_ERR, "RELOAD-FAILED", "%zu error%s in %s; running rules unchanged (version %s)",
-               diag.nerrors, diag.nerrors == 1 ? "" : "s", d->o->rules_dir, d->rules->version);
+        ld_log(LD_ERR, "RELOAD-FAILED", "(%s) %zu error%s in %s; running rules unchanged "
+               "(version %s)", who, diag.nerrors, diag.nerrors == 1 ? "" : "s",
+               d->o->rules_dir, d->rules->version);
+        if (msg)
+            snprintf(msg, len, "%zu error%s, running rules unchanged (version %s); first: %s",
+                     diag.nerrors, diag.nerrors == 1 ? "" : "s", d->rules->version,
+                     first[0] ? first : "see the log");
     } else if (!same_shape(d->rules, next, why, sizeof why)) {
-        ld_log(LD_ERR, "RELOAD-FAILED", "%s: restart linkd to change departments or terminals; "
-               "running rules unchanged (version %s)", why, d->rules->version);
+        ld_log(LD_ERR, "RELOAD-FAILED", "(%s) %s: restart linkd to change departments or "
+               "terminals; running rules unchanged (version %s)", who, why, d->rules->version);
+        if (msg)
+            snprintf(msg, len, "%s: restart linkd to change departments or terminals; running "
+                     "rules unchanged (version %s)", why, d->rules->version);
         ld_rules_free(next);
         next = NULL;
     } else {
@@ -378,8 +391,11 @@ static void reload_rules(daemon *d)
         ld_engine_set_rules(&d->engine, next);
         d->last_reload_ok = 1;
         d->rules_loaded_at = d->reload_attempt_at;
-        ld_log(LD_NOTICE, "RELOADED", "rules %s version %s -> %s (%d routes)", d->o->rules_dir,
-               old->version, next->version, next->nroutes);
+        ld_log(LD_NOTICE, "RELOADED", "(%s) rules %s version %s -> %s (%d routes)", who,
+               d->o->rules_dir, old->version, next->version, next->nroutes);
+        if (msg)
+            snprintf(msg, len, "rules %s version %s -> %s (%d routes)", d->o->rules_dir,
+                     old->version, next->version, next->nroutes);
         ld_rules_free(old);
     }
     if (!d->last_reload_ok) d->reload_failures++;
@@ -388,13 +404,19 @@ static void reload_rules(daemon *d)
     snprintf(status, sizeof status, "ready: rules version %s, %d routes%s", d->rules->version,
              d->rules->nroutes, next ? "" : " (last reload refused)");
     if (d->ready_logged) ld_notify_ready(&d->notify, status);
+    return d->last_reload_ok;
+}
+
+static int http_reload(void *arg, const char *who, char *msg, size_t len)
+{
+    return reload_rules(arg, who, msg, len);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     daemon *d = h->data;
     if (signum == SIGHUP) {
-        reload_rules(d);
+        reload_rules(d, "SIGHUP", NULL, 0);
         return;
     }
     begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -426,7 +448,7 @@ static int open_http(daemon *d)
     cfg.listen = d->o->http_listen;
     cfg.token_file = d->o->admin_token_file;
     ld_http_sources src = {&d->loop, &d->engine, &d->store, &d->ingest, &d->dispatch,
-                           &d->clock, http_status, d};
+                           &d->clock, http_status, d, http_reload};
     int rv = ld_http_open(&d->http, &cfg, &src);
     if (rv != 0) return rv;
     d->engine.hooks.observe = ld_http_observe;

@@ -499,6 +499,35 @@ static int split_path(const char *path, char parts[][LD_TASK_ID_LEN], int max)
     return *path ? -1 : n;
 }
 
+/* POST /api/rules/reload: the rules reloaded as on SIGHUP, by a supervisor
+ * with the token; the answer says whether the new set runs. */
+static void reload(ld_http *h, const ld_http_request *q, ld_http_answer *a, int post)
+{
+    if (!post) {
+        a->allow = "POST";
+        ld_http_error(h, a, 405, NULL, "/api/rules/reload: use POST");
+        return;
+    }
+    if (!h->token[0] || !q->token_given || !q->authorized) {
+        ld_http_error(h, a, !h->token[0] ? 403 : q->token_given ? 403 : 401, NULL,
+                      !h->token[0] ? "reloading over HTTP is disabled: linkd runs without "
+                                     "--admin-token-file"
+                      : q->token_given ? "the token is not valid"
+                                       : "a reload needs 'Authorization: Bearer <token>'");
+        return;
+    }
+    if (!h->src.reload) {
+        ld_http_error(h, a, 503, NULL, "this linkd cannot reload its rules");
+        return;
+    }
+    char msg[512];
+    int ok = h->src.reload(h->src.ctx, "http", msg, sizeof msg);
+    a->status = ok ? 200 : 409;
+    ld_buf_puts(&a->body, ok ? "{\"reloaded\":true,\"message\":" : "{\"reloaded\":false,\"message\":");
+    ld_buf_json_str(&a->body, msg);
+    ld_buf_puts(&a->body, "}\n");
+}
+
 void ld_http_route(ld_http *h, const ld_http_request *q, ld_http_answer *a)
 {
     int get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
@@ -530,6 +559,10 @@ void ld_http_route(ld_http *h, const ld_http_request *q, ld_http_answer *a)
         if (n == 4) act(h, q, a, parts[2], NULL, parts[3]);
         else if (n == 6 && strcmp(parts[3], "tasks") == 0) act(h, q, a, parts[2], parts[4], parts[5]);
         else ld_http_error(h, a, 404, NULL, "no such resource %s", p);
+        return;
+    }
+    if (strcmp(p, "/api/rules/reload") == 0) {
+        reload(h, q, a, post);
         return;
     }
     if (!get) goto not_allowed_get;
@@ -575,7 +608,7 @@ void ld_http_route(ld_http *h, const ld_http_request *q, ld_http_answer *a)
                     "\"POST /api/incidents/<id>/tasks/<department>/reassign\","
                     "\"POST /api/incidents/<id>/tasks/<department>/escalate\","
                     "\"POST /api/incidents/<id>/tasks/<department>/extend\","
-                    "\"POST /api/incidents/<id>/close\",\"GET /metrics\",\"GET /healthz\","
+                    "\"POST /api/incidents/<id>/close\",\"POST /api/rules/reload\",\"GET /metrics\",\"GET /healthz\","
                     "\"GET /readyz\",\"GET / (board)\"]}\n");
     } else {
         ld_http_error(h, a, 404, NULL, "no such resource %s", p);

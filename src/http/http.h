@@ -46,6 +46,9 @@ typedef struct ld_http_sources {
     ld_clock *clock;
     void (*status)(void *ctx, ld_http_status *st);
     void *ctx;
+    /* Reload the rules as SIGHUP does; 1 if the new set runs, 0 if refused.
+     * <msg> gets one line: the versions, or the first error. NULL: no reload. */
+    int (*reload)(void *ctx, const char *who, char *msg, size_t len);
 } ld_http_sources;
 
 typedef struct ld_http_config {
