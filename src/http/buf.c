@@ -42,6 +42,7 @@ static int reserve(ld_buf *b, size_t n)
 
 void ld_buf_put(ld_buf *b, const void *data, size_t n)
 {
+    if (n == 0) return; /* an empty POST body comes as (NULL, 0) */
     if (reserve(b, n)) return;
     memcpy(b->p + b->len, data, n);
     b->len += n;
