@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake pkg-config
   libuv1-dev libnng-dev nng-utils libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libhiredis-dev libfyaml-dev libcriterion-dev
-  libsystemd-dev libmbedtls-dev openssl systemd jq
+  libsystemd-dev libmbedtls-dev libsodium-dev openssl systemd jq
   redis-server redis-tools
   clang libclang-rt-14-dev
   gnuplot-nox

@@ -8,6 +8,7 @@
 #include <nng/protocol/pubsub0/pub.h>
 
 #include "core/err.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/tls.h"
 
@@ -28,6 +29,7 @@ typedef struct term_slot {
     uv_timer_t timer;
     uint64_t last_seen;     /* loop ms */
     int online;
+    uint32_t auth_pipe;     /* the connection its last valid hello came on (0: none) */
 } term_slot;
 
 typedef struct poll_state {
@@ -284,6 +286,39 @@ static void on_flush(uv_prepare_t *h)
     d->nwoken = 0;
 }
 
+/* authorized says whether this poll may act as terminal <term>: always for a
+ * terminal without a key; for one with a key, if the poll's connection is
+ * the one its last valid hello came on, or the poll carries a valid hello. */
+static int authorized(ld_dispatch *d, ld_rep_ctx *c, int term, const Linkd__V1__PollRequest *p,
+                      uint32_t pipe)
+{
+    const ld_terminal_def *t = &d->engine->rules->terminals[term];
+    term_slot *s = &d->slots[term];
+    char why[256];
+    if (!t->has_key) return 1;
+    if (!p->hello) {
+        if (pipe && s->auth_pipe == pipe) return 1;
+        snprintf(why, sizeof why, "terminal %s must send a signed hello on this connection",
+                 t->id);
+    } else if (ld_auth_check(&d->auth, t, p->hello, (int64_t)ld_wall_ms(), why, sizeof why) == 0) {
+        s->auth_pipe = pipe;
+        ld_log(LD_INFO, "TERMINAL-HELLO", "terminal %s proved its key (connection %u)", t->id,
+               pipe);
+        return 1;
+    }
+    d->stats.hellos_refused++;
+    ld_log_rl(LD_WARN, "TERMINAL-AUTH", "poll refused: %s", why);
+    Linkd__V1__PollReply r;
+    linkd__v1__poll_reply__init(&r);
+    r.error = why;
+    r.has_hello_required = 1;
+    r.hello_required = 1;
+    r.has_server_time_ms = 1;
+    r.server_time_ms = (int64_t)ld_clock_now(d->engine->clock);
+    ld_rep_reply(c, ld_msg_from_pb(&r.base));
+    return 0;
+}
+
 static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
 {
     ld_dispatch *d = rep->user;
@@ -291,6 +326,8 @@ static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     const ld_rules *r = d->engine->rules;
     char why[256];
     d->stats.polls++;
+    int pipe_id = nng_pipe_id(nng_msg_get_pipe(msg));
+    uint32_t pipe = pipe_id > 0 ? (uint32_t)pipe_id : 0;
     Linkd__V1__PollRequest *p =
         linkd__v1__poll_request__unpack(&ps->arena.pb, nng_msg_len(msg), nng_msg_body(msg));
     nng_msg_free(msg);
@@ -312,6 +349,7 @@ static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
         reply_error(d, c, why);
         goto done;
     }
+    if (!authorized(d, c, term, p, pipe)) goto done;
     term_slot *s = &d->slots[term];
     seen(d, s);
     if (s->parked) {
@@ -384,6 +422,7 @@ int ld_dispatch_open(ld_dispatch *d, uv_loop_t *loop, ld_engine *engine,
 {
     int rv;
     memset(d, 0, sizeof *d);
+    if (ld_auth_init(&d->auth) != 0) return LD_EIO;
     d->loop = loop;
     d->engine = engine;
     d->offline_after_ms = offline_after_ms;

@@ -18,11 +18,13 @@
 #include <uv.h>
 
 #include "core/rep.h"
+#include "dispatch/auth.h"
 #include "engine/engine.h"
 
 typedef struct ld_dispatch_stats {
     uint64_t polls, bad_polls, parked, updates, updates_rejected;
     uint64_t tasks_sent, feed_sent, feed_dropped, feed_unheard;
+    uint64_t hellos_refused;  /* polls refused for want of a valid signed hello */
 } ld_dispatch_stats;
 
 /* The feed's send queue: the loop packs and queues; one long-lived aio sends
@@ -61,6 +63,7 @@ typedef struct ld_dispatch {
     int sweep_open;
     uint64_t offline_after_ms;
     ld_dispatch_stats stats;
+    ld_auth auth;           /* terminals' signed hellos (auth.h) */
 } ld_dispatch;
 
 /* ld_dispatch_open listens for terminals on <terminals_url> and publishes the

@@ -321,6 +321,7 @@ static void loader_fini(rules_loader *L)
     free(L->set_ids);
     free(L->area_defs);
     free(L->rosters);
+    free(L->keys);
     free(L->holidays);
     free(L->makeup);
 }

@@ -103,6 +103,8 @@ typedef struct ld_terminal_def {
     char id[48];
     int dept;               /* index into ld_rules.departments */
     int drill;              /* marked for drills: gets exercise and test events only */
+    int has_key;            /* terminal_keys lists it: it must send a signed hello */
+    uint8_t pubkey[32];     /* its Ed25519 public key */
 } ld_terminal_def;
 
 typedef struct ld_dispatch_def {

@@ -57,6 +57,13 @@ typedef struct rules_roster_aux {
     rules_pos stand_in_at;
 } rules_roster_aux;
 
+/* A terminal_keys entry as read; the terminal is looked up once every file is read. */
+typedef struct rules_key_def {
+    char terminal[48];
+    uint8_t key[32];
+    rules_pos at;
+} rules_key_def;
+
 /* The loader's state across files. Arrays grow as files are read and move
  * into the ld_rules whole at the end. */
 typedef struct rules_loader {
@@ -103,6 +110,9 @@ typedef struct rules_loader {
     rules_roster_aux *rosters;
     int nrosters, cap_rosters;
 
+    rules_key_def *keys;        /* terminal_keys (keys.c) */
+    int nkeys, cap_keys;
+
     rules_pos departments_at;   /* first top-level `departments:` key seen */
     int unread;                 /* files that could not be read, parsed or used */
     int nomem;                  /* an allocation failed; the load fails */
@@ -144,6 +154,12 @@ int rules__day_of(const char *s, size_t len, int32_t *day);
  * (adjacent swaps count as one edit), or NULL if none is close enough to be
  * a likely typo. */
 const char *rules__suggest(const char *word, const char *const *cands, size_t n);
+
+/* keys.c: rules__add_key reads one terminal_keys entry; rules__resolve_keys
+ * gives each listed terminal its key, once every file is read. */
+void rules__add_key(rules_loader *L, const char *terminal, const char *value,
+                    const rules_pos *key_at, const rules_pos *value_at);
+void rules__resolve_keys(rules_loader *L, ld_rules *r);
 
 /* rules__join appends ", name" to the NUL-terminated list in <buf>; when the
  * list would not fit it ends with ", ..." and later names are dropped. */

@@ -1553,13 +1553,37 @@ static void set_calendar(rctx *c, const slot *s)
 
 /* ---- the file --------------------------------------------------------------- */
 
-enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_NKEYS };
+/* terminal_keys: a mapping of terminal id -> "ed25519:<base64>" (keys.c). */
+static void set_terminal_keys(rctx *c, const slot *s)
+{
+    if (!fy_node_is_mapping(s->v)) {
+        rules__error(c->L, &s->at, "'terminal_keys' must be a mapping from terminal id to "
+                     "'ed25519:<base64>'");
+        return;
+    }
+    void *it = NULL;
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(s->v, &it)) != NULL) {
+        struct fy_node *key = fy_node_pair_key(p), *val = fy_node_pair_value(p);
+        rules_pos kat = pos_of(c, key, &s->at), vat = pos_of(c, val, &kat);
+        const char *k = key && fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : NULL;
+        const char *v = val && fy_node_is_scalar(val) ? fy_node_get_scalar0(val) : NULL;
+        if (!k || !v) {
+            rules__error(c->L, &kat, "each terminal_keys entry is 'terminal-id: ed25519:<base64>'");
+            continue;
+        }
+        rules__add_key(c->L, k, v, &kat, &vat);
+    }
+}
+
+enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_KEYS, TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
     [TOP_ROUTES] = {"routes", set_routes, 0, 0, 0},
     [TOP_AREAS] = {"areas", set_area_table, 0, 0, 0},
     [TOP_CALENDAR] = {"calendar", set_calendar, 0, 0, 0},
     [TOP_ROSTERS] = {"rosters", set_rosters, 0, 0, 0},
+    [TOP_KEYS] = {"terminal_keys", set_terminal_keys, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,

@@ -15,6 +15,7 @@ static const struct command {
     {"tail", ctl_tail_main, "print linkd's live feed of incidents, tasks and escalations"},
     {"check", ctl_check_main, "validate a rules directory, like linkd --check"},
     {"test-rules", ctl_test_rules_main, "run rule tests: sample events and expected outcomes"},
+    {"keygen", ctl_keygen_main, "create a terminal's key pair for signed hellos"},
 };
 
 static void usage(FILE *out)

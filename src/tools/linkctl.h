@@ -30,6 +30,18 @@ int ctl_terminal_main(int argc, char **argv);
 int ctl_tail_main(int argc, char **argv);
 int ctl_check_main(int argc, char **argv);
 int ctl_test_rules_main(int argc, char **argv);
+int ctl_keygen_main(int argc, char **argv);
+
+/* A signed hello (keys.c): ctl_sign_hello fills <h> for terminal <id> with a
+ * fresh nonce and the current time, signed with the 64-byte secret key <sk>
+ * that ctl_load_secret read from a `linkctl keygen` file (0, or -1 after
+ * saying why). */
+typedef struct ctl_hello {
+    Linkd__V1__TerminalHello pb;
+    uint8_t nonce[16], sig[64];
+} ctl_hello;
+int ctl_load_secret(const char *path, uint8_t sk[64]);
+void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64]);
 
 /* ---- messages ------------------------------------------------------------ */
 

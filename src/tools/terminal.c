@@ -72,6 +72,9 @@ typedef struct terminal {
     bool auto_on[ACT_COUNT], ignore, interactive, colour;
     uint64_t duration_ms;
     uint32_t wait_ms;
+    const char *key_path;       /* --key: prove the terminal's identity */
+    uint8_t sk[64];
+    bool hello_due;             /* send a signed hello with the next poll */
 
     /* socket and the hand-over from the aio callback */
     nng_socket sock;
@@ -96,6 +99,7 @@ typedef struct terminal {
     unsigned failures;
     uint64_t retry_at;
     bool ever_answered, refused, eof;
+    bool refused_hello;         /* a hello_required came since the last good reply */
     bool long_poll;             /* the request in flight may be parked by linkd */
     char line[LINE_MAX_LEN];
     size_t line_len;
@@ -122,6 +126,8 @@ static void usage(void)
          "  --duration S        stop after S seconds (or a duration); default: until\n"
          "                      SIGINT/SIGTERM, or end of input when interactive\n"
          "  --wait MS           long-poll wait, at most 30000 (default 10000)\n"
+         "  --key FILE          prove this terminal's identity with its secret key (linkctl keygen),\n"
+         "                      required when the rules list a key for it (terminal_keys)\n"
          "\n"
          "Without --auto-* or --ignore, commands are read from stdin:\n"
          "  ack TASK | enroute TASK | onscene TASK | resolve TASK [disposition]\n"
@@ -306,6 +312,12 @@ static int start_poll(terminal *t, uint32_t wait_ms)
     req.department = (char *)t->department;
     req.has_wait_ms = true;
     req.wait_ms = wait_ms;
+    ctl_hello hello;
+    if (t->key_path && t->hello_due) {
+        ctl_sign_hello(&hello, t->id, t->sk);
+        req.hello = &hello.pb;
+        t->hello_due = false;
+    }
 
     size_t n = 0;
     for (size_t i = 0; i < t->nupdates && n < MAX_UPDATES_PER_POLL; i++, n++) {
@@ -500,7 +512,15 @@ static void handle_reply(terminal *t, uint64_t now)
     if (t->failures) ctl_warn("linkd answers again");
     t->failures = 0;
     t->ever_answered = true;
+    if (!rep->hello_required) t->refused_hello = false;
     if (rep->has_server_time_ms) t->server_now = rep->server_time_ms;
+    if (rep->has_hello_required && rep->hello_required && t->key_path && !t->refused_hello) {
+        /* A new connection (linkd restarted, or the network did): prove it again, once. */
+        t->hello_due = true;
+        t->refused_hello = true;
+        linkd__v1__poll_reply__free_unpacked(rep, NULL);
+        return;
+    }
     if (rep->error && *rep->error) {
         char why[LD_MAX_TEXT_LEN];
         ctl_warn("linkd refused terminal '%s': %s", t->id, ctl_sanitize(rep->error, why, sizeof why));
@@ -643,7 +663,8 @@ static void read_input(terminal *t)
 
 static int parse_args(terminal *t, int argc, char **argv)
 {
-    enum { O_ID = 256, O_DEPT, O_URL, O_ACK, O_ARRIVE, O_RESOLVE, O_IGNORE, O_DURATION, O_WAIT };
+    enum { O_ID = 256, O_DEPT, O_URL, O_ACK, O_ARRIVE, O_RESOLVE, O_IGNORE, O_DURATION, O_WAIT,
+           O_KEY };
     static const struct option opts[] = {
         {"id", required_argument, NULL, O_ID},
         {"department", required_argument, NULL, O_DEPT},
@@ -654,6 +675,7 @@ static int parse_args(terminal *t, int argc, char **argv)
         {"ignore", no_argument, NULL, O_IGNORE},
         {"duration", required_argument, NULL, O_DURATION},
         {"wait", required_argument, NULL, O_WAIT},
+        {"key", required_argument, NULL, O_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -675,6 +697,11 @@ static int parse_args(terminal *t, int argc, char **argv)
             break;
         }
         case O_IGNORE: t->ignore = true; break;
+        case O_KEY:
+            t->key_path = optarg;
+            if (ctl_load_secret(optarg, t->sk) != 0) return EX_NOINPUT;
+            t->hello_due = true;
+            break;
         case O_DURATION:
             if (ctl_parse_span(optarg, &t->duration_ms) || t->duration_ms == 0)
                 return ctl_usage_error("--duration: '%s' is not a positive number of seconds or a duration", optarg);

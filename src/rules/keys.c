@@ -1,0 +1,77 @@
+/* keys.c: terminal_keys, the public keys terminals prove themselves with.
+ *
+ *   terminal_keys:
+ *     fire-duty: ed25519:0B3q4...=     # linkctl keygen prints this line
+ *
+ * A terminal listed here must send a signed hello before linkd serves it
+ * (src/dispatch/auth.c); one not listed is served as before. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/err.h"
+#include "core/map.h"
+#include "rules/rules_int.h"
+
+void rules__add_key(rules_loader *L, const char *terminal, const char *value,
+                    const rules_pos *key_at, const rules_pos *value_at)
+{
+    static const char prefix[] = "ed25519:";
+    uint8_t key[crypto_sign_PUBLICKEYBYTES];
+    size_t len = 0;
+    if (strncmp(value, prefix, sizeof prefix - 1) != 0) {
+        rules__error(L, value_at, "key of terminal '%s' must be 'ed25519:<base64>' (linkctl "
+                     "keygen prints it)", terminal);
+        return;
+    }
+    const char *b64 = value + sizeof prefix - 1;
+    if (sodium_base642bin(key, sizeof key, b64, strlen(b64), NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 || len != sizeof key) {
+        rules__error(L, value_at, "key of terminal '%s' is not %zu bytes of base64", terminal,
+                     sizeof key);
+        return;
+    }
+    if (strlen(terminal) >= sizeof L->keys->terminal) {
+        rules__error(L, key_at, "terminal id '%.48s...' is too long", terminal);
+        return;
+    }
+    if (L->nkeys == L->cap_keys) {
+        int cap = L->cap_keys ? L->cap_keys * 2 : 16;
+        void *p = realloc(L->keys, (size_t)cap * sizeof *L->keys);
+        if (!p) {
+            L->nomem = 1;
+            return;
+        }
+        L->keys = p;
+        L->cap_keys = cap;
+    }
+    rules_key_def *k = &L->keys[L->nkeys++];
+    strcpy(k->terminal, terminal);
+    memcpy(k->key, key, sizeof key);
+    k->at = *key_at;
+}
+
+void rules__resolve_keys(rules_loader *L, ld_rules *r)
+{
+    for (int i = 0; i < L->nkeys; i++) {
+        const rules_key_def *k = &L->keys[i];
+        ld_terminal_def *d = ld_map_get(&r->term_by_id, k->terminal);
+        if (!d) {
+            const char *cands[512];
+            size_t n = 0;
+            for (int j = 0; j < L->nterms && n < 512; j++) cands[n++] = L->terms[j].id;
+            const char *near = rules__suggest(k->terminal, cands, n);
+            rules__error(L, &k->at, "key for terminal '%s', which no department has%s%s%s",
+                         k->terminal, near ? "; did you mean '" : "", near ? near : "",
+                         near ? "'?" : "");
+            continue;
+        }
+        if (d->has_key) {
+            rules__error(L, &k->at, "terminal '%s' has a key already", k->terminal);
+            continue;
+        }
+        memcpy(d->pubkey, k->key, sizeof d->pubkey);
+        d->has_key = 1;
+    }
+}

@@ -1,0 +1,120 @@
+/* keys.c: `linkctl keygen` and the terminal's side of the signed hello. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/clock.h"
+#include "dispatch/auth.h"
+#include "tools/linkctl.h"
+
+static const char secret_tag[] = "ed25519-secret:";
+
+static void keygen_usage(void)
+{
+    puts("Usage: linkctl keygen --terminal ID --out FILE\n"
+         "\n"
+         "Create an Ed25519 key pair for an on-duty terminal. The secret key goes to\n"
+         "FILE (mode 0600; keep it on the terminal only); the public key is printed as\n"
+         "the line to add under terminal_keys: in the rules:\n"
+         "\n"
+         "  terminal_keys:\n"
+         "    fire-duty: ed25519:...\n"
+         "\n"
+         "Then run the terminal with `linkctl terminal --id ID --key FILE`.");
+}
+
+int ctl_keygen_main(int argc, char **argv)
+{
+    enum { O_TERM = 256, O_OUT };
+    static const struct option opts[] = {
+        {"terminal", required_argument, NULL, O_TERM},
+        {"out", required_argument, NULL, O_OUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *id = NULL, *out = NULL;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_TERM: id = optarg; break;
+        case O_OUT: out = optarg; break;
+        case 'h': keygen_usage(); return EX_OK;
+        default: return ctl_usage_error("bad option");
+        }
+    }
+    if (!id || !*id || !out) return ctl_usage_error("--terminal ID and --out FILE are required");
+    if (sodium_init() < 0) return ctl_usage_error("libsodium cannot start"), EX_SOFTWARE;
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(pk, sk);
+    char b64[sodium_base64_ENCODED_LEN(crypto_sign_SECRETKEYBYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(b64, sizeof b64, sk, sizeof sk, sodium_base64_VARIANT_ORIGINAL);
+    sodium_memzero(sk, sizeof sk);
+    int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        ctl_warn("keygen: %s: %s%s", out, strerror(errno),
+                 errno == EEXIST ? " (not overwriting a key)" : "");
+        sodium_memzero(b64, sizeof b64);
+        return EX_CANTCREAT;
+    }
+    FILE *f = fdopen(fd, "w");
+    int ok = f && fprintf(f, "%s%s\n", secret_tag, b64) > 0;
+    ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
+    sodium_memzero(b64, sizeof b64);
+    if (!ok) {
+        ctl_warn("keygen: cannot write %s", out);
+        return EX_IOERR;
+    }
+    sodium_bin2base64(b64, sizeof b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+    printf("  %s: ed25519:%s\n", id, b64);
+    return EX_OK;
+}
+
+int ctl_load_secret(const char *path, uint8_t sk[64])
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ctl_warn("--key %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    line[ok ? strcspn(line, "\r\n") : 0] = '\0';
+    size_t len = 0;
+    if (sodium_init() < 0 || strncmp(line, secret_tag, sizeof secret_tag - 1) != 0 ||
+        sodium_base642bin(sk, 64, line + sizeof secret_tag - 1,
+                          strlen(line + sizeof secret_tag - 1), NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 || len != 64) {
+        sodium_memzero(line, sizeof line);
+        ctl_warn("--key %s: not a key from `linkctl keygen`", path);
+        return -1;
+    }
+    sodium_memzero(line, sizeof line);
+    return 0;
+}
+
+void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64])
+{
+    uint8_t msg[64 + LD_MAX_ID_LEN + 1];
+    linkd__v1__terminal_hello__init(&h->pb);
+    randombytes_buf(h->nonce, sizeof h->nonce);
+    int64_t now = (int64_t)ld_wall_ms();
+    size_t n = ld_auth_message(msg, id, now, h->nonce);
+    crypto_sign_detached(h->sig, NULL, msg, n, sk);
+    h->pb.terminal_id = (char *)id;
+    h->pb.has_timestamp_ms = 1;
+    h->pb.timestamp_ms = now;
+    h->pb.has_nonce = 1;
+    h->pb.nonce = (ProtobufCBinaryData){sizeof h->nonce, h->nonce};
+    h->pb.has_signature = 1;
+    h->pb.signature = (ProtobufCBinaryData){sizeof h->sig, h->sig};
+}
