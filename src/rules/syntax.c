@@ -480,6 +480,7 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
                  sizeof *L->term_at, L->nterms, &L->cap_terms))
             return;
         ld_terminal_def *t = &L->terms[L->nterms];
+        memset(t, 0, sizeof *t); /* grow() does not zero: drill and has_key start off */
         memcpy(t->id, b->terms.id[i], sizeof t->id);
         t->dept = L->ndepts;
         t->drill = 0; /* the array grows by realloc: set every field */
