@@ -505,6 +505,20 @@ static int check_endpoints(const ld_options *o)
         }
         tls |= ld_endpoint_is_tls(urls[i]);
     }
+    /* The HTTP side (metrics, API, board) is plain HTTP: loopback unless allowed. */
+    if (o->http_listen && strchr(o->http_listen, ':')) {
+        char url[300];
+        snprintf(url, sizeof url, "tcp://%s", o->http_listen);
+        switch (ld_endpoint_check("--http", url, o->insecure_listen, why, sizeof why)) {
+        case LD_ENDPOINT_REFUSED:
+            fprintf(stderr, "linkd: --http %s: refusing to serve HTTP beyond loopback (it has no "
+                    "TLS); put a TLS proxy in front, or --insecure-listen to accept the risk\n",
+                    o->http_listen);
+            return EX_CONFIG;
+        case LD_ENDPOINT_INSECURE: ld_log(LD_WARN, "INSECURE-LISTEN", "%s", why); break;
+        default: break;
+        }
+    }
     if (!tls && !o->tls_cert && !o->tls_key) return EX_OK;
     ld_tls_files f = {.cert = o->tls_cert, .key = o->tls_key, .ca = o->tls_ca};
     if (ld_tls_server_setup(&f, why, sizeof why) != 0) {

@@ -158,6 +158,8 @@ Test(tls, bad_certificates_and_plain_listeners_beyond_loopback_stop_linkd_at_sta
     /* refused before anything listens: no port is opened beyond loopback */
     char *wide[] = {"--ingest", "tcp://0.0.0.0:1", NULL};
     refuses(wide, "refusing to listen beyond loopback without TLS");
+    char *http[] = {"--http", "0.0.0.0:1", NULL};
+    refuses(http, "--http 0.0.0.0:1: refusing to serve HTTP beyond loopback");
 
     /* --check says the same about the files */
     char out[192];
