@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "engine/correlate.h"
 #include "engine/roster.h"
 #include "core/log.h"
 #include "engine/actions.h"
@@ -59,7 +60,7 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     e->nterms = r->nterminals;
     e->terms = calloc((size_t)r->nterminals + 1, sizeof *e->terms);
     e->offline = calloc((size_t)r->nterminals + 1, 1);
-    if (!e->offline) return LD_ENOMEM;
+    if (!e->offline || ld__correlate_init(e) != 0) return LD_ENOMEM;
     if (!e->terms) return LD_ENOMEM;
     for (int i = 0; i < e->nterms; i++) ld_list_init(&e->terms[i].tasks);
     return 0;
@@ -74,6 +75,7 @@ static void incident_free(ld_engine *e, ld_incident *inc)
         ld_pool_put(&e->task_pool, t);
     }
     ld_notes_free(inc);
+    ld__correlate_free(e, inc);
     ld_pool_put(&e->incident_pool, inc);
 }
 
@@ -99,6 +101,7 @@ void ld_engine_fini(ld_engine *e)
     free(e->terms);
     free(e->offline);
     e->offline = NULL;
+    ld__correlate_fini(e);
     e->terms = NULL;
 }
 
@@ -498,6 +501,18 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     if (ld_engine_find(e, id)) return LD_ESTATE;
     ld_match_input in;
     ld_rules_input(r, ev, now, &in);
+    if (!e->no_merge) {
+        /* A duplicate of an open incident joins it (merge rules). */
+        const ld_merge_rule *mr = NULL;
+        double metres = 0;
+        ld_incident *dup = ld__correlate_find(e, ev, &in, now, &mr, &metres);
+        if (dup && (ld__correlate_has(dup, stream_id) ||
+                    ld__correlate_join(e, dup, ev, stream_id, mr, metres, now) == 0)) {
+            snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
+            *out = dup;
+            return 0;
+        }
+    }
     const ld_route *routes[16];
     size_t nroutes = ld_rules_match(r, &in, routes, 16);
 
@@ -561,6 +576,7 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, inc, NULL, -1, 0, "%s opened (%s, %s): %s", inc->id,
              ld_enum_name(&linkd__v1__priority__descriptor, inc->priority), inc->event_id,
              inc->summary);
+    ld__correlate_remember(e, inc);
     for (int i = 0; i < inc->ntasks; i++) dispatch_task(e, inc->tasks[i]);
     *out = inc;
     return 0;
@@ -676,6 +692,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     }
     for (size_t i = 0; i < rec->n_tasks && inc->ntasks < LD_MAX_TASKS; i++)
         if (rec->tasks[i]->task) restore_task(e, inc, rec->tasks[i]);
+    ld__correlate_restore(e, inc, rec);
     e->open_incidents++;
     if (inc->open_tasks == 0) {
         /* Every task resolved but the closing record was lost: close it now. */
@@ -1128,6 +1145,23 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
     }
     rec.n_history = (size_t)inc->nhistory;
     rec.history = hptr;
+    Linkd__V1__MergedEvent mev[LD_MERGED_MAX], *mptr[LD_MERGED_MAX];
+    size_t nm = 0;
+    for (const ld_merged *m = inc->merged; m && nm < LD_MERGED_MAX; m = m->next, nm++) {
+        linkd__v1__merged_event__init(&mev[nm]);
+        mev[nm].stream_id = (char *)m->stream_id;
+        mev[nm].event_id = (char *)m->event_id;
+        mev[nm].source_id = (char *)m->source_id;
+        mev[nm].rule = (char *)m->rule;
+        mev[nm].has_at_ms = mev[nm].has_distance_m = mev[nm].has_event = 1;
+        mev[nm].at_ms = (int64_t)m->at;
+        mev[nm].distance_m = m->distance_m;
+        mev[nm].event.len = m->len;
+        mev[nm].event.data = (uint8_t *)m->event;
+        mptr[nm] = &mev[nm];
+    }
+    rec.n_merged = nm;
+    rec.merged = mptr;
     size_t need = linkd__v1__incident_record__get_packed_size(&rec);
     if (need > len) return need;
     return linkd__v1__incident_record__pack(&rec, buf);

@@ -91,6 +91,8 @@ struct ld_incident {
     int nhistory;
     uint32_t history_dropped;
     struct ld_notes *notes;     /* supervisors' notes (who, why); NULL until one acts */
+    struct ld_merged *merged;   /* duplicate events that joined it (correlate.c) */
+    uint16_t nmerged;
     ld_incident *dirty_next;
     int dirty;
 };
@@ -108,6 +110,7 @@ typedef struct ld_engine_stats {
     uint64_t overdue_at_top, unrouted;
     uint64_t drill_incidents, drill_tasks;  /* exercises and tests, counted apart */
     uint64_t offline_moves;     /* tasks moved off an offline terminal (or past one) */
+    uint64_t merged, unmerged;  /* duplicate events merged into open incidents; undone */
     uint64_t escalations_fenced;    /* already made by an earlier run or another instance */
     uint64_t escalations_unfenced;  /* made without a fence: Redis did not answer */
     uint64_t escalations_by_dept[64];
@@ -165,6 +168,8 @@ typedef struct ld_engine {
     ld_term *terms;
     int nterms;
     uint8_t *offline;           /* per terminal: stopped polling (dispatch says) */
+    struct ld_correlate *correlate; /* merge candidates and merged events (correlate.c) */
+    int no_merge;               /* set while an undone merge reopens its event */
     ld_incident *dirty_head;
     uint64_t feed_seq;
     uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */
@@ -260,6 +265,13 @@ ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id);
  * and terminals at the same indexes as the running set (the daemon checks).
  * A task above the top of its new chain is put at the new top. */
 void ld_engine_set_rules(ld_engine *e, const ld_rules *r);
+
+/* ld_engine_unmerge undoes the merge of event <event_id> (or its stream id)
+ * into <inc>: the event opens an incident of its own now (*out), with its
+ * own tasks; <inc> records the undo (<who> may be NULL). Returns 0, or
+ * LD_ENOENT (no such merged event) or another LD_E* code with <err> set. */
+int ld_engine_unmerge(ld_engine *e, ld_incident *inc, const char *event_id, const char *who,
+                      ld_incident **out, char *err, size_t len);
 
 /* Terminal presence, decided by the dispatcher, published by the engine. */
 void ld_engine_terminal_presence(ld_engine *e, int terminal, int online);

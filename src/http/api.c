@@ -382,14 +382,17 @@ static void act(ld_http *h, const ld_http_request *q, ld_http_answer *a, const c
     static const char *const k_escalate[] = {"by", "reason", NULL};
     static const char *const k_extend[] = {"by", "reason", "leg", "extend_by", NULL};
     static const char *const k_close[] = {"by", "reason", "disposition", NULL};
+    static const char *const k_unmerge[] = {"by", "reason", "event_id", NULL};
     ld_engine *e = h->src.engine;
     const ld_rules *r = e->rules;
     const char *const *known = strcmp(verb, "reassign") == 0   ? k_reassign
                                : strcmp(verb, "escalate") == 0 ? k_escalate
                                : strcmp(verb, "extend") == 0   ? k_extend
                                : strcmp(verb, "close") == 0    ? k_close
+                               : strcmp(verb, "unmerge") == 0  ? k_unmerge
                                                                : NULL;
-    if (!known || (dept_id && strcmp(verb, "close") == 0) || (!dept_id && strcmp(verb, "close"))) {
+    int whole = strcmp(verb, "close") == 0 || strcmp(verb, "unmerge") == 0; /* incident-level */
+    if (!known || (dept_id && whole) || (!dept_id && !whole)) {
         ld_http_error(h, a, 404, NULL, "no such action '%s'", verb);
         return;
     }
@@ -463,6 +466,19 @@ static void act(ld_http *h, const ld_http_request *q, ld_http_answer *a, const c
             return;
         }
         rv = ld_action_extend(e, t, l, ms, &who, err, sizeof err);
+    } else if (strcmp(verb, "unmerge") == 0) {
+        const char *ev = jget(&o, "event_id");
+        ld_incident *own = NULL;
+        if (!ev) {
+            ld_http_error(h, a, 400, "event_id", "event_id: the merged event to split off");
+            return;
+        }
+        rv = ld_engine_unmerge(e, inc, ev, who.who, &own, err, sizeof err);
+        if (rv == 0) {
+            ld_buf_printf(&a->body, "{\"ok\":true,\"incident\":\"%s\",\"new_incident\":\"%s\"}\n",
+                          inc_id, own->id);
+            return;
+        }
     } else {
         rv = ld_action_close(e, inc, jget(&o, "disposition"), &who, err, sizeof err);
         if (rv == 0) {

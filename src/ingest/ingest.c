@@ -118,11 +118,13 @@ static void on_appended(void *arg, int status, const ld_append_result *res, size
             continue;
         }
         set_result(q, i, R_ACCEPTED, NULL);
-        q->res[i].incident_id = arena_strdup(&q->arena, iid);
-        ld_incident *inc;
-        if (ld_engine_open(in->engine, ev, res[k].stream_id, &inc) != 0)
+        ld_incident *inc = NULL;
+        int orv = ld_engine_open(in->engine, ev, res[k].stream_id, &inc);
+        if (orv != 0)
             ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is durable but its incident could not "
                       "be opened: out of memory", ev->event_id);
+        /* A duplicate report merged into an open incident answers with that one. */
+        q->res[i].incident_id = arena_strdup(&q->arena, orv == 0 && inc ? inc->id : iid);
     }
     if (status != 0)
         ld_log_rl(LD_WARN, "INGEST-RETRY", "%zu events answered RETRY_LATER: %s", n,

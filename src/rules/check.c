@@ -325,6 +325,9 @@ static int move_tables(rules_loader *L, ld_rules *r)
     L->nstrs = 0;
     r->set_ids = L->set_ids;
     L->set_ids = NULL;
+    r->merges = L->merges;
+    r->nmerges = L->nmerges;
+    L->merges = NULL;
     r->str_used = L->str_used;
     r->default_area = L->default_area;
     if (!(r->area_of = malloc((size_t)r->nstrs + 1))) return LD_ENOMEM;

@@ -235,6 +235,15 @@ static int route_ok(const ld_rules *r, const ld_route *rt, const ld_match_input 
     return 1;
 }
 
+int ld_rules_route_matches(const ld_rules *r, const ld_route *rt, const ld_match_input *in)
+{
+    if (rt->kind != LD_KIND_ANY && rt->kind != in->kind) return 0;
+    if (rt->categories &&
+        !(in->category > 0 && in->category < 64 && (rt->categories >> in->category & 1)))
+        return 0;
+    return route_ok(r, rt, in);
+}
+
 size_t ld_rules_match(const ld_rules *r, const ld_match_input *in, const ld_route **out,
                       size_t max)
 {

@@ -322,6 +322,7 @@ static void loader_fini(rules_loader *L)
     free(L->area_defs);
     free(L->rosters);
     free(L->keys);
+    free(L->merges);
     free(L->holidays);
     free(L->makeup);
 }
@@ -340,6 +341,7 @@ void ld_rules_free(ld_rules *r)
     free(r->makeup);
     rules__free_index(r);
     free(r->rosters);
+    free(r->merges);
     free(r->departments);
     free(r->terminals);
     free(r->routes);

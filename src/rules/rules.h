@@ -141,6 +141,17 @@ typedef struct ld_route {
     int ndispatch;
 } ld_route;
 
+/* A merge rule: an event it matches joins an open incident of the same kind,
+ * category and status opened within <window_ms>, within <distance_m> metres,
+ * instead of opening its own (duplicate calls about one fire). */
+typedef struct ld_merge_rule {
+    char name[64];
+    char where[160];        /* "rules.yaml:3:5" */
+    ld_route match;         /* the conditions; its dispatch is unused */
+    double distance_m;
+    uint64_t window_ms;
+} ld_merge_rule;
+
 typedef struct ld_rules {
     ld_department *departments;
     int ndepartments;
@@ -172,6 +183,9 @@ typedef struct ld_rules {
 
     ld_roster *rosters;
     int nrosters;
+
+    ld_merge_rule *merges;
+    int nmerges;
 } ld_rules;
 
 /* What matching looks at, read from an event once (ld_rules_input). Enum
@@ -220,6 +234,10 @@ uint64_t ld_rules_deadline(const ld_rules *r, const ld_dispatch_def *d, int leg,
  * "2026-11-23 20:15", "2026-11-23T20:15:30" or a date alone (midnight),
  * into epoch ms. Returns 0, or LD_EINVAL. */
 int ld_rules_parse_time(const ld_rules *r, const char *s, uint64_t *ms);
+
+/* ld_rules_route_matches says whether the conditions of <rt> (kind and
+ * category included) hold for <in>. No allocation. */
+int ld_rules_route_matches(const ld_rules *r, const ld_route *rt, const ld_match_input *in);
 
 /* ld_rules_on_duty returns the terminal that holds level 0 of <dept> at
  * <now_ms>: the override in force, else the shift, else (no roster) level

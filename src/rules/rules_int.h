@@ -113,6 +113,9 @@ typedef struct rules_loader {
     rules_key_def *keys;        /* terminal_keys (keys.c) */
     int nkeys, cap_keys;
 
+    ld_merge_rule *merges;
+    int nmerges, cap_merges;
+
     rules_pos departments_at;   /* first top-level `departments:` key seen */
     int unread;                 /* files that could not be read, parsed or used */
     int nomem;                  /* an allocation failed; the load fails */

@@ -1453,6 +1453,95 @@ static void set_rosters(rctx *c, const slot *s)
     }
 }
 
+/* ---- merge rules ------------------------------------------------------------
+ * merge:
+ *   - name: duplicate-calls
+ *     match: { kind: call }
+ *     distance: 300          metres
+ *     window: 10m */
+
+typedef struct merge_b {
+    char name[64];
+    match_b match;
+    uint32_t distance;
+    uint64_t window_ms;
+} merge_b;
+
+/* A distance in whole metres: 1 to 100000. */
+static void set_metres(rctx *c, const slot *s)
+{
+    const char *v = scalar(c, s);
+    uint32_t n = 0;
+    if (!v) return;
+    size_t len = strlen(v);
+    if (len && len > 1 && strcmp(v + len - 1, "m") == 0) len--;
+    if (len == 0 || len > 6 || strspn(v, "0123456789") != len ||
+        (n = (uint32_t)strtoul(v, NULL, 10)) == 0 || n > 100000) {
+        rules__error(c->L, &s->at, "'%s' must be whole metres from 1 to 100000, not '%s'",
+                     s->k->name, v);
+        return;
+    }
+    *(uint32_t *)s->field = n;
+}
+
+enum { MG_NAME, MG_MATCH, MG_DISTANCE, MG_WINDOW, MG_NKEYS };
+static const key_def merge_keys[MG_NKEYS] = {
+    [MG_NAME] = {"name", set_name, FIELD(merge_b, name), 1},
+    [MG_MATCH] = {"match", set_match, FIELD(merge_b, match), 0},
+    [MG_DISTANCE] = {"distance", set_metres, FIELD(merge_b, distance), 1},
+    [MG_WINDOW] = {"window", set_duration, FIELD(merge_b, window_ms), 1},
+};
+static const key_table merge_table = {
+    .what = "merge rule", .in = "in merge rule", .keys = merge_keys, .n = MG_NKEYS,
+};
+
+static void set_merges(rctx *c, const slot *s)
+{
+    rules_loader *L = c->L;
+    if (!fy_node_is_sequence(s->v)) {
+        rules__error(L, &s->at, "'merge' must be a list of merge rules");
+        return;
+    }
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(s->v, &it)) != NULL) {
+        if (L->nmerges == L->cap_merges) {
+            int ncap = L->cap_merges ? L->cap_merges * 2 : 8;
+            void *nv = realloc(L->merges, (size_t)ncap * sizeof *L->merges);
+            if (!nv) {
+                L->nomem = 1;
+                return;
+            }
+            L->merges = nv;
+            L->cap_merges = ncap;
+        }
+        route_b *b = calloc(1, sizeof *b); /* large: off the stack */
+        merge_b *m = calloc(1, sizeof *m);
+        rules_pos at[MG_NKEYS], item_at = pos_of(c, item, &s->at);
+        if (!b || !m) {
+            free(b);
+            free(m);
+            L->nomem = 1;
+            return;
+        }
+        walk(c, item, &item_at, &merge_table, m, at, NULL);
+        ld_merge_rule *o = &L->merges[L->nmerges++];
+        memset(o, 0, sizeof *o);
+        memcpy(o->name, m->name, sizeof o->name);
+        rules__where(&item_at, o->where, sizeof o->where);
+        b->match = m->match;
+        compile_match(c, b, &o->match);
+        memcpy(o->match.name, m->name, sizeof o->match.name);
+        o->distance_m = m->distance;
+        o->window_ms = m->window_ms;
+        if (m->window_ms > 24ull * 3600 * 1000)
+            rules__error(L, &at[MG_WINDOW], "'window' must be at most 1d: merging is for "
+                         "duplicate reports of one event");
+        free(b);
+        free(m);
+    }
+}
+
 /* ---- calendar ---------------------------------------------------------------
  * calendar:
  *   utc_offset: "+08:00"                     local time for time-of-day, days, dates
@@ -1577,7 +1666,8 @@ static void set_terminal_keys(rctx *c, const slot *s)
     }
 }
 
-enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_KEYS, TOP_NKEYS };
+enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_KEYS, TOP_MERGE,
+       TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
     [TOP_ROUTES] = {"routes", set_routes, 0, 0, 0},
@@ -1585,6 +1675,7 @@ static const key_def top_keys[TOP_NKEYS] = {
     [TOP_CALENDAR] = {"calendar", set_calendar, 0, 0, 0},
     [TOP_ROSTERS] = {"rosters", set_rosters, 0, 0, 0},
     [TOP_KEYS] = {"terminal_keys", set_terminal_keys, 0, 0, 0},
+    [TOP_MERGE] = {"merge", set_merges, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,
