@@ -483,7 +483,6 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
         memset(t, 0, sizeof *t); /* grow() does not zero: drill and has_key start off */
         memcpy(t->id, b->terms.id[i], sizeof t->id);
         t->dept = L->ndepts;
-        t->drill = 0; /* the array grows by realloc: set every field */
         L->term_at[L->nterms++] = b->terms.at[i];
     }
     if (grow(L, (void **)&L->depts, sizeof *L->depts, (void **)&L->dept_at, sizeof *L->dept_at,
