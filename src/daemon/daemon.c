@@ -18,6 +18,7 @@
 #include "daemon/notify.h"
 #include "dispatch/dispatch.h"
 #include "engine/engine.h"
+#include "audit/audit.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "rules/rules.h"
@@ -35,6 +36,7 @@ typedef struct daemon {
     ld_dispatch dispatch;
     ld_recovery recovery;
     ld_http *http;
+    ld_audit audit;
     uint64_t rules_loaded_at, reload_attempt_at, reloads, reload_failures;
     int last_reload_ok;
     ld_notify notify;
@@ -93,6 +95,7 @@ static void flush_dirty(daemon *d)
     /* While Redis is away, records stay dirty and are written when it returns. */
     if (!ld_store_up(&d->store)) return;
     ld_engine_take_dirty(&d->engine, write_incident, d);
+    ld_audit_flush(&d->audit);
     if (strcmp(d->mark, d->engine.last_opened) != 0) {
         ld_store_put_mark(&d->store, d->engine.last_opened);
         memcpy(d->mark, d->engine.last_opened, sizeof d->mark);
@@ -451,9 +454,16 @@ static int open_http(daemon *d)
                            &d->clock, http_status, d, http_reload};
     int rv = ld_http_open(&d->http, &cfg, &src);
     if (rv != 0) return rv;
-    d->engine.hooks.observe = ld_http_observe;
-    d->engine.hooks.observe_ctx = d->http;
     return 0;
+}
+
+/* observe hands every state change of the engine to the audit trail and,
+ * with --http, to the metrics and the board. */
+static void observe(void *arg, const ld_observation *ob)
+{
+    daemon *d = arg;
+    ld_audit_observe(&d->audit, ob);
+    if (d->http) ld_http_observe(d->http, ob);
 }
 
 static int load_rules(daemon *d)
@@ -556,7 +566,9 @@ int ld_daemon_run(const ld_options *o)
     ld_clock_init_real(&d->clock, o->time_scale);
     ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed,
                              .listening = ld_dispatch_listening, .wake = ld_dispatch_wake,
-                             .fence = fence_escalation, .fence_ctx = d};
+                             .fence = fence_escalation, .fence_ctx = d,
+                             .observe = observe, .observe_ctx = d};
+    ld_audit_init(&d->audit, &d->store, &d->engine);
     if (ld_engine_init(&d->engine, d->rules, &d->clock, &hooks) != 0) {
         code = EX_OSERR;
         goto out;
@@ -614,6 +626,7 @@ int ld_daemon_run(const ld_options *o)
     if (code == EX_OK) summary(d);
 out:
     ld_http_free(d->http);
+    ld_audit_fini(&d->audit);
     ld_dispatch_fini(&d->dispatch);
     ld_engine_fini(&d->engine);
     if (uv_loop_close(&d->loop) != 0) ld_log(LD_WARN, "LOOP", "handles left open at exit");

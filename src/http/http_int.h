@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/buf.h"
+#include "core/buf.h"
 #include "http/http.h"
 #include "http/metrics.h"
 

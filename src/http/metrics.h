@@ -16,7 +16,7 @@
 #include "core/hist.h"
 #include "core/map.h"
 #include "engine/engine.h"
-#include "http/buf.h"
+#include "core/buf.h"
 
 #define LD_CHAIN_MAX (2 * LD_MAX_LEVELS)
 #define LD_PROM_BUCKETS 15

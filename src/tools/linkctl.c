@@ -16,6 +16,7 @@ static const struct command {
     {"check", ctl_check_main, "validate a rules directory, like linkd --check"},
     {"test-rules", ctl_test_rules_main, "run rule tests: sample events and expected outcomes"},
     {"keygen", ctl_keygen_main, "create a terminal's key pair for signed hellos"},
+    {"audit", ctl_audit_main, "print an incident's audit trail from Redis and verify its hash chain"},
 };
 
 static void usage(FILE *out)

@@ -42,6 +42,7 @@ typedef struct ctl_hello {
 } ctl_hello;
 int ctl_load_secret(const char *path, uint8_t sk[64]);
 void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64]);
+int ctl_audit_main(int argc, char **argv);
 
 /* ---- messages ------------------------------------------------------------ */
 

@@ -1,10 +1,10 @@
-/* buf.h: a growable byte buffer for HTTP responses and WebSocket messages.
+/* buf.h: a growable byte buffer (HTTP answers, WebSocket messages, audit lines).
  *
  * Appends never fail visibly: on out-of-memory the buffer remembers it
  * (oom = 1) and ignores later appends, so a renderer writes straight through
  * and the caller checks once at the end. Loop thread only. */
-#ifndef LD_HTTP_BUF_H
-#define LD_HTTP_BUF_H
+#ifndef LD_CORE_BUF_H
+#define LD_CORE_BUF_H
 
 #include <stddef.h>
 #include <stdint.h>

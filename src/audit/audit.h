@@ -1,0 +1,64 @@
+/* audit.h: the tamper-evident trail of every incident's state changes.
+ *
+ * Each change the engine reports (ld_observation) becomes one JSON line
+ * appended to the Redis list ld:audit:<incident id>:
+ *
+ *   {"n":3,"at":...,"kind":"task_escalated","task":"fire","level":1,...,
+ *    "prev":"<64 hex>","hash":"<64 hex>"}
+ *
+ * hash = SHA-256(prev + "\n" + the line up to ,"prev":), and prev is the
+ * previous entry's hash (64 zeros for n = 1): changing, removing or
+ * reordering an entry breaks the chain from there on (`linkctl audit`
+ * checks it). It does not stop someone who can rewrite the whole list;
+ * anchor the last hash elsewhere for that.
+ *
+ * The loop keeps each open incident's last hash; after a restart it reads
+ * the tail back from Redis before appending. Lines wait in an ordered queue
+ * and are written when Redis is up; one the connection lost is sent again
+ * in its place, so a line may reach Redis twice in a row (the checker
+ * takes an identical repeat as such). A closed incident's trail expires
+ * with its record (90 days). Loop thread only. */
+#ifndef LD_AUDIT_AUDIT_H
+#define LD_AUDIT_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/list.h"
+#include "core/map.h"
+#include "core/pool.h"
+#include "engine/engine.h"
+
+struct ld_store;
+
+#define LD_AUDIT_LINE_MAX 768
+#define LD_AUDIT_QUEUE_MAX 1000000   /* lines waiting for Redis before new ones are dropped */
+#define LD_AUDIT_KEEP_S (90 * 24 * 3600)
+
+typedef struct ld_audit_stats {
+    uint64_t appended, written, resent, dropped, tail_reads;
+} ld_audit_stats;
+
+typedef struct ld_audit {
+    struct ld_store *store;
+    const ld_engine *engine;
+    ld_map tails;                /* incident id -> its chain's tail */
+    ld_pool entries, tail_pool;
+    ld_list queue;               /* lines in order: waiting for a tail, queued, sent */
+    size_t queued;
+    ld_audit_stats stats;
+} ld_audit;
+
+void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e);
+void ld_audit_fini(ld_audit *a);
+/* ld_audit_observe turns a change into a line (hashed now if the tail is known). */
+void ld_audit_observe(ld_audit *a, const ld_observation *o);
+/* ld_audit_flush sends what waits, if Redis is up; once per write-behind tick. */
+void ld_audit_flush(ld_audit *a);
+
+/* ld_audit_line_check verifies one line against <prev> (64 hex): 0 if its
+ * hash is right and it links to <prev>; its hash goes to <hash>. */
+int ld_audit_line_check(const char *line, size_t len, const char *prev, char hash[65],
+                        char *why, size_t why_len);
+
+#endif
