@@ -93,13 +93,12 @@ static void seal(audit_tail *t, audit_entry *e)
     int w = snprintf(n, sizeof n, "{\"n\":%llu,", (unsigned long long)(t->n + 1));
     /* The body was built after a 1-byte "{" placeholder; put the number in front. */
     size_t body = e->len - 1;
-    if ((size_t)w + body + 150 > sizeof e->line) body = sizeof e->line - 150 - (size_t)w;
+    if ((size_t)w + body + 80 > sizeof e->line) body = sizeof e->line - 80 - (size_t)w;
     memmove(e->line + w, e->line + 1, body);
     memcpy(e->line, n, (size_t)w);
     size_t len = (size_t)w + body;
     chain_hash(t->hash, e->line, len, hash);
-    len += (size_t)snprintf(e->line + len, sizeof e->line - len, ",\"prev\":\"%s\",\"hash\":\"%s\"}",
-                            t->hash, hash);
+    len += (size_t)snprintf(e->line + len, sizeof e->line - len, ",\"hash\":\"%s\"}", hash);
     e->len = (uint16_t)len;
     memcpy(t->hash, hash, sizeof hash);
     t->n++;
@@ -274,20 +273,37 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
 
 /* ---- writing ------------------------------------------------------------------------ */
 
+/* Consecutive lines of one incident go in one RPUSH (an incident's opening
+ * and its dispatches come together), pipelined with the rest; a command the
+ * connection lost is sent again whole, in its place. */
+#define GROUP_MAX 64
+
+typedef struct audit_group {
+    ld_audit *a;
+    size_t n;
+    audit_entry *v[GROUP_MAX];
+} audit_group;
+
 static void on_written(void *arg, redisReply *r)
 {
-    audit_entry *e = arg;
-    ld_audit *a = e->a;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        /* Sent again in its place, after its predecessors. */
-        e->state = E_QUEUED;
-        a->stats.resent++;
-        return;
+    audit_group *g = arg;
+    ld_audit *a = g->a;
+    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (!ok && r && r->type == REDIS_REPLY_ERROR)
+        ld_log_rl(LD_ERR, "AUDIT-WRITE", "redis refused %zu audit lines: %s", g->n, r->str);
+    for (size_t i = 0; i < g->n; i++) {
+        audit_entry *e = g->v[i];
+        if (!ok) {
+            e->state = E_QUEUED;
+            continue;
+        }
+        ld_list_remove(&e->link);
+        a->queued--;
+        ld_pool_put(&a->entries, e);
     }
-    ld_list_remove(&e->link);
-    a->queued--;
-    a->stats.written++;
-    ld_pool_put(&a->entries, e);
+    if (ok) a->stats.written += g->n;
+    else a->stats.resent += g->n;
+    free(g);
 }
 
 static void on_expire(void *arg, redisReply *r)
@@ -296,33 +312,49 @@ static void on_expire(void *arg, redisReply *r)
     (void)r; /* a lost EXPIRE only keeps a closed trail longer */
 }
 
-static int closing_line(const audit_entry *e)
+static int send_group(ld_audit *a, audit_group *g)
 {
-    return strstr(e->line, "\"kind\":\"incident_closed\"") != NULL;
+    const char *argv[2 + GROUP_MAX];
+    size_t lens[2 + GROUP_MAX];
+    int closes = 0;
+    argv[0] = "RPUSH", lens[0] = 5;
+    argv[1] = g->v[0]->key, lens[1] = strlen(g->v[0]->key);
+    for (size_t i = 0; i < g->n; i++) {
+        argv[2 + i] = g->v[i]->line, lens[2 + i] = g->v[i]->len;
+        closes |= strstr(g->v[i]->line, "\"kind\":\"incident_closed\"") != NULL;
+    }
+    if (ld_store_commandv(a->store, on_written, g, (int)(2 + g->n), argv, lens) != 0) return -1;
+    for (size_t i = 0; i < g->n; i++) g->v[i]->state = E_SENT;
+    if (closes) {
+        char ttl[24];
+        snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
+        const char *ex[] = {"EXPIRE", argv[1], ttl};
+        size_t exl[] = {6, lens[1], strlen(ttl)};
+        ld_store_commandv(a->store, on_expire, NULL, 3, ex, exl);
+    }
+    return 0;
 }
 
 void ld_audit_flush(ld_audit *a)
 {
-    if (!ld_store_up(a->store)) return;
+    if (!ld_store_up(a->store) || !a->queued) return;
+    audit_group *g = NULL;
     for (ld_list *l = a->queue.next; l != &a->queue; l = l->next) {
         audit_entry *e = ld_container_of(l, audit_entry, link);
-        if (e->state == E_WAITING) {
-            if (e->tail->state == TAIL_UNKNOWN) read_tail(a, e->tail);
-            continue;
-        }
+        if (e->state == E_WAITING && e->tail->state == TAIL_UNKNOWN) read_tail(a, e->tail);
         if (e->state != E_QUEUED) continue;
-        const char *argv[] = {"RPUSH", e->key, e->line};
-        size_t lens[] = {5, strlen(e->key), e->len};
-        if (ld_store_commandv(a->store, on_written, e, 3, argv, lens) != 0) return;
-        e->state = E_SENT;
-        if (closing_line(e)) {
-            char ttl[24];
-            snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
-            const char *ex[] = {"EXPIRE", e->key, ttl};
-            size_t exl[] = {6, strlen(e->key), strlen(ttl)};
-            ld_store_commandv(a->store, on_expire, NULL, 3, ex, exl);
+        if (g && (g->n == GROUP_MAX || strcmp(g->v[0]->key, e->key) != 0)) {
+            if (send_group(a, g) != 0) break;
+            g = NULL;
         }
+        if (!g) {
+            if (!(g = malloc(sizeof *g))) return;
+            g->a = a;
+            g->n = 0;
+        }
+        g->v[g->n++] = e;
     }
+    if (g && (!g->n || send_group(a, g) != 0)) free(g);
 }
 
 /* ---- checking ----------------------------------------------------------------------- */
@@ -330,27 +362,21 @@ void ld_audit_flush(ld_audit *a)
 int ld_audit_line_check(const char *line, size_t len, const char *prev, char hash[65],
                         char *why, size_t why_len)
 {
-    static const char tag[] = ",\"prev\":\"";
-    const char *p = NULL;
-    for (const char *s = line; (s = strstr(s, tag)) && s < line + len; s++) p = s;
-    if (!p || (size_t)(line + len - p) < sizeof tag - 1 + 64 + 10 + 64 + 2 ||
-        strncmp(p + sizeof tag - 1 + 64, "\",\"hash\":\"", 10) != 0) {
-        snprintf(why, why_len, "not an audit line (no prev/hash)");
+    static const char tag[] = ",\"hash\":\"";
+    const size_t tl = sizeof tag - 1;
+    if (len < tl + 64 + 2 || memcmp(line + len - 2 - 64 - tl, tag, tl) != 0 ||
+        memcmp(line + len - 2, "\"}", 2) != 0) {
+        snprintf(why, why_len, "not an audit line (no hash at its end)");
         return LD_EPARSE;
     }
-    const char *lprev = p + sizeof tag - 1, *lhash = lprev + 64 + 10;
+    const char *lhash = line + len - 2 - 64;
     memcpy(hash, lhash, 64);
     hash[64] = '\0';
-    if (strncmp(lprev, prev, 64) != 0) {
-        snprintf(why, why_len, "prev %.12s... is not the previous entry's hash %.12s...", lprev,
-                 prev);
-        return LD_ESTATE;
-    }
     char want[65];
-    chain_hash(prev, line, (size_t)(p - line), want);
+    chain_hash(prev, line, (size_t)(lhash - tl - line), want);
     if (strncmp(want, lhash, 64) != 0) {
-        snprintf(why, why_len, "hash %.12s... does not match the content (%.12s...): the entry "
-                 "was changed", lhash, want);
+        snprintf(why, why_len, "hash %.12s... does not match: this entry was changed, or one "
+                 "before it removed or moved", lhash);
         return LD_ESTATE;
     }
     return 0;

@@ -4,10 +4,10 @@
  * appended to the Redis list ld:audit:<incident id>:
  *
  *   {"n":3,"at":...,"kind":"task_escalated","task":"fire","level":1,...,
- *    "prev":"<64 hex>","hash":"<64 hex>"}
+ *    "hash":"<64 hex>"}
  *
- * hash = SHA-256(prev + "\n" + the line up to ,"prev":), and prev is the
- * previous entry's hash (64 zeros for n = 1): changing, removing or
+ * hash = SHA-256(prev + "\n" + the line up to ,"hash":), where prev is the
+ * previous line's hash (64 zeros for n = 1): changing, removing or
  * reordering an entry breaks the chain from there on (`linkctl audit`
  * checks it). It does not stop someone who can rewrite the whole list;
  * anchor the last hash elsewhere for that.
@@ -33,7 +33,7 @@ struct ld_store;
 
 #define LD_AUDIT_LINE_MAX 768
 #define LD_AUDIT_QUEUE_MAX 1000000   /* lines waiting for Redis before new ones are dropped */
-#define LD_AUDIT_KEEP_S (90 * 24 * 3600)
+#define LD_AUDIT_KEEP_S 7776000        /* 90 days, seconds: a closed trail lives as its record */
 
 typedef struct ld_audit_stats {
     uint64_t appended, written, resent, dropped, tail_reads;
@@ -56,8 +56,9 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o);
 /* ld_audit_flush sends what waits, if Redis is up; once per write-behind tick. */
 void ld_audit_flush(ld_audit *a);
 
-/* ld_audit_line_check verifies one line against <prev> (64 hex): 0 if its
- * hash is right and it links to <prev>; its hash goes to <hash>. */
+/* ld_audit_line_check verifies one line that follows a line hashed <prev>
+ * (64 hex; zeros for the first): 0 if its hash is right. Its hash goes to
+ * <hash> either way, so the check goes on from there. */
 int ld_audit_line_check(const char *line, size_t len, const char *prev, char hash[65],
                         char *why, size_t why_len);
 
