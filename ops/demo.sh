@@ -141,8 +141,9 @@ for attempt in 1 2 3; do
   INGEST="tcp://127.0.0.1:$(free_port)"
   TERMINALS="tcp://127.0.0.1:$(free_port)"
   FEED="tcp://127.0.0.1:$(free_port)"
+  HTTP="127.0.0.1:$(free_port)"
   "$BIN/linkd" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" \
-    --ingest "$INGEST" --terminals "$TERMINALS" --feed "$FEED" \
+    --ingest "$INGEST" --terminals "$TERMINALS" --feed "$FEED" --http "$HTTP" \
     --time-scale "$TIME_SCALE" --log-format text 2>"$VAR/linkd.log" &
   LINKD_PID=$!
   PIDS+=("$LINKD_PID")
@@ -158,6 +159,7 @@ for attempt in 1 2 3; do
   die "linkd did not become ready (exit $rc)"
 done
 echo "linkd pid $LINKD_PID: intake $INGEST, terminals $TERMINALS, feed $FEED (log: var/demo/linkd.log)"
+echo "live board: http://$HTTP/  (also /metrics, /readyz, /api/incidents; open it in a browser now)"
 grep READY "$VAR/linkd.log" | sed 's/^/   /'
 
 heading "4/6 Live feed and on-duty terminals"

@@ -332,4 +332,18 @@ Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = 
     cr_expect_str_eq(v, "done: extend");
 
     save_screenshot(LD_BINARY_DIR "/board.png");
+
+    /* A board client that sends an oversized message is closed with 1009. */
+    char *r = wd_session("POST", "/execute/async",
+                         "{\"script\":\"const cb = arguments[arguments.length - 1];"
+                         "const ws = new WebSocket('ws://' + location.host + '/', 'linkd-board');"
+                         "ws.onopen = () => ws.send('x'.repeat(10000));"
+                         "ws.onclose = (e) => cb(String(e.code));\",\"args\":[]}");
+    ldh_check(&env, r && json_string(r, "value", v, sizeof v), "no answer from the page");
+    cr_expect_str_eq(v, "1009", "an oversized message must close the client with 1009");
+    free(r);
+    ldh_http_reply m;
+    ldh_check(&env, ldh_http(http_port, "GET", "/metrics", NULL, NULL, &m) == 0, "no metrics");
+    cr_expect_eq(ldh_metric(m.body, "linkd_websocket_frames_too_large_total"), 1);
+    ldh_http_reply_free(&m);
 }
