@@ -43,6 +43,7 @@ typedef struct ws_client {
     size_t off;                   /* bytes of q[0] sent */
     int need_snapshot;
     size_t rx_len;                /* bytes of the incoming message so far */
+    int too_big;                  /* over max_ws_frame: dropped, then closed with 1009 */
     int linked;
 } ws_client;
 
@@ -432,10 +433,16 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     case LWS_CALLBACK_RECEIVE:
         /* The board only listens; a client message is bounded and ignored. */
         c->rx_len += len;
-        if (c->rx_len > h->cfg.max_ws_frame) {
+        if (c->rx_len > h->cfg.max_ws_frame && !c->too_big) {
+            c->too_big = 1;
             h->stats.ws_frames_too_large++;
             ld_log_rl(LD_WARN, "HTTP-WS-TOOBIG", "board client sent a message over %zu bytes: "
                       "closing it", h->cfg.max_ws_frame);
+        }
+        /* The rest of an oversized message is read and dropped (up to a bound),
+         * so the close frame reaches the client instead of a reset. */
+        if (c->too_big && (lws_is_final_fragment(wsi) ||
+                           c->rx_len > h->cfg.max_ws_frame + DISCARD_MAX)) {
             lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                              (unsigned char *)"message too large", 17);
             return -1;
