@@ -36,13 +36,22 @@ typedef struct ld_auth {
 /* ld_auth_init prepares libsodium; returns 0 or LD_EIO. */
 int ld_auth_init(ld_auth *a);
 
-/* ld_auth_check verifies <h> for terminal <t> (id <id>) at wall time <now_ms>.
+/* The two kinds of hello sign different bytes, so one can never pass for the other. */
+#define LD_HELLO_TERMINAL "linkd-hello-v1"
+#define LD_HELLO_SOURCE "linkd-source-hello-v1"
+
+/* ld_auth_check verifies <h> for terminal <t> at wall time <now_ms>.
  * Returns 0, or LD_EPERM with a sentence for the terminal in <why>. */
 int ld_auth_check(ld_auth *a, const ld_terminal_def *t, const Linkd__V1__TerminalHello *h,
                   int64_t now_ms, char *why, size_t len);
+/* ld_auth_check_source does the same for a producer's SourceHello. */
+int ld_auth_check_source(ld_auth *a, const ld_source_key *k, const Linkd__V1__SourceHello *h,
+                         int64_t now_ms, char *why, size_t len);
 
-/* ld_auth_message writes the signed bytes of a hello into <buf> (at least
- * 64 + strlen(id) bytes) and returns their length. Clients use it too. */
-size_t ld_auth_message(uint8_t *buf, const char *id, int64_t ts_ms, const uint8_t *nonce);
+/* ld_auth_message writes the signed bytes of a hello (<tag> is one of the
+ * LD_HELLO_* above) into <buf> (at least 48 + strlen(id) bytes) and returns
+ * their length. Clients use it too. */
+size_t ld_auth_message(uint8_t *buf, const char *tag, const char *id, int64_t ts_ms,
+                       const uint8_t *nonce);
 
 #endif

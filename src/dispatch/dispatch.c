@@ -295,6 +295,11 @@ static int authorized(ld_dispatch *d, ld_rep_ctx *c, int term, const Linkd__V1__
     const ld_terminal_def *t = &d->engine->rules->terminals[term];
     term_slot *s = &d->slots[term];
     char why[256];
+    if (d->auth_rules != d->engine->rules) {
+        /* A reload may have changed keys: every terminal proves itself again. */
+        for (int i = 0; i < d->nslots; i++) d->slots[i].auth_pipe = 0;
+        d->auth_rules = d->engine->rules;
+    }
     if (!t->has_key) return 1;
     if (!p->hello) {
         if (pipe && s->auth_pipe == pipe) return 1;

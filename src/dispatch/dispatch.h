@@ -64,6 +64,7 @@ typedef struct ld_dispatch {
     uint64_t offline_after_ms;
     ld_dispatch_stats stats;
     ld_auth auth;           /* terminals' signed hellos (auth.h) */
+    const void *auth_rules; /* the rule set the slots' bindings were made under */
 } ld_dispatch;
 
 /* ld_dispatch_open listens for terminals on <terminals_url> and publishes the

@@ -26,6 +26,7 @@ typedef struct ingest_req {
     size_t n;
     size_t *valid;          /* indexes of events sent to Redis */
     size_t nvalid;
+    int need_hello;         /* some events were refused for want of a valid hello */
 } ingest_req;
 
 static char *arena_strdup(ld_arena *a, const char *s)
@@ -65,6 +66,8 @@ static void answer(ingest_req *q)
     linkd__v1__ingest_reply__init(&reply);
     reply.n_results = q->n;
     reply.results = q->resp;
+    if (q->need_hello) reply.has_hello_required = reply.hello_required = 1;
+    q->need_hello = 0;
     nng_msg *m = ld_msg_from_pb(&reply.base);
     if (!m) ld_log_rl(LD_ERR, "INGEST-NOMEM", "cannot allocate a reply of %zu results", q->n);
     ld_rep_reply(q->c, m);
@@ -137,6 +140,8 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     ld_ingest *in = rep->user;
     ingest_req *q = c->user;
     size_t len = nng_msg_len(msg);
+    int pipe_id = nng_pipe_id(nng_msg_get_pipe(msg));
+    uint32_t pipe = pipe_id > 0 ? (uint32_t)pipe_id : 0;
     in->stats.requests++;
     if (len > in->max_msg) {
         /* NNG let it in (up to twice the limit) so that it gets an answer. */
@@ -169,6 +174,12 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     in->stats.events += q->n;
     uint64_t now = ld_wall_ms();
     q->nvalid = 0;
+    const ld_rules *rules = in->engine->rules;
+    char hello_why[256] = "";
+    if (q->req->hello &&
+        ld_source_auth_hello(&in->sources, rules, q->req->hello, pipe, (int64_t)now, hello_why,
+                             sizeof hello_why) != 0)
+        ld_log_rl(LD_WARN, "SOURCE-AUTH", "hello refused: %s", hello_why);
     for (size_t i = 0; i < q->n; i++) {
         const Linkd__V1__Envelope *ev = q->req->events[i];
         linkd__v1__ingest_result__init(&q->res[i]);
@@ -189,6 +200,15 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
             ld_log_rl(LD_WARN, "INGEST-REJECT", "event %.64s from %.64s rejected: %s",
                       ev->event_id ? ev->event_id : "(none)",
                       ev->source_id ? ev->source_id : "(none)", why);
+            continue;
+        }
+        if (!ld_source_auth_allows(&in->sources, rules, ev->source_id, pipe)) {
+            if (!hello_why[0])
+                snprintf(hello_why, sizeof hello_why, "source_id: '%.64s' must send a signed "
+                         "hello on this connection (its key is in the rules)", ev->source_id);
+            in->stats.rejected_by[LD_REJECT_UNAUTHENTICATED]++;
+            set_result(q, i, R_REJECTED, hello_why);
+            q->need_hello = 1;
             continue;
         }
         uint32_t wait_ms = 0;
@@ -235,6 +255,7 @@ int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
 {
     memset(in, 0, sizeof *in);
     ld_limiter_init(&in->limiter, source_rate, source_rate, 100000);
+    if (ld_source_auth_init(&in->sources) != 0) return LD_EIO;
     in->store = store;
     in->engine = engine;
     in->reqs = calloc(nctx, sizeof *in->reqs);
@@ -262,6 +283,7 @@ void ld_ingest_close(ld_ingest *in)
 {
     ld_rep_close(&in->rep);
     ld_limiter_fini(&in->limiter);
+    ld_source_auth_fini(&in->sources);
     for (size_t i = 0; i < in->nreqs; i++) ld_arena_fini(&in->reqs[i].arena);
     free(in->reqs);
     in->reqs = NULL;

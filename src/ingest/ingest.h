@@ -16,6 +16,7 @@
 #include "core/rep.h"
 #include "engine/engine.h"
 #include "ingest/limit.h"
+#include "ingest/sources.h"
 #include "store/store.h"
 #include "wire/wire.h"
 
@@ -40,6 +41,7 @@ typedef struct ld_ingest {
     size_t max_msg;         /* --max-message: larger requests are answered oversize */
     const char *hold;       /* non-NULL: answer valid events RETRY_LATER with this reason */
     ld_limiter limiter;     /* per source */
+    ld_source_auth sources; /* producers' signed hellos (source_keys) */
     ld_ingest_stats stats;
 } ld_ingest;
 

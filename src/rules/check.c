@@ -361,7 +361,7 @@ int rules__check(rules_loader *L, ld_rules *r)
     if (L->unread) return LD_ERULES;
     if ((rv = resolve_routes(L, r)) != 0) return rv;
     if ((rv = resolve_rosters(L, r)) != 0) return rv;
-    rules__resolve_keys(L, r);
+    if ((rv = rules__resolve_keys(L, r)) != 0) return rv;
 
     ld_department *cmd = ld_map_get(&r->dept_by_id, "command");
     if (!cmd)

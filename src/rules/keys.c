@@ -1,10 +1,13 @@
-/* keys.c: terminal_keys, the public keys terminals prove themselves with.
+/* keys.c: terminal_keys and source_keys, the public keys terminals and
+ * producers prove themselves with.
  *
  *   terminal_keys:
  *     fire-duty: ed25519:0B3q4...=     # linkctl keygen prints this line
+ *   source_keys:
+ *     cad-haizhu: ed25519:9xQ...=
  *
- * A terminal listed here must send a signed hello before linkd serves it
- * (src/dispatch/auth.c); one not listed is served as before. */
+ * A terminal or source listed here must send a signed hello before linkd
+ * serves it (src/dispatch/auth.c); one not listed is served as before. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,26 +17,28 @@
 #include "core/map.h"
 #include "rules/rules_int.h"
 
-void rules__add_key(rules_loader *L, const char *terminal, const char *value,
+void rules__add_key(rules_loader *L, int source, const char *id, const char *value,
                     const rules_pos *key_at, const rules_pos *value_at)
 {
+    const char *terminal = id;
     static const char prefix[] = "ed25519:";
     uint8_t key[crypto_sign_PUBLICKEYBYTES];
     size_t len = 0;
     if (strncmp(value, prefix, sizeof prefix - 1) != 0) {
-        rules__error(L, value_at, "key of terminal '%s' must be 'ed25519:<base64>' (linkctl "
-                     "keygen prints it)", terminal);
+        rules__error(L, value_at, "key of %s '%s' must be 'ed25519:<base64>' (linkctl "
+                     "keygen prints it)", source ? "source" : "terminal", terminal);
         return;
     }
     const char *b64 = value + sizeof prefix - 1;
     if (sodium_base642bin(key, sizeof key, b64, strlen(b64), NULL, &len, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0 || len != sizeof key) {
-        rules__error(L, value_at, "key of terminal '%s' is not %zu bytes of base64", terminal,
-                     sizeof key);
+        rules__error(L, value_at, "key of %s '%s' is not %zu bytes of base64",
+                     source ? "source" : "terminal", terminal, sizeof key);
         return;
     }
     if (strlen(terminal) >= sizeof L->keys->terminal) {
-        rules__error(L, key_at, "terminal id '%.48s...' is too long", terminal);
+        rules__error(L, key_at, "%s id '%.48s...' is too long", source ? "source" : "terminal",
+                     terminal);
         return;
     }
     if (L->nkeys == L->cap_keys) {
@@ -47,15 +52,32 @@ void rules__add_key(rules_loader *L, const char *terminal, const char *value,
         L->cap_keys = cap;
     }
     rules_key_def *k = &L->keys[L->nkeys++];
+    k->source = source;
     strcpy(k->terminal, terminal);
     memcpy(k->key, key, sizeof key);
     k->at = *key_at;
 }
 
-void rules__resolve_keys(rules_loader *L, ld_rules *r)
+int rules__resolve_keys(rules_loader *L, ld_rules *r)
 {
+    int nsources = 0;
+    for (int i = 0; i < L->nkeys; i++) nsources += L->keys[i].source;
+    ld_map_init(&r->source_by_id);
+    if (nsources && !(r->sources = calloc((size_t)nsources, sizeof *r->sources)))
+        return LD_ENOMEM;
     for (int i = 0; i < L->nkeys; i++) {
         const rules_key_def *k = &L->keys[i];
+        if (k->source) {
+            if (ld_map_get(&r->source_by_id, k->terminal)) {
+                rules__error(L, &k->at, "source '%s' has a key already", k->terminal);
+                continue;
+            }
+            ld_source_key *s = &r->sources[r->nsources++];
+            strcpy(s->id, k->terminal);
+            memcpy(s->pubkey, k->key, sizeof s->pubkey);
+            if (ld_map_put(&r->source_by_id, s->id, s) != 0) return LD_ENOMEM;
+            continue;
+        }
         ld_terminal_def *d = ld_map_get(&r->term_by_id, k->terminal);
         if (!d) {
             const char *cands[512];
@@ -74,4 +96,5 @@ void rules__resolve_keys(rules_loader *L, ld_rules *r)
         memcpy(d->pubkey, k->key, sizeof d->pubkey);
         d->has_key = 1;
     }
+    return 0;
 }

@@ -332,6 +332,8 @@ void ld_rules_free(ld_rules *r)
     if (!r) return;
     ld_map_fini(&r->dept_by_id);
     ld_map_fini(&r->term_by_id);
+    ld_map_fini(&r->source_by_id);
+    free(r->sources);
     ld_map_fini(&r->str_ids);
     for (int i = 1; i < r->nstrs; i++) free(r->strs[i]);
     free(r->strs);

@@ -22,6 +22,7 @@
 #define LD_MAX_NUM 4        /* numeric conditions per route */
 #define LD_MAX_SHIFTS 16    /* shifts per roster */
 #define LD_MAX_OVERRIDES 64 /* overrides per roster */
+#define LD_SOURCE_KEY_ID 129 /* a source id (at most 128 bytes) and its NUL */
 
 enum ld_kind { LD_KIND_ANY = 0, LD_KIND_CALL, LD_KIND_SENSOR, LD_KIND_PETITION, LD_KIND_COUNT };
 /* The legs of a task, in the order of the wire's Leg values (minus one).
@@ -107,6 +108,13 @@ typedef struct ld_terminal_def {
     uint8_t pubkey[32];     /* its Ed25519 public key */
 } ld_terminal_def;
 
+/* A producer that must prove it is <id> (source_keys): its events are
+ * accepted only on a connection that sent a valid signed hello. */
+typedef struct ld_source_key {
+    char id[LD_SOURCE_KEY_ID];
+    uint8_t pubkey[32];
+} ld_source_key;
+
 typedef struct ld_dispatch_def {
     int dept;
     uint64_t leg_ms[LD_LEG_COUNT];  /* budget of each leg in the default area, from
@@ -164,6 +172,9 @@ typedef struct ld_rules {
     char dir[256];
     ld_map dept_by_id;      /* id -> ld_department*; keys are the ids above */
     ld_map term_by_id;      /* id -> ld_terminal_def* */
+    ld_source_key *sources; /* source_keys, with their index in source_by_id */
+    int nsources;
+    ld_map source_by_id;    /* id -> ld_source_key* */
 
     /* Interned values of district, grid and office names: one table for all. */
     ld_map str_ids;         /* value -> (void *)(id + 1); keys are strs[] */

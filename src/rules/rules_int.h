@@ -59,7 +59,8 @@ typedef struct rules_roster_aux {
 
 /* A terminal_keys entry as read; the terminal is looked up once every file is read. */
 typedef struct rules_key_def {
-    char terminal[48];
+    int source;                 /* 0: terminal_keys, 1: source_keys */
+    char terminal[LD_SOURCE_KEY_ID];  /* the terminal or source id */
     uint8_t key[32];
     rules_pos at;
 } rules_key_def;
@@ -158,11 +159,13 @@ int rules__day_of(const char *s, size_t len, int32_t *day);
  * a likely typo. */
 const char *rules__suggest(const char *word, const char *const *cands, size_t n);
 
-/* keys.c: rules__add_key reads one terminal_keys entry; rules__resolve_keys
- * gives each listed terminal its key, once every file is read. */
-void rules__add_key(rules_loader *L, const char *terminal, const char *value,
+/* keys.c: rules__add_key reads one terminal_keys (source 0) or source_keys
+ * (source 1) entry; rules__resolve_keys gives each listed terminal its key
+ * and builds the table of keyed sources, once every file is read
+ * (0 or LD_ENOMEM). */
+void rules__add_key(rules_loader *L, int source, const char *id, const char *value,
                     const rules_pos *key_at, const rules_pos *value_at);
-void rules__resolve_keys(rules_loader *L, ld_rules *r);
+int rules__resolve_keys(rules_loader *L, ld_rules *r);
 
 /* rules__join appends ", name" to the NUL-terminated list in <buf>; when the
  * list would not fit it ends with ", ..." and later names are dropped. */

@@ -1642,12 +1642,12 @@ static void set_calendar(rctx *c, const slot *s)
 
 /* ---- the file --------------------------------------------------------------- */
 
-/* terminal_keys: a mapping of terminal id -> "ed25519:<base64>" (keys.c). */
-static void set_terminal_keys(rctx *c, const slot *s)
+/* terminal_keys and source_keys: mappings of id -> "ed25519:<base64>" (keys.c). */
+static void set_keys(rctx *c, const slot *s, int source)
 {
     if (!fy_node_is_mapping(s->v)) {
-        rules__error(c->L, &s->at, "'terminal_keys' must be a mapping from terminal id to "
-                     "'ed25519:<base64>'");
+        rules__error(c->L, &s->at, "'%s' must be a mapping from %s id to 'ed25519:<base64>'",
+                     s->k->name, source ? "source" : "terminal");
         return;
     }
     void *it = NULL;
@@ -1658,14 +1658,18 @@ static void set_terminal_keys(rctx *c, const slot *s)
         const char *k = key && fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : NULL;
         const char *v = val && fy_node_is_scalar(val) ? fy_node_get_scalar0(val) : NULL;
         if (!k || !v) {
-            rules__error(c->L, &kat, "each terminal_keys entry is 'terminal-id: ed25519:<base64>'");
+            rules__error(c->L, &kat, "each %s entry is 'id: ed25519:<base64>'", s->k->name);
             continue;
         }
-        rules__add_key(c->L, k, v, &kat, &vat);
+        rules__add_key(c->L, source, k, v, &kat, &vat);
     }
 }
 
+static void set_terminal_keys(rctx *c, const slot *s) { set_keys(c, s, 0); }
+static void set_source_keys(rctx *c, const slot *s) { set_keys(c, s, 1); }
+
 enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_KEYS, TOP_MERGE,
+       TOP_SKEYS,
        TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
@@ -1675,6 +1679,7 @@ static const key_def top_keys[TOP_NKEYS] = {
     [TOP_ROSTERS] = {"rosters", set_rosters, 0, 0, 0},
     [TOP_KEYS] = {"terminal_keys", set_terminal_keys, 0, 0, 0},
     [TOP_MERGE] = {"merge", set_merges, 0, 0, 0},
+    [TOP_SKEYS] = {"source_keys", set_source_keys, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,

@@ -19,16 +19,17 @@ static const char secret_tag[] = "ed25519-secret:";
 
 static void keygen_usage(void)
 {
-    puts("Usage: linkctl keygen --terminal ID --out FILE\n"
+    puts("Usage: linkctl keygen (--terminal ID | --source ID) --out FILE\n"
          "\n"
-         "Create an Ed25519 key pair for an on-duty terminal. The secret key goes to\n"
-         "FILE (mode 0600; keep it on the terminal only); the public key is printed as\n"
-         "the line to add under terminal_keys: in the rules:\n"
+         "Create an Ed25519 key pair for an on-duty terminal or a producer (source).\n"
+         "The secret key goes to FILE (mode 0600; keep it where the terminal or\n"
+         "producer runs); the public key is printed as the line to add to the rules,\n"
+         "under terminal_keys: or source_keys::\n"
          "\n"
          "  terminal_keys:\n"
          "    fire-duty: ed25519:...\n"
          "\n"
-         "Then run the terminal with `linkctl terminal --id ID --key FILE`.");
+         "Then run `linkctl terminal --id ID --key FILE` or `linkctl send --key FILE`.");
 }
 
 int ctl_keygen_main(int argc, char **argv)
@@ -36,6 +37,7 @@ int ctl_keygen_main(int argc, char **argv)
     enum { O_TERM = 256, O_OUT };
     static const struct option opts[] = {
         {"terminal", required_argument, NULL, O_TERM},
+        {"source", required_argument, NULL, O_TERM},
         {"out", required_argument, NULL, O_OUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -51,7 +53,8 @@ int ctl_keygen_main(int argc, char **argv)
         default: return ctl_usage_error("bad option");
         }
     }
-    if (!id || !*id || !out) return ctl_usage_error("--terminal ID and --out FILE are required");
+    if (!id || !*id || !out)
+        return ctl_usage_error("--terminal ID (or --source ID) and --out FILE are required");
     if (sodium_init() < 0) return ctl_usage_error("libsodium cannot start"), EX_SOFTWARE;
     uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
     crypto_sign_keypair(pk, sk);
@@ -102,13 +105,30 @@ int ctl_load_secret(const char *path, uint8_t sk[64])
     return 0;
 }
 
+void ctl_sign_source_hello(ctl_source_hello *h, const char *id, const uint8_t sk[64])
+{
+    uint8_t msg[64 + LD_MAX_ID_LEN + 1];
+    linkd__v1__source_hello__init(&h->pb);
+    randombytes_buf(h->nonce, sizeof h->nonce);
+    int64_t now = (int64_t)ld_wall_ms();
+    size_t n = ld_auth_message(msg, LD_HELLO_SOURCE, id, now, h->nonce);
+    crypto_sign_detached(h->sig, NULL, msg, n, sk);
+    h->pb.source_id = (char *)id;
+    h->pb.has_timestamp_ms = 1;
+    h->pb.timestamp_ms = now;
+    h->pb.has_nonce = 1;
+    h->pb.nonce = (ProtobufCBinaryData){sizeof h->nonce, h->nonce};
+    h->pb.has_signature = 1;
+    h->pb.signature = (ProtobufCBinaryData){sizeof h->sig, h->sig};
+}
+
 void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64])
 {
     uint8_t msg[64 + LD_MAX_ID_LEN + 1];
     linkd__v1__terminal_hello__init(&h->pb);
     randombytes_buf(h->nonce, sizeof h->nonce);
     int64_t now = (int64_t)ld_wall_ms();
-    size_t n = ld_auth_message(msg, id, now, h->nonce);
+    size_t n = ld_auth_message(msg, LD_HELLO_TERMINAL, id, now, h->nonce);
     crypto_sign_detached(h->sig, NULL, msg, n, sk);
     h->pb.terminal_id = (char *)id;
     h->pb.has_timestamp_ms = 1;

@@ -40,7 +40,12 @@ typedef struct ctl_hello {
     Linkd__V1__TerminalHello pb;
     uint8_t nonce[16], sig[64];
 } ctl_hello;
+typedef struct ctl_source_hello {
+    Linkd__V1__SourceHello pb;
+    uint8_t nonce[16], sig[64];
+} ctl_source_hello;
 int ctl_load_secret(const char *path, uint8_t sk[64]);
+void ctl_sign_source_hello(ctl_source_hello *h, const char *id, const uint8_t sk[64]);
 void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64]);
 int ctl_audit_main(int argc, char **argv);
 

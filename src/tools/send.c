@@ -20,7 +20,7 @@
 #define COUNT_MAX 10000000u     /* a bound for --count, far above any sane use */
 
 enum opt {
-    O_INGEST = 256, O_KIND, O_STATUS, O_EVENT_ID, O_SOURCE, O_COUNT, O_TIMEOUT, O_QUIET,
+    O_INGEST = 256, O_KIND, O_STATUS, O_EVENT_ID, O_SOURCE, O_COUNT, O_TIMEOUT, O_QUIET, O_KEY,
     O_DISTRICT, O_GRID, O_LAT, O_LON, O_ADDRESS,
     /* call only */
     O_CATEGORY, O_PRIORITY, O_CALLER, O_PEOPLE,
@@ -38,6 +38,7 @@ static const struct option long_opts[] = {
     {"status", required_argument, NULL, O_STATUS},
     {"event-id", required_argument, NULL, O_EVENT_ID},
     {"source", required_argument, NULL, O_SOURCE},
+    {"key", required_argument, NULL, O_KEY},
     {"count", required_argument, NULL, O_COUNT},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"quiet", no_argument, NULL, O_QUIET},
@@ -83,6 +84,8 @@ static void usage(void)
          "  --event-id ID         idempotency key (default: unique, from time, pid, counter);\n"
          "                        with --count N each event gets ID-1 ... ID-N\n"
          "  --source SRC          producer id (default linkctl)\n"
+         "  --key FILE            prove the source's identity (linkctl keygen --source SRC),\n"
+         "                        required when the rules list a key for it (source_keys)\n"
          "  --status S            actual (default), exercise or test\n"
          "Location (any kind):\n"
          "  --district D --grid G --address A --lat X --lon Y\n"
@@ -117,6 +120,8 @@ typedef struct send_opts {
     uint32_t count;
     int timeout_ms;
     bool quiet;
+    bool key;                   /* --key: sign a SourceHello into each request */
+    uint8_t sk[64];
     Linkd__V1__Location loc;
     bool has_loc;
     Linkd__V1__Call110 call;
@@ -174,6 +179,10 @@ static int apply_opt(send_opts *o, int opt, char *arg)
         return 0;
     case O_EVENT_ID: o->event_id = arg; return 0;
     case O_SOURCE: o->source = arg; return 0;
+    case O_KEY:
+        if (ctl_load_secret(arg, o->sk) != 0) return -1;
+        o->key = true;
+        return 0;
     case O_COUNT:
         if (parse_u32_opt(opt, arg, &o->count)) return -1;
         if (o->count == 0 || o->count > COUNT_MAX)
@@ -388,6 +397,11 @@ static int send_batch(nng_socket s, send_opts *o, const Linkd__V1__Envelope *tmp
     Linkd__V1__IngestRequest req = LINKD__V1__INGEST_REQUEST__INIT;
     req.n_events = n;
     req.events = evp;
+    ctl_source_hello hello;
+    if (o->key) {
+        ctl_sign_source_hello(&hello, o->source, o->sk);
+        req.hello = &hello.pb;
+    }
 
     Linkd__V1__IngestReply *rep = NULL;
     int rv = exchange(s, &req, &rep);

@@ -44,7 +44,8 @@ void *ld_arena_alloc(ld_arena *a, size_t size);
     X(BAD_FIELD, "bad_field")                                   \
     X(UNKNOWN_ENUM, "unknown_enum")                             \
     X(BAD_TIME, "absurd_timestamp")                             \
-    X(EMPTY, "empty")
+    X(EMPTY, "empty")                                           \
+    X(UNAUTHENTICATED, "unauthenticated")
 
 enum ld_reject {
 #define LD__REJ_ENUM(name, label) LD_REJECT_##name,

@@ -86,7 +86,7 @@ static Linkd__V1__TerminalHello *hello(const char *id, const uint8_t *sk, int64_
     linkd__v1__terminal_hello__init(&h);
     randombytes_buf(nonce, sizeof nonce);
     int64_t ts = (int64_t)ld_wall_ms() - age_ms;
-    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, id, ts, nonce), sk);
+    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, LD_HELLO_TERMINAL, id, ts, nonce), sk);
     h.terminal_id = (char *)id;
     h.has_timestamp_ms = h.has_nonce = h.has_signature = 1;
     h.timestamp_ms = ts;
@@ -154,7 +154,7 @@ Test(identity, polls_without_a_valid_hello_are_refused, .init = setup, .fini = t
     refused(poll_as(s, "fire-duty", hello("fire-duty", police_sk, 0), 0),
             "signature does not match");
     refused(poll_as(s, "police-duty", hello("fire-duty", fire_sk, 0), 0),
-            "names another terminal");
+            "names another id");
     refused(poll_as(s, "fire-duty", hello("fire-duty", fire_sk, 10 * 60 * 1000), 0),
             "more than 60 s");
     /* still nothing served on this connection */
@@ -254,4 +254,126 @@ Test(identity, a_key_for_an_unknown_terminal_is_a_rule_error, .timeout = 60)
                              "bytes of base64"), "%s", said);
     free(said);
     ldh_rmtree(dir);
+}
+
+/* ---- producers (source_keys) ------------------------------------------------ */
+
+static uint8_t source_sk[64];
+
+static void source_setup(void)
+{
+    cr_assert_geq(sodium_init(), 0);
+    cr_assert_eq(ldh_mkdtemp(dir, sizeof dir, "identity-src"), 0);
+    snprintf(rules, sizeof rules, "%s/rules", dir);
+    char *cp[] = {"cp", "-r", LDH_DEFAULT_RULES, rules, NULL};
+    cr_assert_eq(ldh_run(cp, NULL, NULL, NULL, 20000), 0);
+    char keys[1024] = "source_keys:\n";
+    keygen("cad-haizhu", keys, sizeof keys, source_sk);
+    char kf[200];
+    snprintf(kf, sizeof kf, "%s/keys.yaml", rules);
+    cr_assert_eq(ldh_write_file(kf, keys, strlen(keys)), 0);
+    ldh_linkd_opts o = {.rules = rules};
+    ldh_env_start_or_fail(&env, &o);
+}
+
+static Linkd__V1__SourceHello *source_hello(const char *id, const uint8_t *sk)
+{
+    static Linkd__V1__SourceHello h;
+    static uint8_t nonce[16], sig[64];
+    uint8_t msg[128];
+    linkd__v1__source_hello__init(&h);
+    randombytes_buf(nonce, sizeof nonce);
+    int64_t ts = (int64_t)ld_wall_ms();
+    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, LD_HELLO_SOURCE, id, ts, nonce), sk);
+    h.source_id = (char *)id;
+    h.has_timestamp_ms = h.has_nonce = h.has_signature = 1;
+    h.timestamp_ms = ts;
+    h.nonce = (ProtobufCBinaryData){16, nonce};
+    h.signature = (ProtobufCBinaryData){64, sig};
+    return &h;
+}
+
+static nng_socket connect_intake(void)
+{
+    nng_socket s;
+    cr_assert_eq(nng_req0_open(&s), 0);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, REPLY_MS);
+    nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    cr_assert_eq(nng_dial(s, env.linkd.ingest, NULL, 0), 0);
+    return s;
+}
+
+/* send_from sends one fire call from <source> on <s> with <h>; the reply. */
+static Linkd__V1__IngestReply *send_from(nng_socket s, const char *source,
+                                         Linkd__V1__SourceHello *h)
+{
+    ldh_event ev;
+    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
+    ev.env.source_id = (char *)source;
+    Linkd__V1__Envelope *evs[] = {&ev.env};
+    Linkd__V1__IngestRequest req = LINKD__V1__INGEST_REQUEST__INIT;
+    req.n_events = 1;
+    req.events = evs;
+    req.hello = h;
+    size_t len = linkd__v1__ingest_request__get_packed_size(&req);
+    uint8_t *buf = malloc(len);
+    linkd__v1__ingest_request__pack(&req, buf);
+    int rv = nng_send(s, buf, len, 0);
+    free(buf);
+    if (rv != 0) return NULL;
+    void *rep;
+    size_t rlen;
+    if (nng_recv(s, &rep, &rlen, NNG_FLAG_ALLOC) != 0) return NULL;
+    Linkd__V1__IngestReply *r = linkd__v1__ingest_reply__unpack(NULL, rlen, rep);
+    nng_free(rep, rlen);
+    return r;
+}
+
+static void expect_result(Linkd__V1__IngestReply *r, int result, const char *why, int hello)
+{
+    ldh_check(&env, r && r->n_results == 1, "no reply");
+    ldh_check(&env, (int)r->results[0]->result == result, "result %d, expected %d (%s)",
+              (int)r->results[0]->result, result, r->results[0]->reason ? r->results[0]->reason : "");
+    if (why)
+        ldh_check(&env, r->results[0]->reason && strstr(r->results[0]->reason, why),
+                  "reason '%s' lacks '%s'", r->results[0]->reason, why);
+    ldh_check(&env, (r->has_hello_required && r->hello_required) == hello,
+              "hello_required is %d", (int)r->hello_required);
+    linkd__v1__ingest_reply__free_unpacked(r, NULL);
+}
+
+Test(identity, a_keyed_source_is_accepted_only_on_a_connection_it_proved,
+     .init = source_setup, .fini = teardown, .timeout = 120)
+{
+    nng_socket a = connect_intake();
+    expect_result(send_from(a, "cad-haizhu", NULL), LINKD__V1__RESULT__RESULT_REJECTED,
+                  "must send a signed hello", 1);
+    expect_result(send_from(a, "cad-haizhu", source_hello("cad-haizhu", fire_sk)),
+                  LINKD__V1__RESULT__RESULT_REJECTED, "signature does not match", 1);
+    Linkd__V1__SourceHello *h = source_hello("cad-haizhu", source_sk);
+    expect_result(send_from(a, "cad-haizhu", h), LINKD__V1__RESULT__RESULT_ACCEPTED, NULL, 0);
+    expect_result(send_from(a, "cad-haizhu", NULL), LINKD__V1__RESULT__RESULT_ACCEPTED, NULL, 0);
+    /* another connection, and a replay of the hello on it */
+    nng_socket b = connect_intake();
+    expect_result(send_from(b, "cad-haizhu", NULL), LINKD__V1__RESULT__RESULT_REJECTED,
+                  "must send a signed hello", 1);
+    expect_result(send_from(b, "cad-haizhu", h), LINKD__V1__RESULT__RESULT_REJECTED, "replayed", 1);
+    /* a source without a key is served as before */
+    expect_result(send_from(b, "cad-other", NULL), LINKD__V1__RESULT__RESULT_ACCEPTED, NULL, 0);
+    nng_close(a);
+    nng_close(b);
+    ldh_check(&env, ldh_redis_int(&env.redis, "XLEN ld:events") == 3,
+              "only the three accepted events are in the stream");
+
+    /* linkctl send --key does the same */
+    char out[192];
+    snprintf(out, sizeof out, "%s/send.out", dir);
+    char *argv[] = {LD_BINARY_DIR "/linkctl", "send", "--ingest", env.linkd.ingest, "--source",
+                    "cad-haizhu", "--key", (char *)path("cad-haizhu.key"), "--kind", "call",
+                    "--category", "fire", NULL};
+    int code = ldh_run(argv, NULL, out, out, 20000);
+    char *said = ldh_read_file(out, NULL);
+    ldh_check(&env, code == 0 && said && strstr(said, "ACCEPTED"), "linkctl send --key: exit %d:\n%s",
+              code, said ? said : "");
+    free(said);
 }
