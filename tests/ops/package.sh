@@ -59,6 +59,11 @@ grep -qx /etc/linkd/rules/routes.yaml "$tmp/ctl/conffiles" || fail "rules are no
 grep -qx /etc/default/linkd "$tmp/ctl/conffiles" || fail "/etc/default/linkd is not a conffile"
 grep -q 'adduser --system' "$tmp/ctl/postinst" || fail "postinst does not create the linkd user"
 sh -n "$tmp/ctl/postinst" && sh -n "$tmp/ctl/postrm" || fail "maintainer script syntax"
+if [ "$(id -u)" = 0 ]; then
+    # What `apt-get install ./linkd.deb` would do here, without doing it.
+    dpkg --dry-run -i "$deb" >"$tmp/dry-run.out" 2>&1 ||
+        { cat "$tmp/dry-run.out" >&2; fail "dpkg --dry-run -i: dependencies not satisfiable"; }
+fi
 dpkg-deb -x "$deb" "$tmp/root"
 "$tmp/root/usr/bin/linkd" --check --rules "$tmp/root/etc/linkd/rules" >/dev/null ||
     fail "packaged linkd rejects the packaged rules"
