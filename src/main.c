@@ -38,6 +38,9 @@ static void usage(FILE *out)
         "                       beyond it that source gets RETRY_LATER (default: 10000; 0: off)\n"
         "  --http [ADDR:]PORT   serve /metrics, /healthz, /readyz, the JSON API and the live\n"
         "                       board on ADDR (default address 127.0.0.1; default: no HTTP)\n"
+        "  --spool DIR          while Redis is away, accept life-safety events (rules:\n"
+        "                       life_safety) into DIR/linkd.spool (fsync'd) and dispatch them;\n"
+        "                       copied into Redis when it returns (default: no spool)\n"
         "  --admin-token-file F the token supervisor actions must send (Authorization: Bearer);\n"
         "                       without it the API is read-only\n"
         "  --tls-cert FILE, --tls-key FILE\n"
@@ -102,8 +105,8 @@ static int parse_number(const char *opt, const char *s, double min, double max, 
 int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
-           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_LOGLEVEL, O_HELP, O_VERSION,
-           O_RPASSFILE, O_LOGFORMAT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_INSECURE };
+           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_SPOOL, O_LOGLEVEL, O_HELP,
+           O_VERSION, O_RPASSFILE, O_LOGFORMAT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_INSECURE };
     static const struct option opts[] = {
         {"rules", required_argument, NULL, O_RULES},
         {"redis", required_argument, NULL, O_REDIS},
@@ -120,6 +123,7 @@ int main(int argc, char **argv)
         {"source-rate", required_argument, NULL, O_SRATE},
         {"http", required_argument, NULL, O_HTTP},
         {"admin-token-file", required_argument, NULL, O_TOKEN},
+        {"spool", required_argument, NULL, O_SPOOL},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"log-format", required_argument, NULL, O_LOGFORMAT},
         {"tls-cert", required_argument, NULL, O_TLSCERT},
@@ -172,6 +176,7 @@ int main(int argc, char **argv)
             o.source_rate = v;
             break;
         case O_HTTP: o.http_listen = optarg; break;
+        case O_SPOOL: o.spool_dir = optarg; break;
         case O_TOKEN: o.admin_token_file = optarg; break;
         case O_LOGFORMAT:
             if ((ld_log_format = ld_log_parse_format(optarg)) < 0) {

@@ -23,6 +23,7 @@
 #include "ingest/ingest.h"
 #include "rules/rules.h"
 #include "store/recover.h"
+#include "store/spool.h"
 #include "store/store.h"
 
 typedef struct daemon {
@@ -35,6 +36,9 @@ typedef struct daemon {
     ld_ingest ingest;
     ld_dispatch dispatch;
     ld_recovery recovery;
+    ld_spool spool;
+    int spooling;               /* --spool given: d->spool is open */
+    int reconciling;            /* spooled events on their way into Redis */
     ld_http *http;
     ld_audit audit;
     uint64_t rules_loaded_at, reload_attempt_at, reloads, reload_failures;
@@ -67,6 +71,8 @@ void ld_options_defaults(ld_options *o)
     o->ingest_contexts = 64;
     o->flush_ms = 20;
     o->source_rate = 10000;
+    o->spool_max_events = 100000;
+    o->spool_max_bytes = 64u << 20;
 }
 
 /* ---- write-behind and deadlines, once per loop turn --------------------------- */
@@ -128,9 +134,94 @@ static void rearm_deadline(daemon *d)
  * Events are durable in ld:events before they are ACCEPTED, whatever this
  * period; a crash loses at most flush_ms of updates to records, which the
  * replay of ld:events and the redelivery of unacknowledged tasks make good. */
+static void reconcile_spool(daemon *d);
+
 static void on_flush(uv_timer_t *t)
 {
-    flush_dirty(t->data);
+    daemon *d = t->data;
+    flush_dirty(d);
+    if (d->spooling && ld_spool_first(&d->spool)) reconcile_spool(d);
+}
+
+/* ---- the life-safety spool: back into Redis ------------------------------------------ */
+
+enum { RECONCILE_BATCH = 256 };
+
+typedef struct reconcile_op {
+    daemon *d;
+    size_t n;
+    ld_spool_entry *e[RECONCILE_BATCH];
+} reconcile_op;
+
+/* reopen opens the incident of a spooled event the engine does not hold: it
+ * was accepted by a run that died before Redis returned. */
+static void reopen(daemon *d, const ld_spool_entry *e)
+{
+    char iid[LD_INCIDENT_ID_LEN];
+    snprintf(iid, sizeof iid, "I%s", e->sid);
+    if (ld_engine_find(&d->engine, iid)) return;
+    Linkd__V1__Envelope *ev = linkd__v1__envelope__unpack(NULL, e->pblen, e->pb);
+    if (!ev) {
+        ld_log(LD_ERR, "SPOOL-EVENT", "spooled event %s cannot be decoded", e->sid);
+        return;
+    }
+    uint64_t now = ld_clock_now(&d->clock), at = ld_spool_time(e->sid);
+    ld_incident *inc;
+    ld_engine_open_at(&d->engine, ev, e->sid, at && at < now ? at : now, &inc);
+    linkd__v1__envelope__free_unpacked(ev, NULL);
+}
+
+static void on_reconciled(void *arg, int status, const ld_append_result *res, size_t n)
+{
+    reconcile_op *op = arg;
+    daemon *d = op->d;
+    d->reconciling = 0;
+    if (status != 0 || d->stopping) {
+        free(op);
+        return; /* the next flush tick tries again once Redis is back */
+    }
+    for (size_t i = 0; i < n; i++) {
+        ld_spool_entry *e = op->e[i];
+        if (res[i].duplicate && strcmp(res[i].stream_id, e->sid) != 0)
+            ld_log_rl(LD_WARN, "SPOOL-DUPLICATE", "spooled event %s from %s was also accepted "
+                      "through redis (%s)", e->eid, e->src, res[i].stream_id);
+        else
+            reopen(d, e);
+        ld_spool_done(&d->spool, e);
+    }
+    free(op);
+    if (ld_spool_first(&d->spool)) {
+        reconcile_spool(d);
+        return;
+    }
+    ld_log(LD_NOTICE, "SPOOL-RECONCILED", "every spooled event is in redis (%llu in all); "
+           "spool file removed", (unsigned long long)d->spool.stats.reconciled);
+    ld_spool_remove_file(&d->spool);
+}
+
+/* reconcile_spool copies the oldest durable spooled events into ld:events
+ * with their seen keys, in order, a batch at a time, once Redis is up and
+ * recovery is done. Events still being synced wait for the next tick. */
+static void reconcile_spool(daemon *d)
+{
+    if (d->reconciling || d->stopping || !d->recovered || !ld_store_up(&d->store)) return;
+    reconcile_op *op = calloc(1, sizeof *op);
+    if (!op) return;
+    op->d = d;
+    ld_append_item items[RECONCILE_BATCH];
+    const char *sids[RECONCILE_BATCH];
+    for (ld_spool_entry *e = ld_spool_first(&d->spool); e && e->durable && op->n < RECONCILE_BATCH;
+         e = e->next) {
+        items[op->n] = (ld_append_item){e->src, e->eid, e->pb, e->pblen};
+        sids[op->n] = e->sid;
+        op->e[op->n++] = e;
+    }
+    if (op->n == 0 ||
+        ld_store_append_spooled(&d->store, items, sids, op->n, on_reconciled, op) != 0) {
+        free(op);
+        return;
+    }
+    d->reconciling = 1;
 }
 
 static void on_before_poll(uv_prepare_t *h)
@@ -213,6 +304,7 @@ static void on_recovered(void *arg, int status)
     d->recovered = 1;
     ld_ingest_hold(&d->ingest, NULL);
     maybe_ready(d);
+    if (d->spooling) reconcile_spool(d);
 }
 
 static void on_store_state(void *arg, int up)
@@ -225,8 +317,11 @@ static void on_store_state(void *arg, int up)
     if (up) {
         if (d->ready_logged) ld_notify_status(&d->notify, "ready: redis is back");
         maybe_ready(d);
+        if (d->spooling) reconcile_spool(d);
     } else if (!d->stopping) {
-        ld_log(LD_WARN, "DEGRADED", "redis unavailable: intake answers RETRY_LATER");
+        ld_log(LD_WARN, "DEGRADED", "redis unavailable: intake answers RETRY_LATER%s",
+               d->spooling ? ", except life-safety events, which are spooled and dispatched"
+                           : "");
         ld_notify_status(&d->notify, "degraded: redis unavailable, intake answers RETRY_LATER");
     }
 }
@@ -247,15 +342,15 @@ static void summary(const daemon *d)
     }
     if (off && off + 1 < sizeof reasons) reasons[off] = ')', reasons[off + 1] = '\0';
     ld_log(LD_NOTICE, "SUMMARY",
-           "events %llu: accepted %llu, duplicate %llu, rejected %llu%s, retry_later %llu "
-           "(rate limited %llu); "
+           "events %llu: accepted %llu (spooled %llu), duplicate %llu, rejected %llu%s, "
+           "retry_later %llu (rate limited %llu); "
            "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
            "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
            "overdue at top %llu, fenced %llu, unfenced %llu); terminal polls %llu; redis commands "
            "%llu, errors %llu, "
            "timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
-           (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
+           (unsigned long long)i->spooled, (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
            (unsigned long long)i->retry_later, (unsigned long long)i->rate_limited,
            (unsigned long long)e->incidents_opened,
            (unsigned long long)e->incidents_closed, d->engine.open_incidents,
@@ -586,6 +681,16 @@ int ld_daemon_run(const ld_options *o)
         code = EX_CONFIG;
         goto out;
     }
+    if (o->spool_dir) {
+        if ((rv = ld_spool_open(&d->spool, &d->loop, o->spool_dir, o->spool_max_events,
+                                o->spool_max_bytes)) != 0) {
+            fprintf(stderr, "linkd: --spool %s: %s\n", o->spool_dir, ld_strerror(rv));
+            ld_spool_fini(&d->spool);
+            code = EX_CANTCREAT;
+            goto out;
+        }
+        d->spooling = 1;
+    }
     uv_timer_init(&d->loop, &d->deadline);
     d->deadline.data = d;
     uv_timer_init(&d->loop, &d->drain_check);
@@ -619,6 +724,7 @@ int ld_daemon_run(const ld_options *o)
         ld_store_stop(&d->store, on_store_stopped, d);
     } else {
         d->listening = 1;
+        if (d->spooling) d->ingest.spool = &d->spool;
         if (!d->recovered) ld_ingest_hold(&d->ingest, "recovering after a restart: send again");
         maybe_ready(d);
     }
@@ -629,6 +735,12 @@ out:
     ld_audit_fini(&d->audit);
     ld_dispatch_fini(&d->dispatch);
     ld_engine_fini(&d->engine);
+    if (d->spooling) {
+        if (d->spool.count)
+            ld_log(LD_NOTICE, "SPOOL-KEPT", "%s keeps %zu events for redis; the next start "
+                   "copies them", d->spool.path, d->spool.count);
+        ld_spool_fini(&d->spool);
+    }
     if (uv_loop_close(&d->loop) != 0) ld_log(LD_WARN, "LOOP", "handles left open at exit");
     ld_rules_free(d->rules);
     ld_tls_server_teardown();

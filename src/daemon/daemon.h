@@ -30,6 +30,9 @@ typedef struct ld_options {
     double source_rate;         /* events/s per source; 0: no limit */
     const char *http_listen;    /* --http ADDR:PORT; NULL: no HTTP */
     const char *admin_token_file; /* --admin-token-file; NULL: supervisor actions refused */
+    const char *spool_dir;      /* --spool DIR: life-safety spool; NULL: none */
+    size_t spool_max_events;    /* bound of the spool in memory */
+    size_t spool_max_bytes;
 } ld_options;
 
 void ld_options_defaults(ld_options *o);

@@ -440,6 +440,20 @@ static int pick_priority(const Linkd__V1__Envelope *ev, const ld_route *const *r
     return LINKD__V1__PRIORITY__PRIORITY_NORMAL;
 }
 
+int ld_engine_priority(const ld_engine *e, const Linkd__V1__Envelope *ev, uint64_t now)
+{
+    ld_match_input in;
+    ld_rules_input(e->rules, ev, now, &in);
+    const ld_route *routes[16];
+    size_t nroutes = ld_rules_match(e->rules, &in, routes, 16);
+    return pick_priority(ev, routes, nroutes);
+}
+
+int ld_engine_life_safety(const ld_engine *e, const Linkd__V1__Envelope *ev, uint64_t now)
+{
+    return e->rules->life_safety && (e->rules->life_safety >> ld_engine_priority(e, ev, now)) & 1;
+}
+
 /* new_task adds a task of <dept> to <inc>, with its legs due at <due>. */
 static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_t *due,
                          const char *rule_where, const char *rule_name, uint64_t now)
@@ -543,7 +557,9 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     e->open_incidents++;
     e->stats.incidents_opened++;
     if (ld_incident_is_drill(inc)) e->stats.drill_incidents++;
-    snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
+    /* Spooled events ("S...", see store/spool.h) are not in the stream yet. */
+    if (stream_id[0] >= '0' && stream_id[0] <= '9')
+        snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
 
     /* One task per department; the first route to name a department sets its budget. */
     for (size_t i = 0; i < nroutes; i++) {

@@ -191,7 +191,8 @@ void ld_engine_fini(ld_engine *e);
 
 /* ld_engine_open routes an accepted event and opens its incident with one task
  * per department, delivered to each duty terminal. <stream_id> is the event's
- * id in the Redis log; the incident id is "I" + stream_id. <ev> must be valid.
+ * id in the Redis log, or its spool id ("S...", store/spool.h) while Redis is
+ * away; the incident id is "I" + stream_id. <ev> must be valid.
  * Returns 0 with *out set, or LD_ENOMEM. */
 int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                    ld_incident **out);
@@ -200,6 +201,13 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
  * LD_ESTATE if that incident is already open. */
 int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                       uint64_t opened_at, ld_incident **out);
+
+/* ld_engine_priority is the Priority the incident of <ev> would get (the
+ * call's own, else the first matching route's, else normal);
+ * ld_engine_life_safety says whether the rules call that priority life
+ * safety (rules: life_safety). <ev> must be valid; <now> is domain time. */
+int ld_engine_priority(const ld_engine *e, const Linkd__V1__Envelope *ev, uint64_t now);
+int ld_engine_life_safety(const ld_engine *e, const Linkd__V1__Envelope *ev, uint64_t now);
 
 /* ld_engine_restore rebuilds an open incident from its Redis record, after a
  * restart. Departments or terminals the rules no longer know go to command.

@@ -135,6 +135,56 @@ static void on_appended(void *arg, int status, const ld_append_result *res, size
     answer(q);
 }
 
+/* spooled_before answers an event the spool holds already (accepted while
+ * Redis was away, not yet copied into it): DUPLICATE, with the incident it
+ * opened. Returns whether it did. */
+static int spooled_before(ingest_req *q, size_t i, const Linkd__V1__Envelope *ev)
+{
+    ld_spool *sp = q->in->spool;
+    ld_spool_entry *e = sp ? ld_spool_find(sp, ev->source_id, ev->event_id) : NULL;
+    if (!e) return 0;
+    if (!e->durable) {
+        set_result(q, i, R_RETRY, "being written to the local spool: send again");
+        return 1;
+    }
+    char iid[LD_INCIDENT_ID_LEN];
+    snprintf(iid, sizeof iid, "I%s", e->sid);
+    set_result(q, i, R_DUPLICATE, NULL);
+    q->res[i].incident_id = arena_strdup(&q->arena, iid);
+    return 1;
+}
+
+/* Redis is away: life-safety events are in the spool, fsync'd, so they are
+ * ACCEPTED and dispatched from memory now; Redis gets them when it returns. */
+static void on_spooled(void *arg, int status, const ld_spool_result *res, size_t n)
+{
+    ingest_req *q = arg;
+    ld_ingest *in = q->in;
+    in->inflight--;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = q->valid[k];
+        const Linkd__V1__Envelope *ev = q->req->events[i];
+        if (status != 0) {
+            set_result(q, i, R_RETRY, "storage unavailable and the local spool failed: send again");
+            continue;
+        }
+        char iid[LD_INCIDENT_ID_LEN];
+        snprintf(iid, sizeof iid, "I%s", res[k].sid);
+        set_result(q, i, res[k].duplicate ? R_DUPLICATE : R_ACCEPTED, NULL);
+        q->res[i].incident_id = arena_strdup(&q->arena, iid);
+        if (res[k].duplicate) continue;
+        in->stats.spooled++;
+        ld_incident *inc;
+        if (ld_engine_open(in->engine, ev, res[k].sid, &inc) != 0)
+            ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is spooled but its incident could not "
+                      "be opened: out of memory", ev->event_id);
+    }
+    if (status != 0)
+        ld_log_rl(LD_ERR, "INGEST-SPOOL", "%zu life-safety events answered RETRY_LATER: the "
+                  "spool failed", n);
+    answer(q);
+}
+
 static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
 {
     ld_ingest *in = rep->user;
@@ -222,10 +272,16 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
             ld_log_rl(LD_WARN, "INGEST-FLOOD", "%s", why);
             continue;
         }
-        if (in->hold || !ld_store_up(in->store)) {
-            set_result(q, i, R_RETRY, in->hold ? in->hold : "storage unavailable: send again");
+        if (in->hold) {
+            set_result(q, i, R_RETRY, in->hold);
             continue;
         }
+        int up = ld_store_up(in->store);
+        if (!up && !(in->spool && ld_engine_life_safety(in->engine, ev, ld_clock_now(in->engine->clock)))) {
+            set_result(q, i, R_RETRY, "storage unavailable: send again");
+            continue;
+        }
+        if (spooled_before(q, i, ev)) continue;
         size_t pblen = linkd__v1__envelope__get_packed_size(ev);
         uint8_t *pb = ld_arena_alloc(&q->arena, pblen ? pblen : 1);
         if (!pb) {
@@ -240,10 +296,14 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
         answer(q);
         return;
     }
-    int rv = ld_store_append(in->store, items, q->nvalid, on_appended, q);
+    /* Redis's state cannot change within this call: all go one way. */
+    int rv = ld_store_up(in->store) ? ld_store_append(in->store, items, q->nvalid, on_appended, q)
+                                    : ld_spool_append(in->spool, items, q->nvalid, on_spooled, q);
     if (rv != 0) {
-        for (size_t k = 0; k < q->nvalid; k++)
-            set_result(q, q->valid[k], R_RETRY, "storage unavailable: send again");
+        const char *why = rv == LD_EBUSY ? "storage unavailable and the local spool is full: "
+                                           "send again"
+                                         : "storage unavailable: send again";
+        for (size_t k = 0; k < q->nvalid; k++) set_result(q, q->valid[k], R_RETRY, why);
         answer(q);
         return;
     }

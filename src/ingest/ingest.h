@@ -6,7 +6,9 @@
  * events are answered REJECTED with a reason naming the field and counted by
  * reason; the rest of the request is unaffected. While Redis is unavailable
  * or the daemon is draining, valid events are answered RETRY_LATER: nothing
- * is accepted that is not durable. Loop thread only. */
+ * is accepted that is not durable. The exception, with a spool: while Redis
+ * is unavailable, life-safety events (rules: life_safety) are written to the
+ * local spool and ACCEPTED once it is synced (store/spool.h). Loop thread only. */
 #ifndef LD_INGEST_INGEST_H
 #define LD_INGEST_INGEST_H
 
@@ -17,6 +19,7 @@
 #include "engine/engine.h"
 #include "ingest/limit.h"
 #include "ingest/sources.h"
+#include "store/spool.h"
 #include "store/store.h"
 #include "wire/wire.h"
 
@@ -25,6 +28,7 @@
 typedef struct ld_ingest_stats {
     uint64_t requests, malformed, events;
     uint64_t accepted, duplicate, rejected, retry_later, rate_limited;
+    uint64_t spooled;       /* accepted into the spool while Redis was away */
     uint64_t rejected_by[LD_REJECT_COUNT];
     uint64_t by_kind[LD_KIND_COUNT][5];  /* [enum ld_kind, 0 = unknown][Linkd__V1__Result] */
 } ld_ingest_stats;
@@ -34,6 +38,7 @@ struct ingest_req;
 typedef struct ld_ingest {
     ld_rep rep;
     ld_store *store;
+    ld_spool *spool;        /* NULL: no spool (--spool not given) */
     ld_engine *engine;
     struct ingest_req *reqs;
     size_t nreqs;

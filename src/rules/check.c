@@ -334,6 +334,7 @@ static int move_tables(rules_loader *L, ld_rules *r)
     memset(r->area_of, r->default_area, (size_t)r->nstrs + 1);
     for (int i = 0; i < L->nareas; i++)
         r->area_of[L->area_defs[i].id] = (uint8_t)L->area_defs[i].area;
+    r->life_safety = L->life_safety;
     r->utc_offset_s = L->utc_offset_s;
     if (L->nholidays) qsort(L->holidays, (size_t)L->nholidays, sizeof *L->holidays, by_day);
     if (L->nmakeup) qsort(L->makeup, (size_t)L->nmakeup, sizeof *L->makeup, by_day);

@@ -185,6 +185,10 @@ typedef struct ld_rules {
     int default_area;       /* for districts the areas table does not list */
     unsigned str_used;      /* bit per ld_strfield some route or table tests */
 
+    /* Priorities whose events are dispatched from memory and spooled to a local
+     * file while Redis is away (life_safety: priorities): bit (1 << Priority). */
+    uint32_t life_safety;
+
     /* The calendar: time zone, holidays and make-up working days. */
     int32_t utc_offset_s;   /* local time = UTC + this; default +08:00 */
     int32_t *holidays, *makeup;  /* local day numbers (days since 1970-01-01), sorted */

@@ -117,6 +117,10 @@ typedef struct rules_loader {
     ld_merge_rule *merges;
     int nmerges, cap_merges;
 
+    /* life_safety */
+    rules_pos life_safety_at;   /* the `life_safety:` key; a second is an error */
+    uint32_t life_safety;       /* bit (1 << Priority) */
+
     rules_pos departments_at;   /* first top-level `departments:` key seen */
     int unread;                 /* files that could not be read, parsed or used */
     int nomem;                  /* an allocation failed; the load fails */

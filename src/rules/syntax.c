@@ -1640,6 +1640,38 @@ static void set_calendar(rctx *c, const slot *s)
     L->utc_offset_s = b.offset;
 }
 
+/* ---- life safety ------------------------------------------------------------ */
+
+typedef struct life_safety_b {
+    uint32_t priorities;
+} life_safety_b;
+
+enum { LS_PRIORITIES, LS_NKEYS };
+static const key_def life_safety_keys[LS_NKEYS] = {
+    [LS_PRIORITIES] = {"priorities", set_priorities, FIELD(life_safety_b, priorities), 1},
+};
+static const key_table life_safety_table = {
+    .what = "life_safety", .in = "in life_safety", .keys = life_safety_keys, .n = LS_NKEYS,
+};
+
+/* life_safety: { priorities: [critical] }: events of these priorities are
+ * still dispatched, from memory and a local spool, while Redis is away. */
+static void set_life_safety(rctx *c, const slot *s)
+{
+    rules_loader *L = c->L;
+    life_safety_b b = {0};
+    rules_pos at[LS_NKEYS];
+    if (L->life_safety_at.src) {
+        char w[200];
+        rules__where(&L->life_safety_at, w, sizeof w);
+        rules__error(L, &s->key_at, "'life_safety' is already given at %s; one per rule set", w);
+        return;
+    }
+    L->life_safety_at = s->key_at;
+    walk(c, s->v, &s->at, &life_safety_table, &b, at, NULL);
+    L->life_safety = b.priorities;
+}
+
 /* ---- the file --------------------------------------------------------------- */
 
 /* terminal_keys and source_keys: mappings of id -> "ed25519:<base64>" (keys.c). */
@@ -1669,7 +1701,7 @@ static void set_terminal_keys(rctx *c, const slot *s) { set_keys(c, s, 0); }
 static void set_source_keys(rctx *c, const slot *s) { set_keys(c, s, 1); }
 
 enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_KEYS, TOP_MERGE,
-       TOP_SKEYS,
+       TOP_SKEYS, TOP_LIFE_SAFETY,
        TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
@@ -1680,6 +1712,7 @@ static const key_def top_keys[TOP_NKEYS] = {
     [TOP_KEYS] = {"terminal_keys", set_terminal_keys, 0, 0, 0},
     [TOP_MERGE] = {"merge", set_merges, 0, 0, 0},
     [TOP_SKEYS] = {"source_keys", set_source_keys, 0, 0, 0},
+    [TOP_LIFE_SAFETY] = {"life_safety", set_life_safety, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,

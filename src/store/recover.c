@@ -74,11 +74,21 @@ static const redisReply *field(const redisReply *fields, const char *name)
     return NULL;
 }
 
+/* entry_incident_key returns the id an entry's incident is named by: its
+ * stream id, or the spool id it was accepted under while Redis was away. */
+static const char *entry_incident_key(const redisReply *entry)
+{
+    const redisReply *sid = field(entry->element[1], "sid");
+    return sid && sid->type == REDIS_REPLY_STRING && sid->len > 0 && sid->len < 40
+               ? sid->str
+               : entry->element[0]->str;
+}
+
 static void replay_entry(ld_recovery *rc, const redisReply *entry, const redisReply *record)
 {
-    const char *id = entry->element[0]->str;
+    const char *id = entry->element[0]->str, *key = entry_incident_key(entry);
     char iid[LD_INCIDENT_ID_LEN];
-    snprintf(iid, sizeof iid, "I%s", id);
+    snprintf(iid, sizeof iid, "I%s", key);
     if (ld_engine_find(rc->engine, iid)) {
         rc->skipped++;
         return;
@@ -98,9 +108,9 @@ static void replay_entry(ld_recovery *rc, const redisReply *entry, const redisRe
         ld_log_rl(LD_ERR, "RECOVER-EVENT", "event %s in ld:events cannot be decoded", id);
         return;
     }
-    uint64_t now = ld_clock_now(rc->engine->clock), at = stream_ms(id);
+    uint64_t now = ld_clock_now(rc->engine->clock), at = stream_ms(key == id ? id : key + 1);
     ld_incident *inc;
-    if (ld_engine_open_at(rc->engine, ev, id, at < now ? at : now, &inc) == 0) rc->replayed++;
+    if (ld_engine_open_at(rc->engine, ev, key, at < now ? at : now, &inc) == 0) rc->replayed++;
     else rc->skipped++;
     linkd__v1__envelope__free_unpacked(ev, NULL);
 }
@@ -159,7 +169,8 @@ static void on_events(void *arg, redisReply *reply)
     char keys[BATCH][80];
     argv[0] = "MGET", lens[0] = 4;
     for (size_t i = 0; i < n; i++) {
-        int kl = snprintf(keys[i], sizeof keys[i], "ld:inc:I%s", rc->batch->element[i]->element[0]->str);
+        int kl = snprintf(keys[i], sizeof keys[i], "ld:inc:I%s",
+                          entry_incident_key(rc->batch->element[i]));
         argv[i + 1] = keys[i], lens[i + 1] = (size_t)kl;
     }
     command(rc, on_event_records, (int)n + 1, argv, lens);

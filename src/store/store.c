@@ -29,6 +29,26 @@ const char ld_store_intake_script[] =
     "end\n"
     "return out\n";
 
+/* The same for events accepted into the spool while Redis was away: ARGV[1] =
+ * ttl, then per event src, eid, pb, spool id. The seen key holds the spool
+ * id, so a resend is answered with the incident it opened ("IS..."); the
+ * stream entry carries it as field sid. */
+static const char reconcile_script[] =
+    "local out = {}\n"
+    "for i = 2, #KEYS do\n"
+    "  local prev = redis.call('GET', KEYS[i])\n"
+    "  if prev then\n"
+    "    out[i - 1] = '=' .. prev\n"
+    "  else\n"
+    "    local a = 4 * (i - 1)\n"
+    "    redis.call('XADD', KEYS[1], '*', 'src', ARGV[a - 2], 'eid', ARGV[a - 1],\n"
+    "               'pb', ARGV[a], 'sid', ARGV[a + 1])\n"
+    "    redis.call('SET', KEYS[i], ARGV[a + 1], 'EX', ARGV[1])\n"
+    "    out[i - 1] = ARGV[a + 1]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 #define MAX_BATCH 1024
 #define KEY_MAX 300   /* "ld:seen:" + source (<= 128) + ":" + event id (<= 128) */
 
@@ -372,7 +392,7 @@ static void on_appended(redisAsyncContext *ac, void *r, void *priv)
 static int reserve_scratch(ld_store *s, size_t n)
 {
     if (n <= s->scratch_events) return 0;
-    size_t argc = 5 + 4 * n; /* EVAL(SHA), script, numkeys, ld:events, ttl; n keys; 3n args */
+    size_t argc = 5 + 5 * n; /* EVAL(SHA), script, numkeys, ld:events, ttl; n keys; 3-4n args */
     const char **argv = realloc(s->argv, argc * sizeof *argv);
     if (argv) s->argv = argv;
     size_t *lens = realloc(s->lens, argc * sizeof *lens);
@@ -384,8 +404,9 @@ static int reserve_scratch(ld_store *s, size_t n)
     return 0;
 }
 
-int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_append_cb cb,
-                    void *arg)
+/* submit runs the intake script, or with <sids> the reconcile script, over <items>. */
+static int submit(ld_store *s, const ld_append_item *items, const char *const *sids, size_t n,
+                  ld_append_cb cb, void *arg)
 {
     if (!s->ready || !s->ac) return LD_EUNAVAIL;
     if (n == 0 || n > MAX_BATCH) return LD_EINVAL;
@@ -396,7 +417,8 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
     size_t *lens = s->lens;
     char nkeys[16], ttl[24];
     size_t a = 0;
-    if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
+    if (sids) argv[a] = "EVAL", lens[a++] = 4, argv[a] = reconcile_script, lens[a++] = strlen(reconcile_script);
+    else if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
     else argv[a] = "EVAL", lens[a++] = 4, argv[a] = ld_store_intake_script, lens[a++] = strlen(ld_store_intake_script);
     snprintf(nkeys, sizeof nkeys, "%zu", n + 1);
     argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
@@ -412,6 +434,7 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
         argv[a] = items[i].src, lens[a++] = strlen(items[i].src);
         argv[a] = items[i].eid, lens[a++] = strlen(items[i].eid);
         argv[a] = (const char *)items[i].pb, lens[a++] = items[i].pblen;
+        if (sids) argv[a] = sids[i], lens[a++] = strlen(sids[i]);
     }
     *op = (append_op){s, cb, arg, n};
     /* hiredis formats the command into its output buffer now: the scratch is free again. */
@@ -422,6 +445,18 @@ int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_appen
     sent(s);
     s->stats.appends++;
     return 0;
+}
+
+int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_append_cb cb,
+                    void *arg)
+{
+    return submit(s, items, NULL, n, cb, arg);
+}
+
+int ld_store_append_spooled(ld_store *s, const ld_append_item *items, const char *const *sids,
+                            size_t n, ld_append_cb cb, void *arg)
+{
+    return submit(s, items, sids, n, cb, arg);
 }
 
 static void on_written(redisAsyncContext *ac, void *r, void *priv)

@@ -100,6 +100,13 @@ static inline int ld_store_up(const ld_store *s) { return s->ready; }
 int ld_store_append(ld_store *s, const ld_append_item *items, size_t n, ld_append_cb cb,
                     void *arg);
 
+/* ld_store_append_spooled copies events accepted into the spool while Redis
+ * was away into ld:events (field sid = <sids>[i]) and sets their seen keys to
+ * their spool ids, unless a seen key is there already: then that event is
+ * answered as a duplicate, with the key's value. As ld_store_append. */
+int ld_store_append_spooled(ld_store *s, const ld_append_item *items, const char *const *sids,
+                            size_t n, ld_append_cb cb, void *arg);
+
 /* ld_store_put_incident writes an incident record behind. <next_due> is its
  * earliest deadline; a closed incident leaves ld:open and expires in 90 days. */
 void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,

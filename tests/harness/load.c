@@ -80,7 +80,7 @@ static void refill(producer *p)
 {
     ldh_load *l = p->l;
     for (int i = 0; i < l->o.batch; i++) {
-        int c = (int)(p->seq % (uint64_t)l->o.ncategories);
+        int c = p->index % l->o.ncategories;
         ldh_event_call(&p->ev[i], l->o.categories[c]);
         snprintf(p->ev[i].source_id, sizeof p->ev[i].source_id, "%s", p->source);
         snprintf(p->ev[i].event_id, sizeof p->ev[i].event_id, "%s-%llu", p->source,

@@ -33,7 +33,9 @@ typedef struct ldh_load_opts {
     int batch;                      /* events per request (default 5) */
     int period_ms;                  /* pause between one producer's requests (default 20) */
     int reply_ms;                   /* a request with no answer by then is sent again (default 3000) */
-    Linkd__V1__CallCategory categories[LDH_LOAD_MAX_CATEGORIES]; /* cycled; default fire */
+    /* Producer k sends calls of categories[k % ncategories] only, so one
+     * category held back (RETRY_LATER) does not hold back another. Default: fire. */
+    Linkd__V1__CallCategory categories[LDH_LOAD_MAX_CATEGORIES];
     int ncategories;
     const char *terminals[LDH_LOAD_MAX_THREADS];  /* polled, receipted, resolved */
     int nterminals;
