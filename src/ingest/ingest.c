@@ -72,6 +72,7 @@ static void answer(ingest_req *q)
     if (!m) ld_log_rl(LD_ERR, "INGEST-NOMEM", "cannot allocate a reply of %zu results", q->n);
     ld_rep_reply(q->c, m);
     ld_arena_reset(&q->arena);
+    q->req = NULL; /* it lived in the arena */
 }
 
 /* A request refused whole gets one REJECTED result saying why. */
@@ -193,6 +194,7 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     int pipe_id = nng_pipe_id(nng_msg_get_pipe(msg));
     uint32_t pipe = pipe_id > 0 ? (uint32_t)pipe_id : 0;
     in->stats.requests++;
+    q->req = NULL;
     if (len > in->max_msg) {
         /* NNG let it in (up to twice the limit) so that it gets an answer. */
         char why[160];
