@@ -10,7 +10,9 @@
 # is bounded in time, and so is each test (ctest --timeout; the integration
 # tests bound their own waits). Tests start private redis-server and linkd
 # processes on free loopback ports and stop them by PID; nothing else on the
-# machine is touched.
+# machine is touched. The reliability suite (tests/reliability: linkd and
+# Redis killed and stopped under load) runs here in its short form; its long
+# form is `bash tests/reliability/run.sh` (docs/RELIABILITY.md).
 #
 # Environment: JOBS (parallel builds and test binaries; default: CPU count),
 # LINKD_TEST_SKIP_ASAN=1 (only the first pass), CTEST_ARGS (extra ctest args,

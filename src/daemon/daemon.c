@@ -102,7 +102,9 @@ static void flush_dirty(daemon *d)
     if (!ld_store_up(&d->store)) return;
     ld_engine_take_dirty(&d->engine, write_incident, d);
     ld_audit_flush(&d->audit);
-    if (strcmp(d->mark, d->engine.last_opened) != 0) {
+    /* While some cut-off intake call may have appended events the engine has
+     * not opened, the mark must not pass them: a restart replays from it. */
+    if (!d->store.doubt && strcmp(d->mark, d->engine.last_opened) != 0) {
         ld_store_put_mark(&d->store, d->engine.last_opened);
         memcpy(d->mark, d->engine.last_opened, sizeof d->mark);
     }
@@ -297,13 +299,32 @@ static void maybe_ready(daemon *d)
     ld_notify_ready(&d->notify, status);
 }
 
+static void catch_up(daemon *d);
+
+static void on_caught_up(void *arg, int status)
+{
+    daemon *d = arg;
+    if (status == 0) d->store.doubt = 0; /* else: again when Redis is back */
+}
+
+/* catch_up opens what intake calls cut off by a lost connection may have
+ * appended (store.h: doubt), once Redis is back and recovery is done. */
+static void catch_up(daemon *d)
+{
+    if (!d->store.doubt || !d->recovered || d->recovery.running || d->stopping) return;
+    ld_recover_replay(&d->recovery, &d->store, &d->engine, d->store.doubt_after, on_caught_up, d);
+}
+
 static void on_recovered(void *arg, int status)
 {
     daemon *d = arg;
     if (status != 0 || d->stopping) return; /* runs again when Redis is back */
+    if (ld_stream_id_cmp(d->recovery.mark, d->store.last_id) > 0)
+        memcpy(d->store.last_id, d->recovery.mark, sizeof d->store.last_id);
     d->recovered = 1;
     ld_ingest_hold(&d->ingest, NULL);
     maybe_ready(d);
+    catch_up(d);
     if (d->spooling) reconcile_spool(d);
 }
 
@@ -317,6 +338,7 @@ static void on_store_state(void *arg, int up)
     if (up) {
         if (d->ready_logged) ld_notify_status(&d->notify, "ready: redis is back");
         maybe_ready(d);
+        catch_up(d);
         if (d->spooling) reconcile_spool(d);
     } else if (!d->stopping) {
         ld_log(LD_WARN, "DEGRADED", "redis unavailable: intake answers RETRY_LATER%s",

@@ -24,7 +24,12 @@ static void finish(ld_recovery *rc, int status)
     if (rc->batch) freeReplyObject(rc->batch);
     rc->batch = NULL;
     rc->running = 0;
-    if (status == 0)
+    if (status == 0 && rc->catchup)
+        ld_log(LD_NOTICE, "CATCHUP", "replayed %llu events accepted into redis while its "
+               "connection failed, in %llums (%llu skipped)", (unsigned long long)rc->replayed,
+               (unsigned long long)(ld_mono_ms() - rc->started_ms),
+               (unsigned long long)rc->skipped);
+    else if (status == 0)
         ld_log(LD_NOTICE, "RECOVERED", "restored %llu open incidents and replayed %llu events "
                "in %llums (%llu skipped, %llu unreadable)", (unsigned long long)rc->restored,
                (unsigned long long)rc->replayed,
@@ -277,4 +282,21 @@ int ld_recover_start(ld_recovery *rc, ld_store *s, ld_engine *e,
     int rv = ld_store_commandv(s, on_mark, rc, 2, argv, lens);
     if (rv != 0) rc->running = 0;
     return rv;
+}
+
+int ld_recover_replay(ld_recovery *rc, ld_store *s, ld_engine *e, const char *after,
+                      void (*done)(void *arg, int status), void *arg)
+{
+    if (!ld_store_up(s)) return LD_EUNAVAIL;
+    memset(rc, 0, sizeof *rc);
+    rc->store = s;
+    rc->engine = e;
+    rc->done = done;
+    rc->arg = arg;
+    rc->running = 1;
+    rc->catchup = 1;
+    rc->started_ms = ld_mono_ms();
+    snprintf(rc->mark, sizeof rc->mark, "%s", after && *after ? after : "0-0");
+    next_events(rc);
+    return 0;
 }

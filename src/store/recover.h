@@ -29,11 +29,20 @@ typedef struct ld_recovery {
     uint64_t restored, replayed, skipped, bad;
     struct redisReply *batch;   /* the XRANGE batch whose records are being checked */
     int running;
+    int catchup;                /* ld_recover_replay: step 3 only */
 } ld_recovery;
 
 /* ld_recover_start begins; done(arg, 0) when the engine holds every open
  * incident, or done(arg, LD_EUNAVAIL) if Redis went away meanwhile. */
 int ld_recover_start(ld_recovery *rc, ld_store *s, ld_engine *e,
                      void (*done)(void *arg, int status), void *arg);
+
+/* ld_recover_replay runs step 3 alone, after stream id <after>: events an
+ * intake call cut off by a lost connection may have appended are opened if
+ * the engine holds no incident for them and Redis no record. done() as
+ * above (possibly before it returns, if Redis is gone again). Returns 0 or
+ * LD_EUNAVAIL without calling done. */
+int ld_recover_replay(ld_recovery *rc, ld_store *s, ld_engine *e, const char *after,
+                      void (*done)(void *arg, int status), void *arg);
 
 #endif

@@ -356,6 +356,15 @@ static void answered(ld_store *s)
     s->last_progress = uv_now(s->loop);
 }
 
+int ld_stream_id_cmp(const char *a, const char *b)
+{
+    char *end;
+    unsigned long long ams = strtoull(a, &end, 10), aseq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    unsigned long long bms = strtoull(b, &end, 10), bseq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    if (ams != bms) return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq;
+}
+
 static void on_appended(redisAsyncContext *ac, void *r, void *priv)
 {
     append_op *op = priv;
@@ -366,8 +375,14 @@ static void on_appended(redisAsyncContext *ac, void *r, void *priv)
     ld_append_result res[64], *out = op->n <= 64 ? res : malloc(op->n * sizeof *out);
     int status = 0;
     if (!out) status = LD_ENOMEM;
-    else if (!reply) status = LD_EUNAVAIL;
-    else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n) {
+    else if (!reply) {
+        /* The connection went with the command: Redis may have run it. */
+        status = LD_EUNAVAIL;
+        if (!s->doubt) {
+            s->doubt = 1;
+            memcpy(s->doubt_after, s->last_id, sizeof s->doubt_after);
+        }
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n) {
         s->stats.errors++;
         ld_log_rl(LD_ERR, "STORE-APPEND", "intake script failed: %s",
                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
@@ -381,6 +396,8 @@ static void on_appended(redisAsyncContext *ac, void *r, void *priv)
             out[i].duplicate = id[0] == '=';
             snprintf(out[i].stream_id, sizeof out[i].stream_id, "%s", id + out[i].duplicate);
             s->stats.duplicates += (uint64_t)out[i].duplicate;
+            if (!out[i].duplicate && ld_stream_id_cmp(out[i].stream_id, s->last_id) > 0)
+                memcpy(s->last_id, out[i].stream_id, sizeof s->last_id);
         }
         s->stats.appended_events += op->n;
     }

@@ -73,6 +73,9 @@ typedef struct ld_store {
     void (*on_stopped)(void *arg);
     void *stopped_arg;
     ld_store_stats stats;
+    char last_id[48];              /* newest stream id an intake reply gave */
+    int doubt;                     /* an intake call was cut off: Redis may have run it */
+    char doubt_after[48];          /* ... and then its events come after this id */
     uint64_t dedup_ttl_s;
     ld_pool ops;                   /* appends waiting for their reply */
     const char **argv;             /* scratch for building commands: hiredis */
@@ -93,6 +96,12 @@ int ld_store_start(ld_store *s);
  * handles, then calls done(arg). */
 void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg);
 static inline int ld_store_up(const ld_store *s) { return s->ready; }
+
+/* ld_store_append makes <items> durable and deduplicated. If the connection
+ * goes while it waits, cb gets LD_EUNAVAIL although Redis may have run the
+ * script: then <doubt> is set and <doubt_after> says after which stream id
+ * such events are; the daemon replays them (ld_recover_replay) and clears it. */
+int ld_stream_id_cmp(const char *a, const char *b);
 
 /* ld_store_append makes <items> durable and deduplicated. Returns 0 and calls
  * cb later (exactly once), or LD_EUNAVAIL at once and never calls cb. The

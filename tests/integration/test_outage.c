@@ -145,3 +145,49 @@ Test(outage, linkd_stops_cleanly_while_redis_is_down, .init = setup, .fini = tea
     ldh_check(&env, exit_code == 0, "linkd exited %d on SIGTERM with redis down", exit_code);
     ldh_check(&env, ldh_linkd_log_has(&env.linkd, "SUMMARY"), "no SUMMARY line");
 }
+
+/* An intake call cut off by the stall: Redis had the script in its socket
+ * buffer when it stopped, and runs it when it resumes, after linkd gave up
+ * on the connection and told the producer RETRY_LATER. The event is durable
+ * all the same, so linkd must find it when Redis is back and dispatch it,
+ * even if the producer never sends it again; a resend is a DUPLICATE of it. */
+Test(outage, an_event_redis_took_during_a_stall_is_dispatched_once_it_answers, .init = setup,
+     .fini = teardown, .timeout = 180)
+{
+    ldh_check(&env, kill(env.redis.pid, SIGSTOP) == 0, "cannot stop redis");
+    ldh_event ev;
+    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
+    Linkd__V1__IngestReply *rep = ldh_ingest1(&env.linkd, &ev);
+    ldh_check(&env, rep && rep->n_results == 1, "no reply during the stall");
+    int r = (int)rep->results[0]->result;
+    linkd__v1__ingest_reply__free_unpacked(rep, NULL);
+    ldh_check(&env, r == LINKD__V1__RESULT__RESULT_RETRY_LATER,
+              "during the stall the answer was %d, not RETRY_LATER", r);
+    ldh_check(&env, kill(env.redis.pid, SIGCONT) == 0, "cannot resume redis");
+
+    /* Redis ran the script it had buffered: the event is in the stream. */
+    char sid[64] = "";
+    for (int i = 0; i < 200 && !sid[0]; i++) {
+        redisReply *x = ldh_redis_cmd(&env.redis, "GET ld:seen:%s:%s", ev.source_id, ev.event_id);
+        if (x && x->type == REDIS_REPLY_STRING) snprintf(sid, sizeof sid, "%s", x->str);
+        if (x) freeReplyObject(x);
+        if (!sid[0]) ldh_sleep_ms(50);
+    }
+    if (!sid[0]) cr_skip_test("redis did not run the buffered script; nothing to find");
+
+    char inc[80];
+    snprintf(inc, sizeof inc, "I%s", sid);
+    ldh_task_match m = {.incident_id = inc, .department = "fire"};
+    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "fire-duty", &m, true, WAIT_MS);
+    ldh_check(&env, t, "the event Redis took during the stall (%s) was never dispatched", inc);
+    linkd__v1__task__free_unpacked(t, NULL);
+    ldh_check(&env, ldh_linkd_log_has(&env.linkd, "CATCHUP"), "no CATCHUP log line");
+
+    rep = ldh_ingest1(&env.linkd, &ev);
+    ldh_check(&env, rep && rep->n_results == 1 &&
+                        rep->results[0]->result == LINKD__V1__RESULT__RESULT_DUPLICATE &&
+                        strcmp(rep->results[0]->incident_id, inc) == 0,
+              "the resend must be a DUPLICATE of %s", inc);
+    linkd__v1__ingest_reply__free_unpacked(rep, NULL);
+    ldh_check(&env, stream_len() == 1, "ld:events holds %lld events, not 1", stream_len());
+}
