@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "load.h"
@@ -74,6 +75,11 @@ static void finish(ldh_load *load, long *lost, size_t *undelivered, bool *settle
 {
     ldh_load_pause(load, true);
     *settled = ldh_load_settle(load, 90000);
+    /* Spooled events reach ld:events as linkd copies the spool, after it
+     * reconnects; the file goes when the last one is in. */
+    char spool_file[160];
+    snprintf(spool_file, sizeof spool_file, "%s/linkd.spool", spool_dir);
+    for (int i = 0; i < 1200 && access(spool_file, F_OK) == 0; i++) ldh_sleep_ms(50);
     *undelivered = ldh_load_await_delivery(load, 60000);
     *lost = ldh_load_check(load, &env.redis);
     ldh_load_get_stats(load, st);
