@@ -372,7 +372,8 @@ static void summary(const daemon *d)
            "%llu, errors %llu, "
            "timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
-           (unsigned long long)i->spooled, (unsigned long long)i->duplicate, (unsigned long long)i->rejected, reasons,
+           (unsigned long long)i->spooled, (unsigned long long)i->duplicate,
+           (unsigned long long)i->rejected, reasons,
            (unsigned long long)i->retry_later, (unsigned long long)i->rate_limited,
            (unsigned long long)e->incidents_opened,
            (unsigned long long)e->incidents_closed, d->engine.open_incidents,

@@ -278,8 +278,8 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
             set_result(q, i, R_RETRY, in->hold);
             continue;
         }
-        int up = ld_store_up(in->store);
-        if (!up && !(in->spool && ld_engine_life_safety(in->engine, ev, ld_clock_now(in->engine->clock)))) {
+        if (!ld_store_up(in->store) &&
+            !(in->spool && ld_engine_life_safety(in->engine, ev, ld_clock_now(in->engine->clock)))) {
             set_result(q, i, R_RETRY, "storage unavailable: send again");
             continue;
         }

@@ -359,8 +359,10 @@ static void answered(ld_store *s)
 int ld_stream_id_cmp(const char *a, const char *b)
 {
     char *end;
-    unsigned long long ams = strtoull(a, &end, 10), aseq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
-    unsigned long long bms = strtoull(b, &end, 10), bseq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    unsigned long long ams = strtoull(a, &end, 10);
+    unsigned long long aseq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    unsigned long long bms = strtoull(b, &end, 10);
+    unsigned long long bseq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
     if (ams != bms) return ams < bms ? -1 : 1;
     return aseq < bseq ? -1 : aseq > bseq;
 }
@@ -434,7 +436,9 @@ static int submit(ld_store *s, const ld_append_item *items, const char *const *s
     size_t *lens = s->lens;
     char nkeys[16], ttl[24];
     size_t a = 0;
-    if (sids) argv[a] = "EVAL", lens[a++] = 4, argv[a] = reconcile_script, lens[a++] = strlen(reconcile_script);
+    if (sids)
+        argv[a] = "EVAL", lens[a++] = 4, argv[a] = reconcile_script,
+        lens[a++] = strlen(reconcile_script);
     else if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
     else argv[a] = "EVAL", lens[a++] = 4, argv[a] = ld_store_intake_script, lens[a++] = strlen(ld_store_intake_script);
     snprintf(nkeys, sizeof nkeys, "%zu", n + 1);
