@@ -506,6 +506,14 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
     return ld_engine_open_at(e, ev, stream_id, ld_clock_now(e->clock), out);
 }
 
+/* note_opened moves the write-behind mark to <stream_id>. Spooled events
+ * ("S...", see store/spool.h) are not in the stream yet: they leave it. */
+static void note_opened(ld_engine *e, const char *stream_id)
+{
+    if (stream_id[0] >= '0' && stream_id[0] <= '9')
+        snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
+}
+
 int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                       uint64_t now, ld_incident **out)
 {
@@ -522,7 +530,7 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
         ld_incident *dup = ld__correlate_find(e, ev, &in, now, &mr, &metres);
         if (dup && (ld__correlate_has(dup, stream_id) ||
                     ld__correlate_join(e, dup, ev, stream_id, mr, metres, now) == 0)) {
-            snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
+            note_opened(e, stream_id);
             *out = dup;
             return 0;
         }
@@ -557,9 +565,7 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
     e->open_incidents++;
     e->stats.incidents_opened++;
     if (ld_incident_is_drill(inc)) e->stats.drill_incidents++;
-    /* Spooled events ("S...", see store/spool.h) are not in the stream yet. */
-    if (stream_id[0] >= '0' && stream_id[0] <= '9')
-        snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
+    note_opened(e, stream_id);
 
     /* One task per department; the first route to name a department sets its budget. */
     for (size_t i = 0; i < nroutes; i++) {

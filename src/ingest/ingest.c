@@ -175,10 +175,14 @@ static void on_spooled(void *arg, int status, const ld_spool_result *res, size_t
         q->res[i].incident_id = arena_strdup(&q->arena, iid);
         if (res[k].duplicate) continue;
         in->stats.spooled++;
-        ld_incident *inc;
-        if (ld_engine_open(in->engine, ev, res[k].sid, &inc) != 0)
+        ld_incident *inc = NULL;
+        int orv = ld_engine_open(in->engine, ev, res[k].sid, &inc);
+        if (orv != 0)
             ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is spooled but its incident could not "
                       "be opened: out of memory", ev->event_id);
+        /* A duplicate report merged into an open incident answers with that one. */
+        else if (inc && strcmp(inc->id, iid) != 0)
+            q->res[i].incident_id = arena_strdup(&q->arena, inc->id);
     }
     if (status != 0)
         ld_log_rl(LD_ERR, "INGEST-SPOOL", "%zu life-safety events answered RETRY_LATER: the "
