@@ -70,7 +70,7 @@ for n in $COUNTS; do
     open=$(redis-cli -p "$port" zcard ld:open)
     tasks=$(jq -r .tasks_first "$OUT/n$n.json" 2>/dev/null || echo "?")
     redis_used=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/{print $2+0}')
-    python3 - "$n" "$idle" "$rss" "$open" "$redis_idle" "$redis_used" "$tasks" <<'EOF' | tee "$OUT/n$n.summary"
+    python3 - "$n" "$idle" "$rss" "$open" "$redis_idle" "$redis_used" "$tasks" <<'EOF' | tee "$OUT/n$n.summary" >&2
 import sys
 n, idle, rss, open_, ri, ru = map(float, sys.argv[1:7])
 tasks = sys.argv[7]

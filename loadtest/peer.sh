@@ -12,7 +12,8 @@
 # one webhook receiver per department, several receivers for
 # multi-department routes. `linkload am` then offers alerts open loop
 # through API v2 and times every webhook delivery on its own receiver.
-# Steps: 1,000 alerts/s (the equal-load comparison with linkd), then
+# Steps: 1,000 alerts/s (PEER_EQUAL_RATE: the equal-load comparison with
+# linkd), then
 # 500, 1,000, 2,000, 3,000, 4,000 ... until a step is not sustained (same
 # rule as bench.sh: accepted >= 95% of offered and p99 intake->accepted
 # <= P99_LIMIT_MS), then memory: N distinct active alerts (PEER_MEM_ALERTS,
@@ -22,7 +23,8 @@
 # Environment: BUILD_DIR (default build-bench), BENCH_OUT (results, default
 # $BUILD_DIR/peer), PEER_SECONDS (per step, default 10), PEER_BATCH (alerts
 # per POST, default 1), PEER_CONNECTIONS (default 8), P99_LIMIT_MS (100),
-# PEER_MAX_RATE (default 16000), PEER_MEM_ALERTS (20000).
+# PEER_MAX_RATE (default 16000; 0 skips the search), PEER_MEM_ALERTS (20000),
+# PEER_EQUAL_RATE (1000).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +36,7 @@ CONNS=${PEER_CONNECTIONS:-8}
 P99_LIMIT_MS=${P99_LIMIT_MS:-100}
 MAX_RATE=${PEER_MAX_RATE:-16000}
 MEM_ALERTS=${PEER_MEM_ALERTS:-20000}
+EQUAL_RATE=${PEER_EQUAL_RATE:-1000}
 LINKLOAD=$BUILD_DIR/linkload
 AM_BIN=prometheus-alertmanager
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkd-peer.XXXXXX")
@@ -147,7 +150,7 @@ row() {
 }
 
 memory() {
-    local rate=1000 secs
+    local rate=$((MEM_ALERTS < 1000 ? MEM_ALERTS : 1000)) secs
     secs=$(( (MEM_ALERTS + rate - 1) / rate ))
     start_am
     local idle; idle=$(rss_kb "$AM_PID")
@@ -172,8 +175,8 @@ main() {
     build
     "$AM_BIN" --version 2>&1 | head -1 >"$OUT/version.txt"
     local rate pass=0 names=() r
-    step am1k 1000
-    names+=(am1k)
+    step am_equal "$EQUAL_RATE"
+    names+=(am_equal)
     for r in 500 1000 2000 3000 4000 6000 8000 12000 16000; do
         [ "$r" -le "$MAX_RATE" ] || break
         step "am_r$r" "$r"
