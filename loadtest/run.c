@@ -151,6 +151,9 @@ static void on_request_done(prod_ctx *c, int rv, nng_msg *msg)
     if (msg) {
         rep = linkd__v1__ingest_reply__unpack(&c->arena.pb, nng_msg_len(msg), nng_msg_body(msg));
         nng_msg_free(msg);
+        pthread_mutex_lock(&r->mu);
+        r->ist.replies_all++;
+        pthread_mutex_unlock(&r->mu);
     }
     if (c->req >= r->warm_reqs) {
         pthread_mutex_lock(&r->mu);
@@ -688,7 +691,7 @@ static void wait_for_end(run *r)
             prev = cur;
             last_print = now;
         }
-        if (now >= give_up && lg_answered(&cur.ist) == 0 && cur.ist.results[0] == 0) {
+        if (now >= give_up && cur.ist.replies_all == 0) {
             if (!r->o.quiet) fprintf(stderr, "\nlinkload run: no answer from linkd at %s: stopping\n", r->o.ingest_url);
             break;
         }

@@ -49,6 +49,7 @@ typedef struct ingest_stats {
     uint64_t req_sent, ev_sent, ev_unsent;
     uint64_t results[LG_RESULT_MAX + 1];   /* by Result value; [0] = unknown value */
     uint64_t timeouts, errors, bad_replies, unanswered;
+    uint64_t replies_all;       /* replies of any kind, warm-up included: linkd is there */
     uint64_t first_send_ns, last_send_ns, last_reply_ns, max_lag_ns;
     ld_hist accepted;           /* intended send -> ACCEPTED, ns, per event */
     reason_count reasons[LG_MAX_REASONS];
@@ -182,7 +183,6 @@ typedef struct figures {
 } figures;
 
 void lg_take_snapshot(run *r, snapshot *s);
-uint64_t lg_answered(const ingest_stats *s);
 void lg_progress(run *r, const snapshot *now, const snapshot *prev, double secs);
 void lg_figures(const run *r, const snapshot *s, figures *f);
 void lg_print_report(const run *r, const snapshot *s, const figures *f);
