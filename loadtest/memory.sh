@@ -62,7 +62,7 @@ for n in $COUNTS; do
     redis_idle=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/{print $2+0}')
     secs=$(python3 -c "print(round($n / $RATE, 2))")
     say "== $n open incidents: $RATE events/s for $secs s"
-    timeout $((${secs%.*} + 120)) "$LINKLOAD" run --rate "$RATE" --duration "$secs" --batch 10 \
+    timeout $((${secs%.*} + 240)) "$LINKLOAD" run --rate "$RATE" --duration "$secs" --batch 10 \
         --ingest "$ingest" --terminals "$terminals" --rules "$ROOT/rules" --drain 30 --quiet \
         --json "$OUT/n$n.json" >"$OUT/n$n.txt" 2>&1 || true
     sleep 3

@@ -23,7 +23,8 @@
 # Environment: BUILD_DIR (default build-bench), BENCH_OUT (results, default
 # $BUILD_DIR/peer), PEER_SECONDS (per step, default 10), PEER_BATCH (alerts
 # per POST, default 1), PEER_CONNECTIONS (default 8), P99_LIMIT_MS (100),
-# PEER_MAX_RATE (default 16000; 0 skips the search), PEER_MEM_ALERTS (20000),
+# PEER_MAX_RATE (default 16000; 0 skips the search), PEER_MEM_ALERTS (20000;
+# 0 skips the memory step),
 # PEER_EQUAL_RATE (1000).
 set -euo pipefail
 
@@ -183,7 +184,7 @@ main() {
         names+=("am_r$r")
         if sustained "am_r$r"; then pass=$r; else break; fi
     done
-    memory
+    [ "$MEM_ALERTS" -gt 0 ] && memory
     echo
     echo "alertmanager benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ), $(cat "$OUT/version.txt"), $(nproc) vCPU, batch $BATCH, $CONNS connections, ${SECS}s per step"
     printf '%-10s %8s %8s %9s %9s %9s %9s %9s %9s %8s %7s\n' step offered achieved \
@@ -191,7 +192,7 @@ main() {
     for r in "${names[@]}"; do row "$r"; done
     echo
     echo "highest sustained rate: $pass alerts/s (accepted >= 95% of offered, p99 intake->accepted <= ${P99_LIMIT_MS} ms)"
-    tail -1 "$OUT/mem.txt"
+    [ -s "$OUT/mem.txt" ] && tail -1 "$OUT/mem.txt"
     echo "results: $OUT"
 }
 
