@@ -45,7 +45,9 @@ int ld__roster_first_holder(ld_engine *e, const ld_task *t, char *why, size_t le
         snprintf(why, len, "nobody on duty for %s", dept->id);
         return -1;
     }
-    if (!offline(e, term)) return term;
+    /* Rerouting around offline terminals is part of a roster: a department
+     * without one keeps its tasks at level 0 until the terminal is back. */
+    if (!offline(e, term) || dept->roster < 0) return term;
     int stand_in = dept->roster >= 0 ? r->rosters[dept->roster].stand_in : -1;
     if (stand_in >= 0 && stand_in != term && !offline(e, stand_in)) return stand_in;
     snprintf(why, len, "%s is offline%s", r->terminals[term].id,
@@ -61,7 +63,8 @@ void ld__roster_terminal_offline(ld_engine *e, int terminal)
     const ld_list *head = &e->terms[terminal].tasks;
     for (const ld_list *l = head->next; l != head && n < sizeof move / sizeof move[0]; l = l->next) {
         ld_task *t = ld_container_of(l, ld_task, term_link);
-        if (t->state < T_ACKNOWLEDGED && t->terminal == terminal && !ld_incident_is_drill(t->inc))
+        if (t->state < T_ACKNOWLEDGED && t->terminal == terminal &&
+            !ld_incident_is_drill(t->inc) && r->departments[t->dept].roster >= 0)
             move[n++] = t;
     }
     for (size_t i = 0; i < n; i++) {

@@ -16,8 +16,8 @@ int ld_incident_is_drill(const ld_incident *inc);
 int ld__roster_first_holder(ld_engine *e, const ld_task *t, char *why, size_t len);
 
 /* ld__roster_terminal_offline moves every task <terminal> holds and has not
- * acknowledged: to the stand-in if it holds level 0 and one is online, else
- * one level up. Drills stay. */
+ * acknowledged, for departments with a roster: to the stand-in if it holds
+ * level 0 and one is online, else one level up. Drills stay. */
 void ld__roster_terminal_offline(ld_engine *e, int terminal);
 
 #endif
