@@ -29,11 +29,11 @@ static const char departments[] =
     "    escalation:\n"
     "      - { level: supervisor, terminal: command-supervisor, wait: 5m }\n";
 
-static char dir[64];
+static char dir[256];
 
 static void write_file(const char *name, const void *buf, size_t len)
 {
-    char path[128];
+    char path[320];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     if (!f) abort();
@@ -44,7 +44,10 @@ static void write_file(const char *name, const void *buf, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/linkd-fuzz-rules-XXXXXX");
+        /* Under run.sh's own work directory, so that concurrent runs on one
+         * machine never remove each other's files. */
+        const char *base = getenv("LINKD_FUZZ_DIR");
+        snprintf(dir, sizeof dir, "%s/linkd-fuzz-rules-XXXXXX", base && *base ? base : "/tmp");
         if (!mkdtemp(dir)) abort();
         write_file("departments.yaml", departments, sizeof departments - 1);
     }

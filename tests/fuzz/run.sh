@@ -7,7 +7,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?usage: run.sh BUILD_DIR [SECONDS]}
 secs=${2:-30}
 work=$(mktemp -d /tmp/linkd-fuzz-XXXXXX)
-trap 'rm -rf "$work" /tmp/linkd-fuzz-rules-*' EXIT
+# The rules target writes its files under $work (LINKD_FUZZ_DIR): removing
+# only our own directory leaves concurrent runs alone.
+trap 'rm -rf "$work"' EXIT
+export LINKD_FUZZ_DIR=$work
 
 mkdir -p "$work/ingest" "$work/rules"
 now=1795000000000

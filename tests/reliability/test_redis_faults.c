@@ -137,8 +137,16 @@ Test(reliability, redis_outage_under_load, .init = setup, .fini = teardown, .tim
     ldh_check(&env, st.rejected == 0, "valid events were rejected");
     ldh_check(&env, lost == 0, "%ld events answered ACCEPTED are not in ld:events", lost);
     ldh_check(&env, undelivered == 0, "%zu deliveries never happened", undelivered);
-    /* Nothing queues per event while Redis is away: intake answers at once. */
-    ldh_check(&env, rss_max < rss_before + 64 * 1024,
+    /* Nothing queues per event while Redis is away (intake answers at once;
+     * the spool holds the life-safety events). Under AddressSanitizer freed
+     * memory waits in its quarantine (256 MB by default) before reuse, so
+     * only the release build measures linkd's own growth. */
+#ifdef __SANITIZE_ADDRESS__
+    long bound = 512 * 1024;
+#else
+    long bound = 64 * 1024;
+#endif
+    ldh_check(&env, rss_max < rss_before + bound,
               "linkd grew from %ld to %ld KiB during the outage", rss_before, rss_max);
 }
 
