@@ -5,8 +5,8 @@
  * must go on accepting and dispatching fire calls (life safety, through its
  * spool), answer RETRY_LATER rather than ACCEPTED for crimes, which it cannot
  * make durable, keep its memory flat, and drain the producers' backlog and
- * its spool when Redis returns. Crash: Redis is killed with SIGKILL (append-only file on,
- * appendfsync everysec) and restarted at once. In both, every event a
+ * its spool when Redis returns. Crash: Redis is killed with SIGKILL
+ * (append-only file on, appendfsync always) and restarted at once. In both, every event a
  * producer was told ACCEPTED must be in ld:events afterwards (lost: 0) and
  * its incident must reach its terminal.
  *
