@@ -7,6 +7,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/sha256.h"
@@ -39,6 +40,7 @@ typedef struct audit_entry {
     audit_tail *tail;             /* while waiting for the tail to be read */
     int state;
     uint16_t len;
+    uint32_t seq;                 /* its place in a batch, while it is sorted */
     char key[sizeof KEY_PREFIX + LD_INCIDENT_ID_LEN];
     char line[LD_AUDIT_LINE_MAX];
 } audit_entry;
@@ -273,26 +275,43 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-/* Consecutive lines of one incident go in one RPUSH (an incident's opening
- * and its dispatches come together), pipelined with the rest; a command the
- * connection lost is sent again whole, in its place. */
-#define GROUP_MAX 64
+/* Everything queued goes to Redis in one script call per write-behind tick:
+ * per incident, one RPUSH of its lines in order (and an EXPIRE once it
+ * closed). One command instead of one per incident and tick keeps the audit
+ * off the intake's back: Redis parses, dispatches and answers one request,
+ * and linkd allocates one callback. A call the connection lost is sent again
+ * whole, in its place, on the next tick.
+ *   KEYS: the incidents' lists; ARGV[1]: ttl of a closed trail; then per key:
+ *   its line count, "1" if it closed, its lines. */
+static const char write_script[] =
+    "local a = 2\n"
+    "for i = 1, #KEYS do\n"
+    "  local n = tonumber(ARGV[a])\n"
+    "  local closed = ARGV[a + 1] == '1'\n"
+    "  redis.call('RPUSH', KEYS[i], unpack(ARGV, a + 2, a + 1 + n))\n"
+    "  if closed then redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
+    "  a = a + 2 + n\n"
+    "end\n"
+    "return #KEYS\n";
 
-typedef struct audit_group {
+#define BATCH_MAX 4096   /* lines per call: ARGV stays far below Lua's limits */
+#define RUN_MAX 256      /* lines of one incident per RPUSH (unpack's stack) */
+
+typedef struct audit_batch {
     ld_audit *a;
     size_t n;
-    audit_entry *v[GROUP_MAX];
-} audit_group;
+    audit_entry *v[BATCH_MAX];   /* in queue order */
+} audit_batch;
 
 static void on_written(void *arg, redisReply *r)
 {
-    audit_group *g = arg;
-    ld_audit *a = g->a;
+    audit_batch *b = arg;
+    ld_audit *a = b->a;
     int ok = r && r->type == REDIS_REPLY_INTEGER;
     if (!ok && r && r->type == REDIS_REPLY_ERROR)
-        ld_log_rl(LD_ERR, "AUDIT-WRITE", "redis refused %zu audit lines: %s", g->n, r->str);
-    for (size_t i = 0; i < g->n; i++) {
-        audit_entry *e = g->v[i];
+        ld_log_rl(LD_ERR, "AUDIT-WRITE", "redis refused %zu audit lines: %s", b->n, r->str);
+    for (size_t i = 0; i < b->n; i++) {
+        audit_entry *e = b->v[i];
         if (!ok) {
             e->state = E_QUEUED;
             continue;
@@ -301,60 +320,98 @@ static void on_written(void *arg, redisReply *r)
         a->queued--;
         ld_pool_put(&a->entries, e);
     }
-    if (ok) a->stats.written += g->n;
-    else a->stats.resent += g->n;
-    free(g);
+    if (ok) {
+        a->stats.written += b->n;
+        a->backoff_ms = 0;
+    } else {
+        /* Sent again whole, but not at once: a write Redis refuses must not
+         * become a storm that starves the intake on the same connection. */
+        a->stats.resent += b->n;
+        a->backoff_ms = a->backoff_ms ? (a->backoff_ms * 2 > 5000 ? 5000 : a->backoff_ms * 2) : 100;
+        a->retry_at = ld_mono_ms() + a->backoff_ms;
+    }
+    free(b);
 }
 
-static void on_expire(void *arg, redisReply *r)
+/* by_key orders a batch by incident, keeping each incident's lines in order. */
+static int by_key(const void *x, const void *y)
 {
-    (void)arg;
-    (void)r; /* a lost EXPIRE only keeps a closed trail longer */
+    const audit_entry *const *p = x, *const *q = y;
+    int c = strcmp((*p)->key, (*q)->key);
+    return c ? c : ((*p)->seq > (*q)->seq) - ((*p)->seq < (*q)->seq);
 }
 
-static int send_group(ld_audit *a, audit_group *g)
+static int send_batch(ld_audit *a, audit_batch *b)
 {
-    const char *argv[2 + GROUP_MAX];
-    size_t lens[2 + GROUP_MAX];
-    int closes = 0;
-    argv[0] = "RPUSH", lens[0] = 5;
-    argv[1] = g->v[0]->key, lens[1] = strlen(g->v[0]->key);
-    for (size_t i = 0; i < g->n; i++) {
-        argv[2 + i] = g->v[i]->line, lens[2 + i] = g->v[i]->len;
-        closes |= strstr(g->v[i]->line, "\"kind\":\"incident_closed\"") != NULL;
+    audit_entry **v = malloc(b->n * sizeof *v);
+    /* EVAL, script, numkeys, ttl; per run a key, a count and a flag; per line the line. */
+    size_t cap = 4 + 3 * b->n + b->n;
+    const char **argv = malloc(cap * sizeof *argv);
+    size_t *lens = malloc(cap * sizeof *lens);
+    char (*nums)[24] = malloc(b->n * sizeof *nums);
+    int rv = -1;
+    if (!v || !argv || !lens || !nums) goto out;
+    for (size_t i = 0; i < b->n; i++) v[i] = b->v[i], v[i]->seq = (uint32_t)i;
+    qsort(v, b->n, sizeof *v, by_key);
+    /* Runs of one key (at most RUN_MAX lines each): KEYS first, then ARGV;
+     * count them the way the loop below cuts them, to place ARGV. */
+    size_t nkeys = 0;
+    for (size_t i = 0, run = 0; i < b->n; i++, run++)
+        if (i == 0 || run == RUN_MAX || strcmp(v[i]->key, v[i - 1]->key) != 0) nkeys++, run = 0;
+    char numkeys[24], ttl[24];
+    snprintf(numkeys, sizeof numkeys, "%zu", nkeys);
+    snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
+    size_t k = 3, g = 3 + nkeys;
+    argv[0] = "EVAL", lens[0] = 4;
+    argv[1] = write_script, lens[1] = sizeof write_script - 1;
+    argv[2] = numkeys, lens[2] = strlen(numkeys);
+    argv[g] = ttl, lens[g] = strlen(ttl), g++;
+    for (size_t i = 0; i < b->n;) {
+        size_t j = i, closes = 0;
+        while (j < b->n && j - i < RUN_MAX && strcmp(v[j]->key, v[i]->key) == 0) {
+            closes |= strstr(v[j]->line, "\"kind\":\"incident_closed\"") != NULL;
+            j++;
+        }
+        argv[k] = v[i]->key, lens[k] = strlen(v[i]->key), k++;
+        snprintf(nums[i], sizeof nums[i], "%zu", j - i);
+        argv[g] = nums[i], lens[g] = strlen(nums[i]), g++;
+        argv[g] = closes ? "1" : "0", lens[g] = 1, g++;
+        for (size_t m = i; m < j; m++) argv[g] = v[m]->line, lens[g] = v[m]->len, g++;
+        i = j;
     }
-    if (ld_store_commandv(a->store, on_written, g, (int)(2 + g->n), argv, lens) != 0) return -1;
-    for (size_t i = 0; i < g->n; i++) g->v[i]->state = E_SENT;
-    if (closes) {
-        char ttl[24];
-        snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
-        const char *ex[] = {"EXPIRE", argv[1], ttl};
-        size_t exl[] = {6, lens[1], strlen(ttl)};
-        ld_store_commandv(a->store, on_expire, NULL, 3, ex, exl);
-    }
-    return 0;
+    /* hiredis copies the command into its buffer before this returns. */
+    if (ld_store_commandv(a->store, on_written, b, (int)g, argv, lens) != 0) goto out;
+    for (size_t i = 0; i < b->n; i++) b->v[i]->state = E_SENT;
+    rv = 0;
+out:
+    free(v);
+    free(argv);
+    free(lens);
+    free(nums);
+    return rv;
 }
 
 void ld_audit_flush(ld_audit *a)
 {
     if (!ld_store_up(a->store) || !a->queued) return;
-    audit_group *g = NULL;
+    if (a->backoff_ms && ld_mono_ms() < a->retry_at) return;
+    audit_batch *b = NULL;
     for (ld_list *l = a->queue.next; l != &a->queue; l = l->next) {
         audit_entry *e = ld_container_of(l, audit_entry, link);
         if (e->state == E_WAITING && e->tail->state == TAIL_UNKNOWN) read_tail(a, e->tail);
         if (e->state != E_QUEUED) continue;
-        if (g && (g->n == GROUP_MAX || strcmp(g->v[0]->key, e->key) != 0)) {
-            if (send_group(a, g) != 0) break;
-            g = NULL;
+        if (b && b->n == BATCH_MAX) {
+            if (send_batch(a, b) != 0) break;
+            b = NULL;
         }
-        if (!g) {
-            if (!(g = malloc(sizeof *g))) return;
-            g->a = a;
-            g->n = 0;
+        if (!b) {
+            if (!(b = malloc(sizeof *b))) return;
+            b->a = a;
+            b->n = 0;
         }
-        g->v[g->n++] = e;
+        b->v[b->n++] = e;
     }
-    if (g && (!g->n || send_group(a, g) != 0)) free(g);
+    if (b && (!b->n || send_batch(a, b) != 0)) free(b);
 }
 
 /* ---- checking ----------------------------------------------------------------------- */

@@ -46,6 +46,7 @@ typedef struct ld_audit {
     ld_pool entries, tail_pool;
     ld_list queue;               /* lines in order: waiting for a tail, queued, sent */
     size_t queued;
+    uint64_t retry_at, backoff_ms; /* after a refused write: wait, doubling to 5 s */
     ld_audit_stats stats;
 } ld_audit;
 
