@@ -60,7 +60,7 @@ typedef struct rules_roster_aux {
 /* A terminal_keys entry as read; the terminal is looked up once every file is read. */
 typedef struct rules_key_def {
     int source;                 /* 0: terminal_keys, 1: source_keys */
-    char terminal[LD_SOURCE_KEY_ID];  /* the terminal or source id */
+    char id[LD_SOURCE_KEY_ID];  /* the terminal or source id */
     uint8_t key[32];
     rules_pos at;
 } rules_key_def;

@@ -214,11 +214,12 @@ static void on_connect(const redisAsyncContext *ac, int status)
     s->sha[0] = '\0';
     redisAsyncContext *c = (redisAsyncContext *)ac;
     if (s->password[0]) {
+        /* AUTH [user] password: without a user, Redis takes "default". */
         const char *argv[] = {"AUTH", s->user, s->password};
         size_t lens[] = {4, strlen(s->user), strlen(s->password)};
-        if (s->user[0]) redisAsyncCommandArgv(c, on_auth, s, 3, argv, lens);
-        else redisAsyncCommandArgv(c, on_auth, s, 2, (const char *[]){"AUTH", s->password},
-                                   (const size_t[]){4, lens[2]});
+        int skip = !s->user[0];
+        argv[skip] = "AUTH", lens[skip] = 4;
+        redisAsyncCommandArgv(c, on_auth, s, 3 - skip, argv + skip, lens + skip);
     }
     redisAsyncCommand(c, on_script_loaded, s, "SCRIPT LOAD %s", ld_store_intake_script);
     redisAsyncCommand(c, on_select, s, "SELECT %d", s->db);

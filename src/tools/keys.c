@@ -105,36 +105,33 @@ int ctl_load_secret(const char *path, uint8_t sk[64])
     return 0;
 }
 
-void ctl_sign_source_hello(ctl_source_hello *h, const char *id, const uint8_t sk[64])
+/* sign fills <nonce> and <sig> for a hello of kind <tag> from <id> now; returns its time. */
+static int64_t sign(const char *tag, const char *id, const uint8_t sk[64], uint8_t nonce[16],
+                    uint8_t sig[64])
 {
     uint8_t msg[64 + LD_MAX_ID_LEN + 1];
-    linkd__v1__source_hello__init(&h->pb);
-    randombytes_buf(h->nonce, sizeof h->nonce);
+    randombytes_buf(nonce, 16);
     int64_t now = (int64_t)ld_wall_ms();
-    size_t n = ld_auth_message(msg, LD_HELLO_SOURCE, id, now, h->nonce);
-    crypto_sign_detached(h->sig, NULL, msg, n, sk);
+    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, tag, id, now, nonce), sk);
+    return now;
+}
+
+void ctl_sign_source_hello(ctl_source_hello *h, const char *id, const uint8_t sk[64])
+{
+    linkd__v1__source_hello__init(&h->pb);
     h->pb.source_id = (char *)id;
-    h->pb.has_timestamp_ms = 1;
-    h->pb.timestamp_ms = now;
-    h->pb.has_nonce = 1;
+    h->pb.has_timestamp_ms = h->pb.has_nonce = h->pb.has_signature = 1;
+    h->pb.timestamp_ms = sign(LD_HELLO_SOURCE, id, sk, h->nonce, h->sig);
     h->pb.nonce = (ProtobufCBinaryData){sizeof h->nonce, h->nonce};
-    h->pb.has_signature = 1;
     h->pb.signature = (ProtobufCBinaryData){sizeof h->sig, h->sig};
 }
 
 void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64])
 {
-    uint8_t msg[64 + LD_MAX_ID_LEN + 1];
     linkd__v1__terminal_hello__init(&h->pb);
-    randombytes_buf(h->nonce, sizeof h->nonce);
-    int64_t now = (int64_t)ld_wall_ms();
-    size_t n = ld_auth_message(msg, LD_HELLO_TERMINAL, id, now, h->nonce);
-    crypto_sign_detached(h->sig, NULL, msg, n, sk);
     h->pb.terminal_id = (char *)id;
-    h->pb.has_timestamp_ms = 1;
-    h->pb.timestamp_ms = now;
-    h->pb.has_nonce = 1;
+    h->pb.has_timestamp_ms = h->pb.has_nonce = h->pb.has_signature = 1;
+    h->pb.timestamp_ms = sign(LD_HELLO_TERMINAL, id, sk, h->nonce, h->sig);
     h->pb.nonce = (ProtobufCBinaryData){sizeof h->nonce, h->nonce};
-    h->pb.has_signature = 1;
     h->pb.signature = (ProtobufCBinaryData){sizeof h->sig, h->sig};
 }

@@ -77,19 +77,26 @@ static void teardown(void)
     ldh_rmtree(dir);
 }
 
-/* A hello for <id> signed with <sk>, <age_ms> old; its buffers are static. */
+/* sign_as signs a hello of kind <tag> for <id> with <sk>, <age_ms> old, into
+ * static buffers, and returns its time. */
+static uint8_t nonce[16], sig[64];
+static int64_t sign_as(const char *tag, const char *id, const uint8_t *sk, int64_t age_ms)
+{
+    uint8_t msg[128];
+    randombytes_buf(nonce, sizeof nonce);
+    int64_t ts = (int64_t)ld_wall_ms() - age_ms;
+    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, tag, id, ts, nonce), sk);
+    return ts;
+}
+
+/* A terminal's hello for <id> signed with <sk>, <age_ms> old. */
 static Linkd__V1__TerminalHello *hello(const char *id, const uint8_t *sk, int64_t age_ms)
 {
     static Linkd__V1__TerminalHello h;
-    static uint8_t nonce[16], sig[64];
-    uint8_t msg[128];
     linkd__v1__terminal_hello__init(&h);
-    randombytes_buf(nonce, sizeof nonce);
-    int64_t ts = (int64_t)ld_wall_ms() - age_ms;
-    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, LD_HELLO_TERMINAL, id, ts, nonce), sk);
     h.terminal_id = (char *)id;
     h.has_timestamp_ms = h.has_nonce = h.has_signature = 1;
-    h.timestamp_ms = ts;
+    h.timestamp_ms = sign_as(LD_HELLO_TERMINAL, id, sk, age_ms);
     h.nonce = (ProtobufCBinaryData){16, nonce};
     h.signature = (ProtobufCBinaryData){64, sig};
     return &h;
@@ -276,18 +283,14 @@ static void source_setup(void)
     ldh_env_start_or_fail(&env, &o);
 }
 
+/* A source's hello for <id> signed with <sk>, now. */
 static Linkd__V1__SourceHello *source_hello(const char *id, const uint8_t *sk)
 {
     static Linkd__V1__SourceHello h;
-    static uint8_t nonce[16], sig[64];
-    uint8_t msg[128];
     linkd__v1__source_hello__init(&h);
-    randombytes_buf(nonce, sizeof nonce);
-    int64_t ts = (int64_t)ld_wall_ms();
-    crypto_sign_detached(sig, NULL, msg, ld_auth_message(msg, LD_HELLO_SOURCE, id, ts, nonce), sk);
     h.source_id = (char *)id;
     h.has_timestamp_ms = h.has_nonce = h.has_signature = 1;
-    h.timestamp_ms = ts;
+    h.timestamp_ms = sign_as(LD_HELLO_SOURCE, id, sk, 0);
     h.nonce = (ProtobufCBinaryData){16, nonce};
     h.signature = (ProtobufCBinaryData){64, sig};
     return &h;
