@@ -191,6 +191,14 @@ static void reply_tasks(ld_dispatch *d, ld_rep_ctx *c, int terminal, size_t max,
             tasks[i].has_redelivery = 1;
             tasks[i].redelivery = 1;
         }
+        if (items[i].reminder_leg >= 0) {
+            /* Not a new task: the holder has it, and a deadline is near. */
+            tasks[i].has_reminder = tasks[i].has_reminder_leg = 1;
+            tasks[i].has_reminder_percent = 1;
+            tasks[i].reminder = 1;
+            tasks[i].reminder_leg = (Linkd__V1__Leg)(items[i].reminder_leg + 1);
+            tasks[i].reminder_percent = (uint32_t)items[i].reminder_pct;
+        }
         tp[i] = &tasks[i];
     }
     r.n_tasks = n;

@@ -6,6 +6,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "engine/ladder.h"
 
 #define T_DISPATCHED LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED
 #define T_RESOLVED LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED
@@ -196,8 +197,9 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
                  a->who, a->why);
         ld__engine_hand_to(e, t, terminal);
     }
+    ld__ladder_take(e, t); /* a reassigned task climbs the chain of the rules running now */
     uint64_t now = ld_clock_now(e->clock);
-    uint64_t wait = ld_chain_level(r, t->dept, t->level)->wait_ms;
+    uint64_t wait = ld_task_level(t, t->level)->wait_ms;
     for (int l = 0; l < LD_LEG_COUNT; l++)
         if (ld__engine_leg_pending(t, l) && t->deadline[l] <= now) t->deadline[l] = now + wait;
     ld__engine_arm(e, t);
@@ -221,7 +223,7 @@ int ld_action_escalate(ld_engine *e, ld_task *t, const ld_actor *a, char *err, s
         snprintf(err, len, "task %s/%s has no pending leg", t->inc->id, r->departments[t->dept].id);
         return LD_ESTATE;
     }
-    if (t->level + 1 >= ld_chain_len(r, t->dept)) {
+    if (t->level + 1 >= ld_task_chain_len(t)) {
         snprintf(err, len, "task %s/%s is already at the top of its chain (%s)", t->inc->id,
                  r->departments[t->dept].id, r->terminals[t->terminal].id);
         return LD_ESTATE;

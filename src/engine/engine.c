@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "engine/correlate.h"
+#include "engine/ladder.h"
 #include "engine/roster.h"
 #include "core/log.h"
 #include "engine/actions.h"
@@ -39,9 +40,10 @@ const ld_level *ld_chain_level(const ld_rules *r, int dept, int level)
     return &r->departments[r->command].levels[level - d->nlevels];
 }
 
-static int chain_dept(const ld_rules *r, int dept, int level)
+/* chain_dept: whose level <level> of <t>'s chain is, its department's or command's. */
+static int chain_dept(const ld_rules *r, const ld_task *t, int level)
 {
-    return level < r->departments[dept].nlevels ? dept : r->command;
+    return level < t->ladder->dept_levels ? t->dept : r->command;
 }
 
 /* ---- init ----------------------------------------------------------------- */
@@ -60,7 +62,7 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     e->nterms = r->nterminals;
     e->terms = calloc((size_t)r->nterminals + 1, sizeof *e->terms);
     e->offline = calloc((size_t)r->nterminals + 1, 1);
-    if (!e->offline || ld__correlate_init(e) != 0) return LD_ENOMEM;
+    if (!e->offline || ld__correlate_init(e) != 0 || ld__ladder_init(e) != 0) return LD_ENOMEM;
     if (!e->terms) return LD_ENOMEM;
     for (int i = 0; i < e->nterms; i++) ld_list_init(&e->terms[i].tasks);
     return 0;
@@ -72,6 +74,7 @@ static void incident_free(ld_engine *e, ld_incident *inc)
         ld_task *t = inc->tasks[i];
         ld_timers_cancel(&e->timers, &t->timer);
         ld_list_remove(&t->term_link);
+        ld__ladder_drop(e, t);
         ld_pool_put(&e->task_pool, t);
     }
     ld_notes_free(inc);
@@ -102,6 +105,7 @@ void ld_engine_fini(ld_engine *e)
     free(e->offline);
     e->offline = NULL;
     ld__correlate_fini(e);
+    ld__ladder_fini(e);
     e->terms = NULL;
 }
 
@@ -177,7 +181,7 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->terminal = (char *)r->terminals[t->terminal].id;
     pb->has_level = 1;
     pb->level = (uint32_t)t->level;
-    pb->level_name = (char *)ld_chain_level(r, t->dept, t->level)->name;
+    pb->level_name = (char *)ld_task_level(t, t->level)->name;
     pb->has_priority = 1;
     pb->priority = (Linkd__V1__Priority)inc->priority;
     pb->has_acknowledge_by_ms = 1;
@@ -273,6 +277,8 @@ static void arm(ld_engine *e, ld_task *t)
     uint64_t due = UINT64_MAX;
     for (int l = 0; l < LD_LEG_COUNT; l++)
         if (leg_pending(t, l) && t->deadline[l] < due) due = t->deadline[l];
+    uint64_t remind = ld__remind_next(t);
+    if (remind < due) due = remind;
     if (due == UINT64_MAX) {
         ld_timers_cancel(&e->timers, &t->timer);
         return;
@@ -352,7 +358,10 @@ size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_deliv
         ld_task *t = ld_container_of(l, ld_task, term_link);
         if (!deliverable(t, real_now)) continue;
         out[n].task = t;
-        out[n].redelivery = t->sends > 0;
+        out[n].redelivery = t->sends > 0 || t->remind_leg;
+        out[n].reminder_leg = (int)t->remind_leg - 1;
+        out[n].reminder_pct = t->remind_pct;
+        t->remind_leg = 0;
         n++;
         if (t->sends > 0) e->stats.tasks_redelivered++;
         t->sends++;
@@ -474,6 +483,7 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
     memcpy(t->rule, rule_where, w);
     t->rule[w] = ' ';
     copy_str(t->rule + w + 1, sizeof t->rule - w - 1, rule_name);
+    ld__ladder_take(e, t);
     inc->tasks[inc->ntasks++] = t;
     inc->open_tasks++;
     return t;
@@ -483,7 +493,7 @@ static void dispatch_task(ld_engine *e, ld_task *t)
 {
     char why[128] = "";
     int holder = ld__roster_first_holder(e, t, why, sizeof why);
-    hand_to(e, t, holder >= 0 ? holder : ld_chain_level(e->rules, t->dept, 0)->terminal);
+    hand_to(e, t, holder >= 0 ? holder : ld_task_level(t, 0)->terminal);
     if (ld_incident_is_drill(t->inc)) e->stats.drill_tasks++;
     arm(e, t);
     e->stats.tasks_dispatched++;
@@ -580,7 +590,9 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
             ld_task *t = new_task(e, inc, dd->dept, due, routes[i]->where, routes[i]->name, now);
             if (!t) return LD_ENOMEM; /* the incident stays, with the tasks it has */
             if (!dd->has_feedback) t->legs_off = 1u << LD_LEG_FEEDBACK;
+            ld__remind_plan(e, t, dd, now);
         }
+        ld__sign_off_plan(inc, routes[i], now);
     }
     if (inc->ntasks == 0) {
         /* No route: the command centre decides. Counted, never dropped. */
@@ -592,6 +604,7 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
         ld_task *t = new_task(e, inc, r->command, fallback, "(none)", "unrouted", now);
         if (!t) return LD_ENOMEM;
         t->legs_off = 1u << LD_LEG_FEEDBACK;
+        ld__remind_plan(e, t, NULL, now);
     }
 
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED, NULL, -1);
@@ -639,6 +652,7 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     t->inc = inc;
     t->idx = inc->ntasks;
     t->dept = dept;
+    ld__ladder_take(e, t); /* the chain of the rules running now */
     int top = ld_chain_len(r, dept) - 1;
     t->level = tk->has_level && (int)tk->level <= top ? (int)tk->level : top;
     int term = tk->terminal ? ld_rules_terminal(r, tk->terminal) : -1;
@@ -660,6 +674,7 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     copy_str(t->rule, sizeof t->rule, tk->rule);
     copy_str(t->reason, sizeof t->reason, tk->reason);
     copy_str(t->disposition, sizeof t->disposition, tr->disposition);
+    ld__remind_restore(e, t, tr);
     inc->tasks[inc->ntasks++] = t;
     if (t->state == T_RESOLVED) return;
     inc->open_tasks++;
@@ -715,6 +730,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     for (size_t i = 0; i < rec->n_tasks && inc->ntasks < LD_MAX_TASKS; i++)
         if (rec->tasks[i]->task) restore_task(e, inc, rec->tasks[i]);
     ld__correlate_restore(e, inc, rec);
+    ld__sign_off_restore(e, inc, rec);
     e->open_incidents++;
     if (inc->open_tasks == 0) {
         /* Every task resolved but the closing record was lost: close it now. */
@@ -741,7 +757,7 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
     int from = t->level;
     /* A drill never climbs to real people: its drill terminal is its top. */
     int drill = ld_incident_is_drill(t->inc) && t->terminal >= 0 && r->terminals[t->terminal].drill;
-    if (drill || t->level + 1 >= ld_chain_len(r, t->dept)) {
+    if (drill || t->level + 1 >= ld_task_chain_len(t)) {
         /* Top of the chain: nobody above. Record it once per leg. */
         t->overdue_top |= 1u << leg;
         snprintf(t->reason, sizeof t->reason, "%s overdue at the top of the chain", leg_names[leg]);
@@ -763,13 +779,16 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
         return;
     }
     t->level++;
-    const ld_level *lv = ld_chain_level(r, t->dept, t->level);
-    /* Every leg already late shares this move: the new holder gets one wait. */
+    const ld_level *lv = ld_task_level(t, t->level);
+    /* Every leg already late shares this move: the new holder gets one wait,
+     * and is reminded within it as the first holder was. */
     for (int l = 0; l < LD_LEG_COUNT; l++)
-        if (leg_pending(t, l) && (l == leg || t->deadline[l] <= at))
+        if (leg_pending(t, l) && (l == leg || t->deadline[l] <= at)) {
             t->deadline[l] = at + lv->wait_ms;
+            ld__remind_window(t, l, at);
+        }
     snprintf(t->reason, sizeof t->reason, "%s at level %d (%s)", why, from,
-             ld_chain_level(r, t->dept, from)->name);
+             ld_task_level(t, from)->name);
     hand_to(e, t, lv->terminal);
     arm(e, t);
     if (!announce) {
@@ -783,8 +802,8 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
     e->stats.escalations++;
     if ((size_t)t->dept < sizeof e->stats.escalations_by_dept / sizeof(uint64_t))
         e->stats.escalations_by_dept[t->dept]++;
-    int to_command = chain_dept(r, t->dept, t->level) == r->command && t->dept != r->command &&
-                     chain_dept(r, t->dept, from) != r->command;
+    int to_command = chain_dept(r, t, t->level) == r->command && t->dept != r->command &&
+                     chain_dept(r, t, from) != r->command;
     if (to_command) e->stats.reached_command++;
     history_at(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg, at);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->inc, t, leg, from, "%s/%s escalated to level %d %s (%s%s): %s", t->inc->id,
@@ -863,6 +882,7 @@ void ld_engine_run_due(ld_engine *e)
                 (leg < 0 || t->deadline[l] < t->deadline[leg]))
                 leg = l;
         if (leg < 0) {
+            ld__remind_due(e, t, now);
             arm(e, t);
             continue;
         }
@@ -928,6 +948,7 @@ static int feedback_update(ld_engine *e, ld_task *t, int terminal, const Linkd__
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK, t->inc, t, -1, 0,
          "%s/%s feedback by %s: %s", t->inc->id, r->departments[t->dept].id,
          r->terminals[terminal].id, t->feedback);
+    ld__sign_off_check(e, t->inc);
     arm(e, t);
     return LINKD__V1__RESULT__RESULT_ACCEPTED;
 }
@@ -985,6 +1006,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
         claim(e, t, LD_LEG_ACK, 0);
         history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t, -1);
         feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED, t->inc, t, -1, 0, "%s/%s %s", t->inc->id, r->departments[t->dept].id, because);
+        ld__sign_off_check(e, t->inc);
         escalate(e, t, LD_LEG_ACK, because);
         return LINKD__V1__RESULT__RESULT_ACCEPTED;
     }
@@ -1007,6 +1029,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
              ld_enum_name(&linkd__v1__task_state__descriptor, target), r->terminals[terminal].id,
              t->disposition[0] && target == T_RESOLVED ? ": " : "",
              target == T_RESOLVED ? t->disposition : "");
+    ld__sign_off_check(e, t->inc);
     if (target == T_RESOLVED) {
         e->stats.resolved++;
         close_task(e, t);
@@ -1045,14 +1068,11 @@ void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
 void ld_engine_set_rules(ld_engine *e, const ld_rules *r)
 {
     e->rules = r;
-    for (size_t i = 0; i < e->by_id.cap; i++) {
-        ld_incident *inc = e->by_id.slots[i].key ? e->by_id.slots[i].value : NULL;
-        for (int k = 0; inc && k < inc->ntasks; k++) {
-            ld_task *t = inc->tasks[k];
-            int top = ld_chain_len(r, t->dept) - 1;
-            if (t->level > top) t->level = top;
-        }
-    }
+    /* Open tasks keep their ladders (chains), deadlines and reminders: only
+     * tasks dispatched from now on take the new figures. */
+    if (ld__ladder_set_rules(e) != 0)
+        ld_log(LD_ERR, "ENGINE-NOMEM", "out of memory building the new chains; new tasks "
+               "climb the previous ones");
 }
 
 ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id)
@@ -1085,6 +1105,9 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
     char tids[LD_MAX_TASKS][LD_TASK_ID_LEN];
     Linkd__V1__HistoryEntry hist[LD_HISTORY_MAX], *hptr[LD_HISTORY_MAX];
     Linkd__V1__Location loc;
+    Linkd__V1__Reminder rem[LD_MAX_TASKS][LD_LEG_COUNT], *rptr[LD_MAX_TASKS][LD_LEG_COUNT];
+    uint32_t rpct[LD_MAX_TASKS][LD_LEG_COUNT][LD_MAX_REMINDERS];
+    char *sign_off[LD_MAX_TASKS];
 
     linkd__v1__incident_record__init(&rec);
     rec.incident_id = (char *)inc->id;
@@ -1133,6 +1156,8 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
         if (t->disposition[0]) trec[i].disposition = (char *)t->disposition;
         trec[i].has_received = 1;
         trec[i].received = t->delivery == LD_DELIVERY_RECEIVED || t->delivery == LD_DELIVERY_NONE;
+        trec[i].n_reminders = ld__remind_pack(t, rem[i], rpct[i], rptr[i]);
+        trec[i].reminders = rptr[i];
         tptr[i] = &trec[i];
     }
     linkd__v1__location__init(&loc);
@@ -1184,6 +1209,12 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
     }
     rec.n_merged = nm;
     rec.merged = mptr;
+    rec.n_sign_off = ld__sign_off_pack(e, inc, sign_off);
+    rec.sign_off = sign_off;
+    if (inc->signed_at) {
+        rec.has_signed_off_at_ms = 1;
+        rec.signed_off_at_ms = (int64_t)inc->signed_at;
+    }
     size_t need = linkd__v1__incident_record__get_packed_size(&rec);
     if (need > len) return need;
     return linkd__v1__incident_record__pack(&rec, buf);

@@ -30,6 +30,17 @@
 typedef struct ld_incident ld_incident;
 struct ld_notes;
 
+/* A department's escalation chain as it stood when a task was dispatched
+ * (ladder.c): its levels, then command's. Tasks share it, counted; a
+ * reload makes new ones only for chains that changed, so an open task keeps
+ * climbing the chain it started on. */
+typedef struct ld_ladder {
+    uint32_t refs;              /* tasks on it, plus one while it is current */
+    int dept_levels;            /* levels [0, dept_levels) are the department's */
+    int n;
+    ld_level levels[2 * LD_MAX_LEVELS];
+} ld_ladder;
+
 enum ld_delivery {
     LD_DELIVERY_NONE,      /* not waiting for any terminal */
     LD_DELIVERY_NEW,       /* assigned, not yet sent */
@@ -61,6 +72,12 @@ typedef struct ld_task {
     char reason[128];           /* why it is at this level */
     char disposition[64];
     char feedback[96];          /* the latest feedback report (反馈) */
+    ld_ladder *ladder;          /* the chain it climbs (ladder.c) */
+    ld_reminders rem;           /* its reminders, as dispatched */
+    uint64_t rem_from[LD_LEG_COUNT]; /* start of each leg's current wait */
+    uint8_t rem_sent[LD_LEG_COUNT];  /* reminders sent in that wait */
+    uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
+    uint8_t remind_pct;
 } ld_task;
 
 typedef struct ld_history {
@@ -93,6 +110,8 @@ struct ld_incident {
     struct ld_notes *notes;     /* supervisors' notes (who, why); NULL until one acts */
     struct ld_merged *merged;   /* duplicate events that joined it (correlate.c) */
     uint16_t nmerged;
+    uint16_t sign_need;         /* bit per task that must acknowledge (rules: sign_off) */
+    uint64_t signed_at;         /* when the last of them did; 0 while one is missing */
     ld_incident *dirty_next;
     int dirty;
 };
@@ -114,6 +133,8 @@ typedef struct ld_engine_stats {
     uint64_t escalations_fenced;    /* already made by an earlier run or another instance */
     uint64_t escalations_unfenced;  /* made without a fence: Redis did not answer */
     uint64_t escalations_by_dept[64];
+    uint64_t reminders;         /* reminders sent to holders (rules: reminders) */
+    uint64_t signed_off;        /* incidents every sign_off department acknowledged */
 } ld_engine_stats;
 
 /* One state change, as observers that need every change see it (metrics, the
@@ -169,6 +190,7 @@ typedef struct ld_engine {
     int nterms;
     uint8_t *offline;           /* per terminal: stopped polling (dispatch says) */
     struct ld_correlate *correlate; /* merge candidates and merged events (correlate.c) */
+    ld_ladder **ladders;        /* per department: the current rules' chain (ladder.c) */
     int no_merge;               /* set while an undone merge reopens its event */
     ld_incident *dirty_head;
     uint64_t feed_seq;
@@ -184,6 +206,8 @@ typedef struct ld_engine {
 typedef struct ld_delivery_item {
     ld_task *task;
     int redelivery;
+    int reminder_leg;           /* a reminder of this leg (enum ld_leg); -1: none */
+    int reminder_pct;
 } ld_delivery_item;
 
 int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_engine_hooks *h);
@@ -285,8 +309,18 @@ int ld_engine_unmerge(ld_engine *e, ld_incident *inc, const char *event_id, cons
 void ld_engine_terminal_presence(ld_engine *e, int terminal, int online);
 
 /* Chain helpers: how many levels a department's tasks can climb, and the
- * level at position <level>. */
+ * level at position <level>, in rule set <r>. */
 int ld_chain_len(const ld_rules *r, int dept);
 const ld_level *ld_chain_level(const ld_rules *r, int dept, int level);
+
+/* The same for a task: the chain it was dispatched on (its ladder), which a
+ * reload does not change. */
+int ld_task_chain_len(const ld_task *t);
+const ld_level *ld_task_level(const ld_task *t, int level);
+
+/* ld_incident_sign_missing returns a bit per task (its idx) whose
+ * department must sign off (rules: sign_off) and has not acknowledged;
+ * 0 when none is missing or the incident has no sign-off. */
+unsigned ld_incident_sign_missing(const ld_incident *inc);
 
 #endif

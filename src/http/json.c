@@ -63,8 +63,8 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
     kv_str(b, "department", r->departments[t->dept].id);
     kv_str(b, "terminal", r->terminals[t->terminal].id);
     kv_u64(b, "level", (uint64_t)t->level);
-    kv_str(b, "level_name", ld_chain_level(r, t->dept, t->level)->name);
-    kv_u64(b, "chain_length", (uint64_t)ld_chain_len(r, t->dept));
+    kv_str(b, "level_name", ld_task_level(t, t->level)->name);
+    kv_u64(b, "chain_length", (uint64_t)ld_task_chain_len(t));
     kv_str(b, "state", ld_enum_name(&linkd__v1__task_state__descriptor, t->state));
     kv_u64(b, "dispatched_at_ms", t->dispatched_at);
     kv_str(b, "delivery", delivery_names[t->delivery & 3]);
@@ -79,6 +79,7 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
         kv_str(b, "leg", ld_leg_label[l]);
         kv_u64(b, "due_ms", t->deadline[l]);
         if (t->done_at[l]) kv_u64(b, "done_ms", t->done_at[l]);
+        if (t->rem.n[l]) kv_u64(b, "reminders_sent", t->rem_sent[l]);
         key(b, "overdue_at_top");
         ld_buf_puts(b, t->overdue_top & (1u << l) ? "true," : "false,");
         close_obj(b);
@@ -86,6 +87,30 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
     }
     close_arr(b);
     close_obj(b);
+}
+
+/* sign_off_json: the departments that must all acknowledge (rules:
+ * sign_off), who is still missing, and when the last one signed. */
+static void sign_off_json(const ld_rules *r, ld_buf *b, const ld_incident *inc)
+{
+    unsigned missing = ld_incident_sign_missing(inc);
+    key(b, "sign_off");
+    ld_buf_puts(b, "{");
+    for (int pass = 0; pass < 2; pass++) {
+        key(b, pass ? "missing" : "departments");
+        ld_buf_put(b, "[", 1);
+        int n = 0;
+        for (int i = 0; i < inc->ntasks; i++) {
+            unsigned bit = 1u << i;
+            if (!(inc->sign_need & bit) || (pass && !(missing & bit))) continue;
+            ld_buf_printf(b, "%s\"%s\"", n++ ? "," : "", r->departments[inc->tasks[i]->dept].id);
+        }
+        ld_buf_puts(b, "],");
+    }
+    if (inc->signed_at) kv_u64(b, "signed_off_at_ms", inc->signed_at);
+    key(b, "complete");
+    ld_buf_puts(b, missing ? "false" : "true");
+    ld_buf_puts(b, "},");
 }
 
 void ld_json_incident(ld_http *h, ld_buf *b, const ld_incident *inc, int with_history)
@@ -118,6 +143,7 @@ void ld_json_incident(ld_http *h, ld_buf *b, const ld_incident *inc, int with_hi
     ld_buf_puts(b, escalated ? "true," : "false,");
     key(b, "overdue_at_top");
     ld_buf_puts(b, overdue ? "true," : "false,");
+    if (inc->sign_need) sign_off_json(r, b, inc);
     key(b, "tasks");
     ld_buf_put(b, "[", 1);
     for (int i = 0; i < inc->ntasks; i++) {

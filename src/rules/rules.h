@@ -22,6 +22,7 @@
 #define LD_MAX_NUM 4        /* numeric conditions per route */
 #define LD_MAX_SHIFTS 16    /* shifts per roster */
 #define LD_MAX_OVERRIDES 64 /* overrides per roster */
+#define LD_MAX_REMINDERS 4 /* reminders per leg */
 #define LD_SOURCE_KEY_ID 129 /* a source id (at most 128 bytes) and its NUL */
 
 enum ld_kind { LD_KIND_ANY = 0, LD_KIND_CALL, LD_KIND_SENSOR, LD_KIND_PETITION, LD_KIND_COUNT };
@@ -58,6 +59,13 @@ typedef struct ld_num_cond {
 typedef struct ld_idset {
     uint32_t off, n;
 } ld_idset;
+
+/* Reminders (escalation ladder): per leg, when to remind the holder, in
+ * percent of the wait before the leg's deadline, ascending, each 1..99. */
+typedef struct ld_reminders {
+    uint8_t pct[LD_LEG_COUNT][LD_MAX_REMINDERS];
+    uint8_t n[LD_LEG_COUNT];
+} ld_reminders;
 
 typedef struct ld_level {
     char name[32];          /* duty_officer, deputy, head, supervisor ... */
@@ -98,6 +106,7 @@ typedef struct ld_department {
     char where[160];        /* "departments.yaml:12:3" */
     int roster;             /* index into ld_rules.rosters, or -1 */
     int drill_terminal;     /* where exercise and test events go; -1: command's */
+    ld_reminders reminders; /* for its tasks, unless the dispatch entry gives its own */
 } ld_department;
 
 typedef struct ld_terminal_def {
@@ -125,6 +134,8 @@ typedef struct ld_dispatch_def {
                              * (area_ms / 1 day of them), counted on the calendar */
     uint8_t has_feedback;   /* the entry gives a feedback budget; without one the
                              * task has no feedback leg (its budget is resolve's) */
+    uint8_t reminders_given; /* bit per leg: <reminders> replaces the department's */
+    ld_reminders reminders;
 } ld_dispatch_def;
 
 typedef struct ld_route {
@@ -147,6 +158,8 @@ typedef struct ld_route {
     ld_idset sets[LD_STR_COUNT];  /* n == 0: any */
     ld_dispatch_def dispatch[LD_MAX_DISPATCH];
     int ndispatch;
+    uint8_t sign_off;       /* bit per dispatch entry: all must acknowledge (multi-ack) */
+    uint64_t sign_off_ms;   /* acknowledge within this, if less than the budget; 0 none */
 } ld_route;
 
 /* A merge rule: an event it matches joins an open incident of the same kind,

@@ -368,6 +368,168 @@ static void set_priorities(rctx *c, const slot *s)
     each_item(c, s, 1, 32, "priorities", add_priority);
 }
 
+/* ---- escalation ladders: reminders and sign-off -----------------------------
+ * reminders: { acknowledge: [50%, 80%], resolve: [80%] }   department or dispatch entry
+ * sign_off: { departments: [emergency_mgmt, fire, police], within: 2m }   route */
+
+typedef struct reminders_b {
+    ld_reminders r;
+    uint8_t given;          /* bit per leg written */
+} reminders_b;
+
+static const char *const reminder_legs[LD_LEG_COUNT] = {"acknowledge", "arrive", "resolve",
+                                                        "feedback"};
+
+/* One percentage, "50%": a whole number from 1 to 99 and a percent sign. */
+static int read_percent(rctx *c, struct fy_node *n, const rules_pos *at, const char *leg)
+{
+    const char *v = n && fy_node_is_scalar(n) ? fy_node_get_scalar0(n) : NULL;
+    size_t len = v ? strlen(v) : 0;
+    unsigned long p = 0;
+    if (len >= 2 && len <= 3 && v[len - 1] == '%' && strspn(v, "0123456789") == len - 1)
+        p = strtoul(v, NULL, 10);
+    if (p < 1 || p > 99) {
+        rules__error(c->L, at, "bad reminder '%s' for '%s': write a share of the wait from "
+                     "1%% to 99%%, like 50%%", v ? v : "(a list or mapping)", leg);
+        return -1;
+    }
+    return (int)p;
+}
+
+/* read_leg_reminders reads one leg's list ("[50%, 80%]", a lone "80%", or
+ * "[]" for none) into <b>. */
+static void read_leg_reminders(rctx *c, struct fy_node *v, const rules_pos *at, int leg,
+                               reminders_b *b)
+{
+    const char *name = reminder_legs[leg];
+    b->given |= (uint8_t)(1u << leg);
+    if (fy_node_is_scalar(v)) {
+        int p = read_percent(c, v, at, name);
+        if (p > 0) b->r.pct[leg][b->r.n[leg]++] = (uint8_t)p;
+        return;
+    }
+    if (!fy_node_is_sequence(v)) {
+        rules__error(c->L, at, "reminders for '%s' must be a list of percentages, like "
+                     "[50%%, 80%%]", name);
+        return;
+    }
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(v, &it)) != NULL) {
+        rules_pos iat = pos_of(c, item, at);
+        int p = read_percent(c, item, &iat, name);
+        if (p < 0) continue;
+        int n = b->r.n[leg];
+        if (n == LD_MAX_REMINDERS) {
+            rules__error(c->L, &iat, "too many reminders for '%s': at most %d", name,
+                         LD_MAX_REMINDERS);
+            return;
+        }
+        if (n && p <= b->r.pct[leg][n - 1]) {
+            rules__error(c->L, &iat, "reminder %d%% for '%s' must come after %d%%: list them "
+                         "from the earliest", p, name, b->r.pct[leg][n - 1]);
+            continue;
+        }
+        b->r.pct[leg][b->r.n[leg]++] = (uint8_t)p;
+    }
+}
+
+static void set_reminders(rctx *c, const slot *s)
+{
+    reminders_b *b = s->field;
+    if (!fy_node_is_mapping(s->v)) {
+        rules__error(c->L, &s->at, "'reminders' must be a mapping from leg (acknowledge, "
+                     "arrive, feedback, resolve) to percentages of its wait, like "
+                     "{ acknowledge: [50%%, 80%%] }");
+        return;
+    }
+    void *it = NULL;
+    struct fy_node_pair *p;
+    while ((p = fy_node_mapping_iterate(s->v, &it)) != NULL) {
+        struct fy_node *key = fy_node_pair_key(p), *val = fy_node_pair_value(p);
+        rules_pos kat = pos_of(c, key, &s->at), vat = pos_of(c, val, &kat);
+        const char *k = key && fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : "";
+        int leg = 0;
+        while (leg < LD_LEG_COUNT && strcmp(reminder_legs[leg], k) != 0) leg++;
+        if (leg == LD_LEG_COUNT) {
+            const char *near = rules__suggest(k, reminder_legs, LD_LEG_COUNT);
+            rules__error(c->L, &kat, "unknown leg '%s' in reminders; %s%s%s", k,
+                         near ? "did you mean '" : "", near ? near : "known: acknowledge, "
+                         "arrive, feedback, resolve", near ? "'?" : "");
+            continue;
+        }
+        if (b->given & (1u << leg)) {
+            rules__error(c->L, &kat, "reminders for '%s' are given twice", k);
+            continue;
+        }
+        if (!val) {
+            rules__error(c->L, &kat, "'%s' has no value", k);
+            continue;
+        }
+        read_leg_reminders(c, val, &vat, leg, b);
+    }
+}
+
+typedef struct sign_off_b {
+    name_list depts;
+    uint64_t within_ms;
+    rules_pos at[2];
+} sign_off_b;
+
+enum { SO_DEPARTMENTS, SO_WITHIN, SO_NKEYS };
+static const key_def sign_off_keys[SO_NKEYS] = {
+    [SO_DEPARTMENTS] = {"departments", set_names, FIELD(sign_off_b, depts), 1},
+    [SO_WITHIN] = {"within", set_duration, FIELD(sign_off_b, within_ms), 0},
+};
+static const key_table sign_off_table = {
+    .what = "sign_off", .in = "in sign_off", .keys = sign_off_keys, .n = SO_NKEYS,
+};
+
+static void set_sign_off(rctx *c, const slot *s)
+{
+    sign_off_b *b = s->field;
+    walk(c, s->v, &s->at, &sign_off_table, b, b->at, NULL);
+}
+
+/* compile_sign_off turns the route's sign_off department names into bits of
+ * its dispatch entries: a department must be dispatched by this route to
+ * sign for it. <names> are the dispatch entries' departments. */
+static void compile_sign_off(rctx *c, const sign_off_b *b, const rules_pos *key_at,
+                             const char names[][32], int n, ld_route *r)
+{
+    const char *cands[LD_MAX_DISPATCH];
+    char known[300] = "";
+    for (int i = 0; i < n; i++) {
+        cands[i] = names[i];
+        rules__join(known, sizeof known, names[i]);
+    }
+    int count = 0;
+    for (int i = 0; i < b->depts.n; i++) {
+        const char *v = b->depts.v[i];
+        int j = 0;
+        while (j < n && strcmp(names[j], v) != 0) j++;
+        if (j == n) {
+            const char *near = rules__suggest(v, cands, (size_t)n);
+            rules__error(c->L, &b->depts.at[i], "department '%s' must sign off but this "
+                         "route does not dispatch it; %s%s%s (dispatched: %s)", v,
+                         near ? "did you mean '" : "", near ? near : "add it to 'dispatch'",
+                         near ? "'?" : "", known[0] ? known : "none");
+            continue;
+        }
+        if (r->sign_off & (1u << j)) {
+            rules__error(c->L, &b->depts.at[i], "department '%s' is listed twice in sign_off", v);
+            continue;
+        }
+        r->sign_off |= (uint8_t)(1u << j);
+        count++;
+    }
+    if (b->depts.n && count == b->depts.n && count < 2)
+        rules__error(c->L, b->at[SO_DEPARTMENTS].src ? &b->at[SO_DEPARTMENTS] : key_at,
+                     "sign_off needs at least two departments: one department's "
+                     "acknowledgement is its own task's");
+    r->sign_off_ms = b->within_ms;
+}
+
 /* ---- departments ------------------------------------------------------------ */
 
 typedef struct level_b {
@@ -389,6 +551,7 @@ static const key_table level_table = {
 typedef struct dept_b {
     char name[96];
     char drill[48];
+    reminders_b reminders;
     struct terminals_b {
         int n;
         char id[MAX_TERMINALS][48];
@@ -438,13 +601,15 @@ static void set_levels(rctx *c, const slot *s)
     each_item(c, s, 0, LD_MAX_LEVELS, "escalation levels", add_level);
 }
 
-enum { DP_NAME, DP_TERMINALS, DP_ESCALATION, DP_DRILL, DP_NKEYS };
+enum { DP_NAME, DP_TERMINALS, DP_ESCALATION, DP_DRILL, DP_REMINDERS, DP_NKEYS };
 static const key_def dept_keys[DP_NKEYS] = {
     [DP_NAME] = {"name", set_text, FIELD(dept_b, name), 0},
     [DP_TERMINALS] = {"terminals", set_terminals, FIELD(dept_b, terms), 1},
     [DP_ESCALATION] = {"escalation", set_levels, FIELD(dept_b, levels), 1},
     /* The terminal exercise and test events go to; not in the chain. */
     [DP_DRILL] = {"drill_terminal", set_name, FIELD(dept_b, drill), 0},
+    /* Reminders before a deadline, for every task of the department. */
+    [DP_REMINDERS] = {"reminders", set_reminders, FIELD(dept_b, reminders), 0},
 };
 static const key_table dept_table = {
     .what = "department", .in = "in department", .keys = dept_keys, .n = DP_NKEYS,
@@ -518,6 +683,7 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
         }
     }
     d->nlevels = b->levels.n;
+    d->reminders = b->reminders.r;
     d->roster = -1;
     d->drill_terminal = -1;
     if (b->drill[0]) {
@@ -804,6 +970,7 @@ typedef struct budget_b {
 typedef struct dispatch_b {
     char dept[32];
     budget_b leg[LD_LEG_COUNT];
+    reminders_b reminders;
 } dispatch_b;
 
 /* One budget: a duration, or "<N>wd", N working days. */
@@ -888,7 +1055,7 @@ static void set_budget(rctx *c, const slot *s)
     b->given = (uint8_t)((1u << LD_AREA_COUNT) - 1);
 }
 
-enum { DS_DEPARTMENT, DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_FEEDBACK, DS_NKEYS };
+enum { DS_DEPARTMENT, DS_ACK, DS_ARRIVE, DS_RESOLVE, DS_FEEDBACK, DS_REMINDERS, DS_NKEYS };
 static const key_def dispatch_keys[DS_NKEYS] = {
     [DS_DEPARTMENT] = {"department", set_name, FIELD(dispatch_b, dept), 1},
     [DS_ACK] = {"acknowledge", set_budget, FIELD(dispatch_b, leg[LD_LEG_ACK]), 1},
@@ -899,6 +1066,8 @@ static const key_def dispatch_keys[DS_NKEYS] = {
     [DS_RESOLVE] = {"resolve", set_budget, FIELD(dispatch_b, leg[LD_LEG_RESOLVE]), 1},
     /* Optional: a report back (反馈) between arrival and resolution. */
     [DS_FEEDBACK] = {"feedback", set_budget, FIELD(dispatch_b, leg[LD_LEG_FEEDBACK]), 0},
+    /* Per leg, in place of the department's reminders. */
+    [DS_REMINDERS] = {"reminders", set_reminders, FIELD(dispatch_b, reminders), 0},
 };
 static const key_table dispatch_table = {
     .what = "dispatch entry", .in = "in dispatch entry", .keys = dispatch_keys, .n = DS_NKEYS,
@@ -914,6 +1083,7 @@ typedef struct route_b {
         dispatch_b v[LD_MAX_DISPATCH];
         rules_pos at[LD_MAX_DISPATCH][DS_NKEYS];
     } dispatch;
+    sign_off_b sign_off;
 } route_b;
 
 static void set_match(rctx *c, const slot *s)
@@ -935,13 +1105,15 @@ static void set_dispatch(rctx *c, const slot *s)
     each_item(c, s, 0, LD_MAX_DISPATCH, "departments in one route's dispatch", add_dispatch);
 }
 
-enum { RT_NAME, RT_MATCH, RT_PRIORITY, RT_CONTINUE, RT_DISPATCH, RT_NKEYS };
+enum { RT_NAME, RT_MATCH, RT_PRIORITY, RT_CONTINUE, RT_DISPATCH, RT_SIGN_OFF, RT_NKEYS };
 static const key_def route_keys[RT_NKEYS] = {
     [RT_NAME] = {"name", set_name, FIELD(route_b, name), 1},
     [RT_MATCH] = {"match", set_match, FIELD(route_b, match), 0},
     [RT_PRIORITY] = {"priority", set_priority, FIELD(route_b, priority), 0},
     [RT_CONTINUE] = {"continue", set_bool, FIELD(route_b, cont), 0},
     [RT_DISPATCH] = {"dispatch", set_dispatch, FIELD(route_b, dispatch), 1},
+    /* Multi-acknowledgement: departments that must all sign for the incident. */
+    [RT_SIGN_OFF] = {"sign_off", set_sign_off, FIELD(route_b, sign_off), 0},
 };
 static const key_table route_table = {
     .what = "route", .in = "in route", .keys = route_keys, .n = RT_NKEYS,
@@ -1145,6 +1317,8 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
         ld_dispatch_def *o = &r->dispatch[i];
         o->dept = -1;
         o->has_feedback = dat[DS_FEEDBACK].src != NULL;
+        o->reminders = d->reminders.r;
+        o->reminders_given = d->reminders.given;
         for (int leg = 0; leg < LD_LEG_COUNT; leg++)
             for (int a = 0; a < LD_AREA_COUNT; a++) {
                 o->area_ms[a][leg] = d->leg[leg].ms[a];
@@ -1152,6 +1326,8 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
             }
     }
     r->ndispatch = b->dispatch.n;
+    if (at[RT_SIGN_OFF].src)
+        compile_sign_off(c, &b->sign_off, &at[RT_SIGN_OFF], x->dept, b->dispatch.n, r);
     x->at = *route_at;
     L->nroutes++;
 }

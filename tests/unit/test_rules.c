@@ -585,7 +585,7 @@ Test(rules_errors, every_error_of_a_file_in_one_run)
         "many_errors/rules.yaml:25:15: error: unknown priority 'highest' (known: critical, "
         "urgent, normal, low)",
         "many_errors/rules.yaml:27:59: error: unknown key 'escalate' in dispatch entry (known: "
-        "department, acknowledge, arrive, resolve, feedback)",
+        "department, acknowledge, arrive, resolve, feedback, reminders)",
         "many_errors/rules.yaml:28:23: error: department 'fire' appears twice in this route's "
         "dispatch",
         "many_errors/rules.yaml:29:1: error: unknown key 'route' at the top level; did you "
