@@ -218,6 +218,11 @@ static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
             ld_buf_u64(b, t->deadline[o->leg]);
         }
     }
+    if (o->peer) {
+        /* A merge or split: the incident on the other side of it. */
+        ld_buf_puts(b, ",\"peer\":");
+        ld_buf_json_str(b, o->peer);
+    }
     if (o->actor) {
         char cut[161];
         snprintf(cut, sizeof cut, "%s", o->actor);

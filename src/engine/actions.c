@@ -1,11 +1,13 @@
 #include "engine/actions.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "engine/correlate.h"
 #include "engine/ladder.h"
 
 #define T_DISPATCHED LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED
@@ -306,6 +308,202 @@ int ld_action_close(ld_engine *e, ld_incident *inc, const char *disposition, con
     ld__engine_close_incident(e, inc, text);
     end(e);
     return 0;
+}
+
+/* ---- merge and split ------------------------------------------------------------ */
+
+static int notes_full(const ld_incident *inc, char *err, size_t len)
+{
+    if (!inc->notes || inc->notes->n < LD_NOTES_MAX) return 0;
+    snprintf(err, len, "incident %s already has %d supervisor actions, the most kept", inc->id,
+             LD_NOTES_MAX);
+    return LD_ESTATE;
+}
+
+/* also_note records the note of the action under way on a second incident
+ * and returns its index (0 if it could not be kept). */
+static uint16_t also_note(ld_engine *e, ld_incident *inc, const ld_incident *first)
+{
+    const char *text = ld_notes_text(first, e->actor_note);
+    return text ? note_add(inc, ld_clock_now(e->clock), text) : 0;
+}
+
+/* Distance between two incidents in metres, 0 if either has no coordinates
+ * (equirectangular: two reports of one emergency are close together). */
+static uint32_t metres_apart(const ld_incident *x, const ld_incident *y)
+{
+    if (!x->has_ll || !y->has_ll) return 0;
+    const double rad = 3.14159265358979323846 / 180.0, earth = 6371008.8;
+    double dx = (y->lon - x->lon) * rad * cos((x->lat + y->lat) / 2 * rad);
+    double dy = (y->lat - x->lat) * rad;
+    return (uint32_t)(earth * sqrt(dx * dx + dy * dy) + 0.5);
+}
+
+/* move_task puts a copy of <from>'s open task <t> into <into>, with the same
+ * holder, level, state and deadlines, and hands it to the holder again under
+ * its new task id; <t> stays in <from>'s record, closed when <from> closes. */
+static void move_task(ld_engine *e, ld_incident *into, ld_task *t, ld_task *n, const ld_actor *a)
+{
+    const char *dept = e->rules->departments[t->dept].id;
+    *n = *t;
+    n->inc = into;
+    n->idx = into->ntasks;
+    memset(&n->timer, 0, sizeof n->timer);
+    memset(&n->term_link, 0, sizeof n->term_link);
+    n->fencing = 0;
+    n->ladder = NULL; /* its own reference: the chain its department has now */
+    ld__ladder_take(e, n);
+    if (n->level >= ld_task_chain_len(n)) n->level = ld_task_chain_len(n) - 1;
+    into->tasks[into->ntasks++] = n;
+    into->open_tasks++;
+    snprintf(t->disposition, sizeof t->disposition, "merged: moved to %s/%s", into->id, dept);
+    ld__engine_hand_to(e, n, n->terminal);
+    ld__engine_arm(e, n);
+    ld__engine_history(e, into, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, n, -1);
+    char text[320];
+    snprintf(text, sizeof text, "%s/%s moved to %s/%s (%s) with the merge by %.48s: %.120s",
+             t->inc->id, dept, into->id, dept, e->rules->terminals[n->terminal].id, a->who, a->why);
+    ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, into, n, -1, text);
+}
+
+/* own_entry describes <from>'s own event as a merged event of <into>. */
+static void own_entry(ld_engine *e, ld_merged *m, const ld_incident *into, const ld_incident *from,
+                      const ld_actor *a)
+{
+    size_t n = strcspn(from->id + 1, ".");  /* "I<stream id>[.<generation>]" */
+    snprintf(m->stream_id, sizeof m->stream_id, "%.*s", (int)n, from->id + 1);
+    snprintf(m->event_id, sizeof m->event_id, "%s", from->event_id);
+    snprintf(m->source_id, sizeof m->source_id, "%s", from->source_id);
+    snprintf(m->rule, sizeof m->rule, "merged by supervisor %.60s", a->who);
+    snprintf(m->incident_id, sizeof m->incident_id, "%s", from->id);
+    m->at = ld_clock_now(e->clock);
+    m->distance_m = metres_apart(into, from);
+    m->len = 0;
+}
+
+int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld_actor *a,
+                    char *err, size_t len)
+{
+    int rv, moving = 0;
+    if ((rv = check_actor(a, err, len)) != 0) return rv;
+    if (into == from) {
+        snprintf(err, len, "incident %s cannot be merged into itself", into->id);
+        return LD_ESTATE;
+    }
+    if (into->closed_at || from->closed_at) {
+        snprintf(err, len, "incident %s is already closed", into->closed_at ? into->id : from->id);
+        return LD_ESTATE;
+    }
+    for (int i = 0; i < from->ntasks; i++)
+        moving += from->tasks[i]->state != T_RESOLVED &&
+                  !ld_engine_task_of(into, from->tasks[i]->dept);
+    if (into->ntasks + moving > LD_MAX_TASKS) {
+        snprintf(err, len, "incident %s would have %d tasks, more than %d", into->id,
+                 into->ntasks + moving, LD_MAX_TASKS);
+        return LD_ESTATE;
+    }
+    if (into->nmerged + from->nmerged + 1 > LD_MERGED_MAX) {
+        snprintf(err, len, "incident %s would keep %d merged events, more than %d", into->id,
+                 into->nmerged + from->nmerged + 1, LD_MERGED_MAX);
+        return LD_ESTATE;
+    }
+    if ((rv = notes_full(from, err, len)) != 0) return rv;
+    /* Everything that can fail is taken before anything changes. */
+    ld_task *copies[LD_MAX_TASKS];
+    ld_merged *own = ld__correlate_entry(e);
+    int got = 0;
+    while (own && got < moving && (copies[got] = ld_pool_get(&e->task_pool))) got++;
+    char what[160];
+    snprintf(what, sizeof what, "merged %s into %s", from->id, into->id);
+    if (!own || got < moving || (rv = begin(e, into, a, what, err, len)) != 0) {
+        while (got) ld_pool_put(&e->task_pool, copies[--got]);
+        if (own) ld__correlate_drop(e, own);
+        if (rv) return rv;
+        snprintf(err, len, "out of memory");
+        return LD_ENOMEM;
+    }
+    uint16_t into_note = e->actor_note, from_note = also_note(e, from, into);
+    e->peer = from->id;
+    int moved = 0, closed = 0;
+    for (int i = 0; i < from->ntasks; i++) {
+        ld_task *t = from->tasks[i];
+        if (t->state == T_RESOLVED) continue;
+        if (ld_engine_task_of(into, t->dept)) {
+            snprintf(t->disposition, sizeof t->disposition, "merged into %s, which has a task "
+                     "for %s", into->id, e->rules->departments[t->dept].id);
+            closed++;
+        } else {
+            move_task(e, into, t, copies[moved++], a);
+        }
+    }
+    own_entry(e, own, into, from, a);
+    ld__correlate_absorb(e, into, from, own);
+    if (from->priority && (!into->priority || from->priority < into->priority))
+        into->priority = from->priority;
+    if (from->people > into->people) into->people = from->people;
+    ld__engine_history(e, into, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED, NULL, -1);
+    char text[320];
+    snprintf(text, sizeof text, "%s: incident %s merged in by %.48s: %.100s (%d tasks moved, %d "
+             "closed as duplicates)", into->id, from->id, a->who, a->why, moved, closed);
+    ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED, into, NULL, -1, text);
+    e->actor_note = from_note;
+    e->peer = into->id;
+    snprintf(text, sizeof text, "%s merged into %s by %.48s: %.100s", from->id, into->id, a->who,
+             a->why);
+    ld__engine_close_incident(e, from, text);
+    e->actor_note = into_note;
+    e->peer = NULL;
+    end(e);
+    return 0;
+}
+
+const char *ld_action_split_source(const ld_incident *inc, const char *event_id)
+{
+    const ld_merged *m = ld__correlate_find_merged(inc, event_id);
+    return m && !m->len ? m->stream_id : NULL;
+}
+
+int ld_action_split(ld_engine *e, ld_incident *inc, const char *event_id, const uint8_t *event,
+                    size_t event_len, const ld_actor *a, ld_incident **out, char *err,
+                    size_t len)
+{
+    int rv;
+    if ((rv = check_actor(a, err, len)) != 0) return rv;
+    if (!event_id || !*event_id) {
+        snprintf(err, len, "event_id: the merged event to split off is required");
+        return LD_EINVAL;
+    }
+    if (inc->closed_at) {
+        snprintf(err, len, "incident %s is already closed", inc->id);
+        return LD_ESTATE;
+    }
+    const ld_merged *m = ld__correlate_find_merged(inc, event_id);
+    if (!m) {
+        snprintf(err, len, "incident %s has no merged event '%.64s' (now)", inc->id, event_id);
+        return LD_ESTATE;
+    }
+    if (!m->len && !event) {
+        snprintf(err, len, "the event of incident %s (%s) must be read back from redis first",
+                 m->incident_id, m->stream_id);
+        return LD_EUNAVAIL;
+    }
+    char what[160];
+    snprintf(what, sizeof what, "split event %.64s off %s", m->event_id, inc->id);
+    if ((rv = begin(e, inc, a, what, err, len)) != 0) return rv;
+    uint16_t note = e->actor_note;
+    e->peer = inc->id;
+    rv = ld__correlate_split(e, inc, event_id, event, event_len, a->who, a->why, out, err, len);
+    if (rv == 0) {
+        /* Every entry of the new incident so far is this action's: its note. */
+        uint16_t own = also_note(e, *out, inc);
+        for (int i = 0; i < (*out)->nhistory; i++)
+            if ((*out)->history[i].note == note) (*out)->history[i].note = own;
+    } else {
+        inc->notes->n--; /* nothing happened: no note */
+    }
+    e->peer = NULL;
+    end(e);
+    return rv;
 }
 
 void ld_engine_foreach_open(const ld_engine *e, void (*fn)(void *arg, const ld_incident *inc),

@@ -45,6 +45,37 @@ int ld_action_extend(ld_engine *e, ld_task *t, int leg, uint64_t by_ms, const ld
 int ld_action_close(ld_engine *e, ld_incident *inc, const char *disposition, const ld_actor *a,
                     char *err, size_t len);
 
+/* ld_action_merge merges incident <from> into <into>: the same emergency
+ * reported twice. <from>'s open tasks for a department <into> has a task
+ * for (in any state) close with the disposition "merged into <into>"; the
+ * others move to <into> as they are (state, level, holder, deadlines; their
+ * task id becomes <into>/<department>, delivered to the holder again). Its
+ * events count as <into>'s: its merged duplicates move over, and its own
+ * event is kept as a merged event naming <from> (the event itself stays in
+ * ld:events, see ld_action_split). <into> takes the higher priority of the
+ * two. <from> then closes, "merged into <into>"; both incidents get the
+ * note, the history entry and the feed event (INCIDENT_MERGED on <into>,
+ * INCIDENT_CLOSED on <from>). LD_ESTATE if <from> is <into>, either is
+ * closed, or the result would not fit (tasks, merged events, notes). */
+int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld_actor *a,
+                    char *err, size_t len);
+/* ld_action_split takes event <event_id> (an event id or stream id) out of
+ * <inc> into an incident of its own, planned by the rules as if it had just
+ * arrived (*out). It is the undo of a merge, by the rules (a duplicate
+ * call) or by a supervisor (ld_action_merge). A supervisor-merged incident's
+ * event is not kept in memory: ld_action_split_source gives its stream id,
+ * and the caller passes the Envelope read from ld:events as <event>; without
+ * it, LD_EUNAVAIL. The new incident's id is "I<stream id>", or the next
+ * generation of the merged incident's id ("I<sid>.2"). LD_ENOENT if <inc>
+ * has no such merged event. */
+int ld_action_split(ld_engine *e, ld_incident *inc, const char *event_id, const uint8_t *event,
+                    size_t event_len, const ld_actor *a, ld_incident **out, char *err,
+                    size_t len);
+/* ld_action_split_source returns the stream id whose Envelope must be read
+ * from ld:events to split <event_id> off <inc>, or NULL if <inc> keeps the
+ * event itself or has no such event. */
+const char *ld_action_split_source(const ld_incident *inc, const char *event_id);
+
 /* ld_engine_task_find returns the open task of <inc> for <dept>, or NULL. */
 ld_task *ld_engine_task_of(const ld_incident *inc, int dept);
 /* ld_engine_foreach_open calls fn for every open incident, in no order. */

@@ -156,7 +156,10 @@ void ld__correlate_restore(ld_engine *e, ld_incident *inc,
     ld_merged **tail = &inc->merged;
     for (size_t i = 0; i < rec->n_merged && inc->nmerged < LD_MERGED_MAX; i++) {
         const Linkd__V1__MergedEvent *x = rec->merged[i];
-        if (!x->stream_id || !x->has_event || x->event.len > LD_MERGED_EVENT_MAX) continue;
+        /* A merged incident keeps no event, only its id. */
+        int whole = x->incident_id && *x->incident_id;
+        if (!x->stream_id || (!x->has_event && !whole) || x->event.len > LD_MERGED_EVENT_MAX)
+            continue;
         ld_merged *m = ld_pool_get(&e->correlate->merged_pool);
         if (!m) return;
         memset(m, 0, offsetof(ld_merged, event));
@@ -166,8 +169,9 @@ void ld__correlate_restore(ld_engine *e, ld_incident *inc,
         snprintf(m->rule, sizeof m->rule, "%s", x->rule ? x->rule : "");
         m->at = (uint64_t)x->at_ms;
         m->distance_m = x->distance_m;
-        m->len = (uint16_t)x->event.len;
-        memcpy(m->event, x->event.data, x->event.len);
+        snprintf(m->incident_id, sizeof m->incident_id, "%s", whole ? x->incident_id : "");
+        m->len = x->has_event ? (uint16_t)x->event.len : 0;
+        if (m->len) memcpy(m->event, x->event.data, m->len);
         *tail = m;
         tail = &m->next;
         inc->nmerged++;
@@ -187,8 +191,57 @@ void ld__correlate_free(ld_engine *e, ld_incident *inc)
     inc->nmerged = 0;
 }
 
-int ld_engine_unmerge(ld_engine *e, ld_incident *inc, const char *event_id, const char *who,
-                      ld_incident **out, char *err, size_t len)
+ld_merged *ld__correlate_find_merged(const ld_incident *inc, const char *event_id)
+{
+    for (ld_merged *m = inc->merged; m; m = m->next)
+        if (strcmp(m->event_id, event_id) == 0 || strcmp(m->stream_id, event_id) == 0) return m;
+    return NULL;
+}
+
+ld_merged *ld__correlate_entry(ld_engine *e)
+{
+    ld_merged *m = ld_pool_get(&e->correlate->merged_pool);
+    if (m) memset(m, 0, offsetof(ld_merged, event));
+    return m;
+}
+
+void ld__correlate_drop(ld_engine *e, ld_merged *m)
+{
+    ld_pool_put(&e->correlate->merged_pool, m);
+}
+
+void ld__correlate_absorb(ld_engine *e, ld_incident *into, ld_incident *from, ld_merged *own)
+{
+    (void)e;
+    ld_merged **p = &into->merged;
+    while (*p) p = &(*p)->next;
+    *p = from->merged;
+    into->nmerged = (uint16_t)(into->nmerged + from->nmerged);
+    from->merged = NULL;
+    from->nmerged = 0;
+    while (*p) p = &(*p)->next;
+    own->next = NULL;
+    *p = own;
+    into->nmerged++;
+}
+
+/* split_id names the incident an event opens when it leaves <m>'s incident:
+ * "I<stream id>" for a duplicate that never had one; for a whole incident a
+ * supervisor merged, the next generation of the id it had ("I<sid>" ->
+ * "I<sid>.2" -> "I<sid>.3"), as the old id belongs to the closed incident
+ * (its record and audit trail). */
+static int split_id(const ld_merged *m, char *id, size_t len)
+{
+    if (!m->incident_id[0]) return snprintf(id, len, "I%s", m->stream_id) < (int)len ? 0 : -1;
+    const char *dot = strchr(m->incident_id, '.');
+    unsigned gen = dot ? (unsigned)strtoul(dot + 1, NULL, 10) : 1;
+    int n = dot ? (int)(dot - m->incident_id) : (int)strlen(m->incident_id);
+    return snprintf(id, len, "%.*s.%u", n, m->incident_id, gen + 1) < (int)len ? 0 : -1;
+}
+
+int ld__correlate_split(ld_engine *e, ld_incident *inc, const char *event_id,
+                        const uint8_t *event, size_t event_len, const char *who,
+                        const char *why, ld_incident **out, char *err, size_t len)
 {
     ld_merged **p = &inc->merged;
     while (*p && strcmp((*p)->event_id, event_id) != 0 && strcmp((*p)->stream_id, event_id) != 0)
@@ -198,28 +251,49 @@ int ld_engine_unmerge(ld_engine *e, ld_incident *inc, const char *event_id, cons
         return LD_ENOENT;
     }
     ld_merged *m = *p;
-    Linkd__V1__Envelope *ev = linkd__v1__envelope__unpack(NULL, m->len, m->event);
+    if (m->len) event = m->event, event_len = m->len;
+    if (!event) {
+        snprintf(err, len, "the event of incident %s (%s) must be read back from redis first",
+                 m->incident_id, m->stream_id);
+        return LD_EUNAVAIL;
+    }
+    char id[LD_INCIDENT_ID_LEN];
+    if (split_id(m, id, sizeof id) != 0) {
+        snprintf(err, len, "event_id: %s cannot be given an incident id of its own", m->event_id);
+        return LD_EINVAL;
+    }
+    Linkd__V1__Envelope *ev = linkd__v1__envelope__unpack(NULL, event_len, event);
     if (!ev) {
         snprintf(err, len, "the merged event %s cannot be read back", m->event_id);
         return LD_EDECODE;
     }
     /* Opened now, on its own: merging is off for this one call. */
     e->no_merge = 1;
-    int rv = ld_engine_open_at(e, ev, m->stream_id, ld_clock_now(e->clock), out);
+    int rv = ld__engine_open_as(e, ev, m->stream_id, id, ld_clock_now(e->clock), out);
     e->no_merge = 0;
     linkd__v1__envelope__free_unpacked(ev, NULL);
     if (rv != 0) {
-        snprintf(err, len, "cannot open an incident for %s: %s", m->event_id, ld_strerror(rv));
+        snprintf(err, len, "cannot open incident %s for %s: %s", id, m->event_id, ld_strerror(rv));
         return rv;
     }
     *p = m->next;
     inc->nmerged--;
     e->stats.unmerged++;
+    const char *peer = e->peer;
+    e->peer = (*out)->id;
     char text[320];
-    snprintf(text, sizeof text, "%s: merge of event %s undone%s%s; it is incident %s now",
-             inc->id, m->event_id, who ? " by " : "", who ? who : "", (*out)->id);
+    snprintf(text, sizeof text, "%s: event %s split off%s%.48s%s%.100s; it is incident %s now",
+             inc->id, m->event_id, who ? " by " : "", who ? who : "", why ? ": " : "",
+             why ? why : "", (*out)->id);
     ld_pool_put(&e->correlate->merged_pool, m);
     ld__engine_history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED, NULL, -1);
     ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED, inc, NULL, -1, text);
+    e->peer = peer;
     return 0;
+}
+
+int ld_engine_unmerge(ld_engine *e, ld_incident *inc, const char *event_id, const char *who,
+                      ld_incident **out, char *err, size_t len)
+{
+    return ld__correlate_split(e, inc, event_id, NULL, 0, who, NULL, out, err, len);
 }

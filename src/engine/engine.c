@@ -232,7 +232,8 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
     char tid[LD_TASK_ID_LEN], text[320];
     e->feed_seq++;
     if (e->hooks.observe) {
-        ld_observation ob = {kind, inc, t, leg, from_level, -1, e->actor, e->actor_reason};
+        ld_observation ob = {kind, inc, t, leg, from_level, -1, e->actor, e->actor_reason,
+                             e->peer};
         e->hooks.observe(e->hooks.observe_ctx, &ob);
     }
     if (!feeding(e)) return;
@@ -527,9 +528,15 @@ static void note_opened(ld_engine *e, const char *stream_id)
 int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                       uint64_t now, ld_incident **out)
 {
-    const ld_rules *r = e->rules;
     char id[LD_INCIDENT_ID_LEN];
     snprintf(id, sizeof id, "I%s", stream_id);
+    return ld__engine_open_as(e, ev, stream_id, id, now, out);
+}
+
+int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                       const char *id, uint64_t now, ld_incident **out)
+{
+    const ld_rules *r = e->rules;
     if (ld_engine_find(e, id)) return LD_ESTATE;
     ld_match_input in;
     ld_rules_input(r, ev, now, &in);
@@ -550,7 +557,7 @@ int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *s
 
     ld_incident *inc = ld_pool_get(&e->incident_pool);
     if (!inc) return LD_ENOMEM;
-    memcpy(inc->id, id, sizeof inc->id);
+    copy_str(inc->id, sizeof inc->id, id);
     copy_str(inc->event_id, sizeof inc->event_id, ev->event_id);
     copy_str(inc->source_id, sizeof inc->source_id, ev->source_id);
     inc->kind = in.kind;
@@ -1057,7 +1064,7 @@ void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
     fe.terminal = (char *)e->rules->terminals[terminal].id;
     fe.text = text;
     if (e->hooks.observe) {
-        ld_observation ob = {fe.kind, NULL, NULL, -1, 0, terminal, NULL, NULL};
+        ld_observation ob = {fe.kind, NULL, NULL, -1, 0, terminal, NULL, NULL, NULL};
         e->hooks.observe(e->hooks.observe_ctx, &ob);
     }
     if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);
@@ -1200,7 +1207,9 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
         mev[nm].event_id = (char *)m->event_id;
         mev[nm].source_id = (char *)m->source_id;
         mev[nm].rule = (char *)m->rule;
-        mev[nm].has_at_ms = mev[nm].has_distance_m = mev[nm].has_event = 1;
+        if (m->incident_id[0]) mev[nm].incident_id = (char *)m->incident_id;
+        mev[nm].has_at_ms = mev[nm].has_distance_m = 1;
+        mev[nm].has_event = m->len > 0;
         mev[nm].at_ms = (int64_t)m->at;
         mev[nm].distance_m = m->distance_m;
         mev[nm].event.len = m->len;

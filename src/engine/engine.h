@@ -148,6 +148,7 @@ typedef struct ld_observation {
     int from_level;
     int terminal;               /* with TERMINAL_*: rules index; otherwise -1 */
     const char *actor, *reason; /* a supervisor's action: who and why; else NULL */
+    const char *peer;           /* a merge or split: the other incident's id; else NULL */
 } ld_observation;
 
 typedef struct ld_engine_hooks {
@@ -199,6 +200,7 @@ typedef struct ld_engine {
     char last_opened[48];       /* stream id of the newest event opened: the write-behind mark */
     const char *actor, *actor_reason; /* set by actions.c while a supervisor acts */
     uint16_t actor_note;        /* the note history entries get meanwhile */
+    const char *peer;           /* set by actions.c during a merge or split: the other incident */
     ld_engine_stats stats;
 } ld_engine;
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "core/err.h"
 #include "core/log.h"
 #include "engine/actions.h"
@@ -375,6 +377,121 @@ static int check_fields(ld_http *h, ld_http_answer *a, const jobj *o, const char
     return 0;
 }
 
+/* count_action counts an incident-level action under its first task's department. */
+static void count_action(ld_http *h, const ld_incident *inc, int kind)
+{
+    h->metrics.actions[(inc->ntasks ? inc->tasks[0]->dept : 0) * LD_ACTION_KINDS + kind]++;
+}
+
+static void split_done(ld_http *h, ld_http_answer *a, const char *inc_id, int rv,
+                       const ld_incident *own, const char *err)
+{
+    if (rv != 0) {
+        ld_http_error(h, a, status_of(rv), rv == LD_EINVAL ? field_of(err) : NULL, "%s", err);
+        return;
+    }
+    ld_buf_printf(&a->body, "{\"ok\":true,\"incident\":\"%s\",\"new_incident\":", inc_id);
+    ld_json_incident(h, &a->body, own, 1);
+    ld_buf_puts(&a->body, "}\n");
+}
+
+/* A split that waits for its event to be read from ld:events: a whole
+ * incident a supervisor merged keeps no copy of it. */
+typedef struct split_wait {
+    ld_http_wait w;
+    char inc_id[LD_INCIDENT_ID_LEN];
+    char event_id[512], who[512], why[512];
+} split_wait;
+
+/* entry_pb returns the pb field of the single XRANGE entry in <r>, or NULL. */
+static const redisReply *entry_pb(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1) return NULL;
+    const redisReply *en = r->element[0];
+    if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
+        en->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    const redisReply *f = en->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (f->element[i]->type == REDIS_REPLY_STRING && strcmp(f->element[i]->str, "pb") == 0 &&
+            f->element[i + 1]->type == REDIS_REPLY_STRING)
+            return f->element[i + 1];
+    return NULL;
+}
+
+static void on_split_event(void *arg, redisReply *r)
+{
+    split_wait *sw = arg;
+    ld_http *h = sw->w.h;
+    ld_http_answer *a = ld_http_wait_answer(&sw->w);
+    if (!a) { /* the client or HTTP went: the split is not made */
+        ld_http_wait_finish(&sw->w);
+        free(sw);
+        return;
+    }
+    ld_engine *e = h->src.engine;
+    ld_incident *inc = ld_engine_find(e, sw->inc_id), *own = NULL;
+    const redisReply *pb = entry_pb(r);
+    char err[320] = "";
+    if (!r) {
+        ld_http_error(h, a, 503, NULL, "redis did not answer while the event was read back");
+    } else if (!inc) {
+        ld_http_error(h, a, 409, NULL, "incident %s closed meanwhile", sw->inc_id);
+    } else if (!pb) {
+        ld_http_error(h, a, 409, NULL, "the event of '%.64s' is no longer in ld:events",
+                      sw->event_id);
+    } else {
+        ld_actor who = {sw->who, sw->why};
+        int rv = ld_action_split(e, inc, sw->event_id, (const uint8_t *)pb->str, pb->len, &who,
+                                 &own, err, sizeof err);
+        if (rv == 0) count_action(h, inc, LD_ACT_SPLIT);
+        split_done(h, a, sw->inc_id, rv, own, err);
+    }
+    ld_http_wait_finish(&sw->w);
+    free(sw);
+}
+
+/* split starts a split: at once if <inc> keeps the event, else after
+ * reading it from ld:events. */
+static void split(ld_http *h, ld_http_answer *a, ld_incident *inc, const char *ev,
+                  const ld_actor *who)
+{
+    ld_engine *e = h->src.engine;
+    char err[320] = "";
+    ld_incident *own = NULL;
+    const char *sid = ev ? ld_action_split_source(inc, ev) : NULL;
+    if (!sid || !who->who || !*who->who || !who->why || !*who->why) {
+        int rv = ld_action_split(e, inc, ev, NULL, 0, who, &own, err, sizeof err);
+        if (rv == 0) count_action(h, inc, LD_ACT_SPLIT);
+        split_done(h, a, inc->id, rv, own, err);
+        return;
+    }
+    if (sid[0] == 'S') {
+        ld_http_error(h, a, 409, NULL, "the event of '%.64s' was accepted into the spool as %s "
+                      "and cannot be read back by that id", ev, sid);
+        return;
+    }
+    split_wait *sw = calloc(1, sizeof *sw);
+    if (!sw) {
+        ld_http_error(h, a, 503, NULL, "out of memory");
+        return;
+    }
+    snprintf(sw->inc_id, sizeof sw->inc_id, "%s", inc->id);
+    snprintf(sw->event_id, sizeof sw->event_id, "%s", ev);
+    snprintf(sw->who, sizeof sw->who, "%s", who->who);
+    snprintf(sw->why, sizeof sw->why, "%s", who->why);
+    const char *argv[] = {"XRANGE", "ld:events", sid, sid};
+    size_t lens[] = {6, 9, strlen(sid), strlen(sid)};
+    if (!ld_store_up(h->src.store) ||
+        ld_store_commandv(h->src.store, on_split_event, sw, 4, argv, lens) != 0) {
+        free(sw);
+        ld_http_error(h, a, 503, NULL, "splitting off a merged incident reads its event from "
+                      "redis, which is unreachable now");
+        return;
+    }
+    ld_http_wait_start(h, a, &sw->w);
+}
+
 static void act(ld_http *h, const ld_http_request *q, ld_http_answer *a, const char *inc_id,
                 const char *dept_id, const char *verb)
 {
@@ -382,16 +499,19 @@ static void act(ld_http *h, const ld_http_request *q, ld_http_answer *a, const c
     static const char *const k_escalate[] = {"by", "reason", NULL};
     static const char *const k_extend[] = {"by", "reason", "leg", "extend_by", NULL};
     static const char *const k_close[] = {"by", "reason", "disposition", NULL};
-    static const char *const k_unmerge[] = {"by", "reason", "event_id", NULL};
+    static const char *const k_split[] = {"by", "reason", "event_id", NULL};
+    static const char *const k_merge[] = {"by", "reason", "incident", NULL};
     ld_engine *e = h->src.engine;
     const ld_rules *r = e->rules;
     const char *const *known = strcmp(verb, "reassign") == 0   ? k_reassign
                                : strcmp(verb, "escalate") == 0 ? k_escalate
                                : strcmp(verb, "extend") == 0   ? k_extend
                                : strcmp(verb, "close") == 0    ? k_close
-                               : strcmp(verb, "unmerge") == 0  ? k_unmerge
+                               : strcmp(verb, "split") == 0    ? k_split
+                               : strcmp(verb, "unmerge") == 0  ? k_split /* its old name */
+                               : strcmp(verb, "merge") == 0    ? k_merge
                                                                : NULL;
-    int whole = strcmp(verb, "close") == 0 || strcmp(verb, "unmerge") == 0; /* incident-level */
+    int whole = known == k_close || known == k_split || known == k_merge; /* incident-level */
     if (!known || (dept_id && whole) || (!dept_id && !whole)) {
         ld_http_error(h, a, 404, NULL, "no such action '%s'", verb);
         return;
@@ -466,23 +586,31 @@ static void act(ld_http *h, const ld_http_request *q, ld_http_answer *a, const c
             return;
         }
         rv = ld_action_extend(e, t, l, ms, &who, err, sizeof err);
-    } else if (strcmp(verb, "unmerge") == 0) {
-        const char *ev = jget(&o, "event_id");
-        ld_incident *own = NULL;
-        if (!ev) {
-            ld_http_error(h, a, 400, "event_id", "event_id: the merged event to split off");
+    } else if (known == k_split) {
+        split(h, a, inc, jget(&o, "event_id"), &who);
+        return;
+    } else if (known == k_merge) {
+        const char *other = jget(&o, "incident");
+        ld_incident *from = other ? ld_engine_find(e, other) : NULL;
+        if (!other || !*other) {
+            ld_http_error(h, a, 400, "incident", "incident: the incident to merge into %s is "
+                          "required", inc->id);
             return;
         }
-        rv = ld_engine_unmerge(e, inc, ev, who.who, &own, err, sizeof err);
-        if (rv == 0) {
-            ld_buf_printf(&a->body, "{\"ok\":true,\"incident\":\"%s\",\"new_incident\":\"%s\"}\n",
-                          inc_id, own->id);
+        if (!from && ld_http_recently_closed(h, other)) {
+            ld_http_error(h, a, 409, "incident", "incident %.48s is already closed", other);
             return;
         }
+        if (!from) {
+            ld_http_error(h, a, 404, "incident", "no open incident %.48s", other);
+            return;
+        }
+        rv = ld_action_merge(e, inc, from, &who, err, sizeof err);
+        if (rv == 0) count_action(h, inc, LD_ACT_MERGE);
     } else {
         rv = ld_action_close(e, inc, jget(&o, "disposition"), &who, err, sizeof err);
         if (rv == 0) {
-            h->metrics.actions[(inc->ntasks ? inc->tasks[0]->dept : 0) * 4 + 3]++;
+            count_action(h, inc, LD_ACT_CLOSE);
             ld_buf_printf(&a->body, "{\"ok\":true,\"incident\":\"%s\",\"closed\":true}\n", inc_id);
             return;
         }
@@ -624,7 +752,8 @@ void ld_http_route(ld_http *h, const ld_http_request *q, ld_http_answer *a)
                     "\"POST /api/incidents/<id>/tasks/<department>/reassign\","
                     "\"POST /api/incidents/<id>/tasks/<department>/escalate\","
                     "\"POST /api/incidents/<id>/tasks/<department>/extend\","
-                    "\"POST /api/incidents/<id>/close\",\"POST /api/rules/reload\",\"GET /metrics\",\"GET /healthz\","
+                    "\"POST /api/incidents/<id>/close\",\"POST /api/incidents/<id>/merge\","
+                    "\"POST /api/incidents/<id>/split\",\"POST /api/rules/reload\",\"GET /metrics\",\"GET /healthz\","
                     "\"GET /readyz\",\"GET / (board)\"]}\n");
     } else {
         ld_http_error(h, a, 404, NULL, "no such resource %s", p);

@@ -11,6 +11,7 @@
 
 struct lws;
 struct lws_context;
+struct http_conn;
 struct ws_client;
 struct ws_msg;
 
@@ -46,11 +47,22 @@ struct ld_http {
     ld_map pending_set;
     int terminals_changed;
     uint64_t last_stats_push;
+    struct ld_http_wait *waits;       /* answers waiting for Redis */
     /* closed incidents, newest last */
     char (*closed)[LD_INCIDENT_ID_LEN];
     size_t closed_next;
     ld_map closed_set;
 };
+
+/* An answer that waits for something (a Redis read) before it is made: the
+ * handler embeds one in its own state, starts it with ld_http_wait_start and
+ * ends it with ld_http_wait_finish, exactly once, from the loop. */
+typedef struct ld_http_wait {
+    ld_http *h;               /* NULL once HTTP has closed */
+    struct http_conn *conn;   /* NULL once the client is gone */
+    struct lws *wsi;
+    struct ld_http_wait *next, *prev;
+} ld_http_wait;
 
 /* An HTTP answer under construction: status, content type, body. */
 typedef struct ld_http_answer {
@@ -59,6 +71,7 @@ typedef struct ld_http_answer {
     ld_buf body;
     const char *allow;        /* with 405 */
     int www_auth;             /* with 401 */
+    ld_http_wait *wait;       /* set by a handler that answers later */
 } ld_http_answer;
 
 /* A parsed request, as the handlers see it. */
@@ -94,6 +107,15 @@ int ld_http_recently_closed(const ld_http *h, const char *id);
 void ld_board_observe(ld_http *h, const ld_observation *o);
 void ld_board_tick(ld_http *h, uint64_t now_real);
 int ld_board_snapshot(ld_http *h, ld_buf *b);
+
+/* server.c: answers made later. ld_http_wait_start makes the request
+ * behind <a> wait on <w> (the handler returns without an answer);
+ * ld_http_wait_answer gives the answer to fill, or NULL if the client or
+ * HTTP has gone; ld_http_wait_finish sends it (if anyone waits) and forgets
+ * <w>, which the caller may then free. */
+void ld_http_wait_start(ld_http *h, ld_http_answer *a, ld_http_wait *w);
+ld_http_answer *ld_http_wait_answer(ld_http_wait *w);
+void ld_http_wait_finish(ld_http_wait *w);
 
 /* server.c: WebSocket clients */
 void ld_ws_broadcast(ld_http *h, ld_buf *msg);

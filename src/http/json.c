@@ -8,6 +8,7 @@
 
 #include "dispatch/dispatch.h"
 #include "engine/actions.h"
+#include "engine/correlate.h"
 #include "wire/wire.h"
 
 static const char *const delivery_names[] = {"none", "new", "sent", "received"};
@@ -151,6 +152,25 @@ void ld_json_incident(ld_http *h, ld_buf *b, const ld_incident *inc, int with_hi
         ld_buf_put(b, ",", 1);
     }
     close_arr(b);
+    if (inc->merged) {
+        /* Events that joined it: duplicates (rule) and incidents a supervisor merged. */
+        ld_buf_puts(b, ",");
+        key(b, "merged");
+        ld_buf_put(b, "[", 1);
+        for (const ld_merged *m = inc->merged; m; m = m->next) {
+            ld_buf_put(b, "{", 1);
+            kv_str(b, "event_id", m->event_id);
+            kv_str(b, "stream_id", m->stream_id);
+            kv_str(b, "source_id", m->source_id);
+            if (m->incident_id[0]) kv_str(b, "incident", m->incident_id);
+            kv_str(b, "rule", m->rule);
+            kv_u64(b, "distance_m", m->distance_m);
+            kv_u64(b, "at_ms", m->at);
+            close_obj(b);
+            ld_buf_put(b, ",", 1);
+        }
+        close_arr(b);
+    }
     if (with_history) {
         ld_buf_put(b, ",", 1);
         if (inc->history_dropped) kv_u64(b, "history_dropped", inc->history_dropped);
@@ -163,6 +183,8 @@ void ld_json_incident(ld_http *h, ld_buf *b, const ld_incident *inc, int with_hi
             kv_str(b, "kind", ld_enum_name(&linkd__v1__feed_kind__descriptor, e->kind));
             if (e->kind != LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED &&
                 e->kind != LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED &&
+                e->kind != LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED &&
+                e->kind != LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED &&
                 e->task < inc->ntasks)
                 kv_str(b, "department", r->departments[inc->tasks[e->task]->dept].id);
             kv_u64(b, "level", e->level);

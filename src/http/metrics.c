@@ -42,7 +42,7 @@ int ld_metrics_init(ld_metrics *m, const ld_rules *r)
     m->dispatched = calloc(nd, sizeof *m->dispatched);
     m->escalations = calloc(nd * LD_CHAIN_MAX, sizeof *m->escalations);
     m->missed_top = calloc(nd * LD_LEG_COUNT, sizeof *m->missed_top);
-    m->actions = calloc(nd * 4, sizeof *m->actions);
+    m->actions = calloc(nd * LD_ACTION_KINDS, sizeof *m->actions);
     m->legs = calloc(nd * LD_LEG_COUNT, sizeof *m->legs);
     m->day = calloc(nd * LD_LEG_COUNT, sizeof *m->day);
     m->online = calloc((size_t)r->nterminals + 1, 1);
@@ -204,12 +204,12 @@ void ld_metrics_observe(ld_metrics *m, const ld_engine *e, const ld_observation 
         return;
     }
     if (!t || t->dept < 0 || t->dept >= m->ndept) return;
-    if (o->actor) {
-        int a = o->kind == FK(TASK_REASSIGNED)     ? 0
-                : o->kind == FK(TASK_ESCALATED)    ? 1
-                : o->kind == FK(DEADLINE_EXTENDED) ? 2
+    if (o->actor && !o->peer) { /* a merge's or split's own moves are counted as that */
+        int a = o->kind == FK(TASK_REASSIGNED)     ? LD_ACT_REASSIGN
+                : o->kind == FK(TASK_ESCALATED)    ? LD_ACT_ESCALATE
+                : o->kind == FK(DEADLINE_EXTENDED) ? LD_ACT_EXTEND
                                                    : -1;
-        if (a >= 0) m->actions[t->dept * 4 + a]++;
+        if (a >= 0) m->actions[t->dept * LD_ACTION_KINDS + a]++;
     }
     switch (o->kind) {
     case FK(TASK_DISPATCHED): m->dispatched[t->dept]++; break;

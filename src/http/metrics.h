@@ -22,6 +22,11 @@
 #define LD_PROM_BUCKETS 15
 #define LD_BANDS 5
 
+/* Supervisor actions counted per department (of the task, or of the
+ * incident's first task for the incident-level ones). */
+#define LD_ACTION_KINDS 6
+enum { LD_ACT_REASSIGN, LD_ACT_ESCALATE, LD_ACT_EXTEND, LD_ACT_CLOSE, LD_ACT_MERGE, LD_ACT_SPLIT };
+
 typedef struct ld_leg_metrics {
     uint64_t met, missed;
     uint64_t le[LD_PROM_BUCKETS];   /* cumulative-by-bound counts of durations */
@@ -42,7 +47,7 @@ typedef struct ld_metrics {
     uint64_t *dispatched;           /* [dept] */
     uint64_t *escalations;          /* [dept][LD_CHAIN_MAX]: by the level reached */
     uint64_t *missed_top;           /* [dept][leg] */
-    uint64_t *actions;              /* [dept][4]: reassign, escalate, extend, close */
+    uint64_t *actions;              /* [dept][LD_ACTION_KINDS], ld_action_names order */
     ld_leg_metrics *legs;           /* [dept][leg] */
     ld_leg_day *day;                /* [dept][leg] */
     int64_t day_index;              /* CST day of the domain clock the day stats hold */

@@ -168,15 +168,16 @@ static void engine_metrics(ld_http *h, ld_buf *b)
             label(b, "leg", ld_leg_label[l], 0);
             ld_buf_printf(b, "} %llu\n", (unsigned long long)lm->count);
         }
-    static const char *const actions[4] = {"reassign", "escalate", "extend", "close"};
+    static const char *const actions[LD_ACTION_KINDS] = {"reassign", "escalate", "extend",
+                                                         "close",    "merge",    "split"};
     head(b, "linkd_supervisor_actions_total", "counter",
          "Supervisor actions taken through the API, by department of the task and action.");
     for (int d = 0; d < m->ndept; d++)
-        for (int a = 0; a < 4; a++) {
+        for (int a = 0; a < LD_ACTION_KINDS; a++) {
             ld_buf_puts(b, "linkd_supervisor_actions_total{");
             label(b, "department", r->departments[d].id, 1);
             label(b, "action", actions[a], 0);
-            ld_buf_printf(b, "} %llu\n", (unsigned long long)m->actions[d * 4 + a]);
+            ld_buf_printf(b, "} %llu\n", (unsigned long long)m->actions[d * LD_ACTION_KINDS + a]);
         }
 }
 

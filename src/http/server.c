@@ -51,6 +51,8 @@ typedef struct http_conn {
     ld_http_answer ans;
     ld_buf body;
     int body_too_big, active, answered, close_after;
+    ld_http_wait *wait;           /* the answer waits for Redis */
+    int resumed;                  /* ... and is made: send it when writable */
     size_t sent;
     char method[8];
     char uri[512];
@@ -260,6 +262,7 @@ static const char *method_of(struct lws *wsi)
 
 static void conn_reset(http_conn *c)
 {
+    if (c->wait) c->wait->conn = NULL;
     ld_buf_fini(&c->ans.body);
     ld_buf_fini(&c->body);
     memset(c, 0, sizeof *c);
@@ -288,6 +291,8 @@ static int send_headers(struct lws *wsi, http_conn *c)
     return 0;
 }
 
+static int finish_answer(ld_http *h, struct lws *wsi, http_conn *c);
+
 static int answer(ld_http *h, struct lws *wsi, http_conn *c)
 {
     ld_http_request q = {
@@ -302,6 +307,17 @@ static int answer(ld_http *h, struct lws *wsi, http_conn *c)
         ld_http_error(h, &c->ans, 413, "body", "request body over %zu bytes", h->cfg.max_body);
     else
         ld_http_route(h, &q, &c->ans);
+    if (c->ans.wait) {
+        c->wait = c->ans.wait;
+        c->wait->conn = c;
+        c->wait->wsi = wsi;
+        return 0; /* ld_http_wait_finish asks for the writable callback */
+    }
+    return finish_answer(h, wsi, c);
+}
+
+static int finish_answer(ld_http *h, struct lws *wsi, http_conn *c)
+{
     if (c->ans.body.oom) {
         ld_buf_reset(&c->ans.body);
         c->ans.body.oom = 0;
@@ -377,6 +393,10 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (c->answered) return 0;
         return answer(h, wsi, c);
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!c->answered && c->resumed) {
+            c->resumed = 0;
+            return finish_answer(h, wsi, c);
+        }
         if (!c->answered) return 0;
         return write_body(wsi, c);
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -588,10 +608,50 @@ fail:
     return rv;
 }
 
+void ld_http_wait_start(ld_http *h, ld_http_answer *a, ld_http_wait *w)
+{
+    w->h = h;
+    w->conn = NULL;
+    w->wsi = NULL;
+    w->prev = NULL;
+    w->next = h->waits;
+    if (h->waits) h->waits->prev = w;
+    h->waits = w;
+    a->wait = w;
+}
+
+ld_http_answer *ld_http_wait_answer(ld_http_wait *w)
+{
+    return w->h && w->conn ? &w->conn->ans : NULL;
+}
+
+void ld_http_wait_finish(ld_http_wait *w)
+{
+    if (!w->h) return;
+    if (w->prev) w->prev->next = w->next;
+    else w->h->waits = w->next;
+    if (w->next) w->next->prev = w->prev;
+    if (w->conn) {
+        w->conn->wait = NULL;
+        w->conn->ans.wait = NULL;
+        w->conn->resumed = 1;
+        lws_callback_on_writable(w->wsi);
+    }
+    w->h = NULL;
+    w->conn = NULL;
+}
+
 void ld_http_close(ld_http *h)
 {
     if (!h || h->closing) return;
     h->closing = 1;
+    /* Answers still waiting are dropped with their connections. */
+    for (ld_http_wait *w = h->waits; w; w = w->next) {
+        if (w->conn) w->conn->wait = NULL;
+        w->h = NULL;
+        w->conn = NULL;
+    }
+    h->waits = NULL;
     if (h->tick_open) {
         uv_timer_stop(&h->tick);
         uv_close((uv_handle_t *)&h->tick, NULL);
