@@ -390,7 +390,8 @@ static void split_done(ld_http *h, ld_http_answer *a, const char *inc_id, int rv
         ld_http_error(h, a, status_of(rv), rv == LD_EINVAL ? field_of(err) : NULL, "%s", err);
         return;
     }
-    ld_buf_printf(&a->body, "{\"ok\":true,\"incident\":\"%s\",\"new_incident\":", inc_id);
+    ld_buf_printf(&a->body, "{\"ok\":true,\"incident\":\"%s\",\"new_incident\":\"%s\","
+                  "\"opened\":", inc_id, own->id);
     ld_json_incident(h, &a->body, own, 1);
     ld_buf_puts(&a->body, "}\n");
 }

@@ -166,9 +166,9 @@ static void audit_ok(const char *inc)
 /* new_incident copies the "new_incident" id out of a split's answer. */
 static void new_incident(const char *body, char *out, size_t len)
 {
-    const char *p = strstr(body, "\"new_incident\":{\"id\":\"");
+    const char *p = strstr(body, "\"new_incident\":\"");
     ldh_check(&env, p != NULL, "no new incident in %s", body);
-    p += strlen("\"new_incident\":{\"id\":\"");
+    p += strlen("\"new_incident\":\"");
     size_t n = strcspn(p, "\"");
     ldh_check(&env, n < len, "id too long");
     memcpy(out, p, n);
