@@ -52,6 +52,9 @@ typedef struct daemon {
     uint64_t armed_due;
     uint64_t drain_started;
     int listening, ready_logged, stopping;
+    int degraded_start;         /* READY without Redis: life safety only until recovered */
+    struct fence_claim *fence_answers; /* claims answered from the spool, given next turn */
+    uint64_t claims_doubled;    /* claims made here while away that another instance made */
     uint8_t *recbuf;
     size_t recbuf_len;
 } daemon;
@@ -137,11 +140,13 @@ static void rearm_deadline(daemon *d)
  * period; a crash loses at most flush_ms of updates to records, which the
  * replay of ld:events and the redelivery of unacknowledged tasks make good. */
 static void reconcile_spool(daemon *d);
+static void write_claims(daemon *d);
 
 static void on_flush(uv_timer_t *t)
 {
     daemon *d = t->data;
     flush_dirty(d);
+    if (d->spooling && ld_spool_first_claim(&d->spool)) write_claims(d);
     if (d->spooling && ld_spool_first(&d->spool)) reconcile_spool(d);
 }
 
@@ -226,9 +231,14 @@ static void reconcile_spool(daemon *d)
     d->reconciling = 1;
 }
 
+static void maybe_ready(daemon *d);
+static void answer_known_claims(daemon *d);
+
 static void on_before_poll(uv_prepare_t *h)
 {
     daemon *d = h->data;
+    if (!d->ready_logged) maybe_ready(d);
+    answer_known_claims(d);
     if (!d->stopping) rearm_deadline(d);
 }
 
@@ -238,16 +248,16 @@ enum { FENCE_TTL_S = 7 * 24 * 3600 };
 
 typedef struct fence_claim {
     daemon *d;
+    struct fence_claim *next;   /* on d->fence_answers */
     char task_id[LD_TASK_ID_LEN];
+    char key[LD_TASK_ID_LEN + 48], value[24];
     int level, leg;
+    int outcome;                /* an answer known at once, given on the next turn */
+    uint64_t at;
 } fence_claim;
 
-static void on_fence_answer(void *arg, int status, const char *held)
+static void answer_claim(fence_claim *c, int outcome, uint64_t at)
 {
-    fence_claim *c = arg;
-    int outcome = status == 0 ? LD_FENCE_WON : status == 1 ? LD_FENCE_TAKEN : LD_FENCE_UNKNOWN;
-    uint64_t at = held ? strtoull(held, NULL, 10) : 0;
-    if (outcome == LD_FENCE_TAKEN && at == 0) outcome = LD_FENCE_UNKNOWN; /* not our value */
     if (outcome == LD_FENCE_TAKEN)
         ld_log_rl(LD_NOTICE, "ESCALATION-FENCED", "%s: level %d %s escalation was made at %llu "
                   "by an earlier run or another instance; not sent again", c->task_id, c->level,
@@ -259,34 +269,166 @@ static void on_fence_answer(void *arg, int status, const char *held)
     free(c);
 }
 
+static void on_claim_spooled(void *arg, int status, const ld_spool_result *res, size_t n)
+{
+    (void)res, (void)n;
+    answer_claim(arg, status == 0 ? LD_FENCE_WON : LD_FENCE_UNKNOWN, 0);
+}
+
+/* claim_locally fences an escalation while Redis is away: a claim the spool
+ * holds already (made by an earlier run during this outage) is taken;
+ * otherwise the claim is synced to the spool before the escalation goes
+ * ahead, and written to ld:esc:* when Redis returns (write_claims). <c> is
+ * answered later in every case but a returned error. */
+static int claim_locally(daemon *d, fence_claim *c)
+{
+    const char *held = ld_spool_claimed(&d->spool, c->key);
+    if (held) {
+        c->outcome = LD_FENCE_TAKEN;
+        c->at = strtoull(held, NULL, 10);
+        c->next = d->fence_answers; /* answered before the loop sleeps: the engine */
+        d->fence_answers = c;       /* marks the task as waiting only on return */
+        return 0;
+    }
+    return ld_spool_claim(&d->spool, c->key, c->value, on_claim_spooled, c);
+}
+
+/* answer_known_claims gives the engine the answers claim_locally knew at once. */
+static void answer_known_claims(daemon *d)
+{
+    while (d->fence_answers) {
+        fence_claim *c = d->fence_answers;
+        d->fence_answers = c->next;
+        answer_claim(c, c->outcome, c->at);
+    }
+}
+
+static void on_fence_answer(void *arg, int status, const char *held)
+{
+    fence_claim *c = arg;
+    int outcome = status == 0 ? LD_FENCE_WON : status == 1 ? LD_FENCE_TAKEN : LD_FENCE_UNKNOWN;
+    uint64_t at = held ? strtoull(held, NULL, 10) : 0;
+    if (outcome == LD_FENCE_TAKEN && at == 0) outcome = LD_FENCE_UNKNOWN; /* not our value */
+    /* The connection went while the claim waited: fence it in the spool. */
+    if (status != 0 && status != 1 && c->d->spooling && !c->d->stopping &&
+        claim_locally(c->d, c) == 0)
+        return;
+    answer_claim(c, outcome, at);
+}
+
 /* fence_escalation claims ld:esc:<task>:<level>:<leg> in Redis (SET NX, kept
  * 7 days) before a deadline escalation takes effect, so a restart that finds
  * a stale record, or a second linkd on the same Redis, recognises the move
- * as made. Redis away: the escalation goes ahead unfenced, on time. */
+ * as made. Redis away: with a spool, the claim is kept there (claim_locally);
+ * without, the escalation goes ahead unfenced, on time. */
 static int fence_escalation(void *ctx, const char *task_id, int level, int leg, uint64_t at,
                             int wait)
 {
     daemon *d = ctx;
-    char key[LD_TASK_ID_LEN + 48], value[24];
-    snprintf(key, sizeof key, "ld:esc:%s:%d:%s", task_id, level, ld_engine_leg_name(leg));
-    snprintf(value, sizeof value, "%llu", (unsigned long long)at);
-    if (!wait) return ld_store_fence(&d->store, key, value, FENCE_TTL_S, NULL, NULL);
-    fence_claim *c = malloc(sizeof *c);
+    fence_claim *c = calloc(1, sizeof *c);
     if (!c) return LD_ENOMEM;
     c->d = d;
     snprintf(c->task_id, sizeof c->task_id, "%s", task_id);
+    snprintf(c->key, sizeof c->key, "ld:esc:%s:%d:%s", task_id, level, ld_engine_leg_name(leg));
+    snprintf(c->value, sizeof c->value, "%llu", (unsigned long long)at);
     c->level = level;
     c->leg = leg;
-    int rv = ld_store_fence(&d->store, key, value, FENCE_TTL_S, on_fence_answer, c);
+    int rv;
+    if (!wait) {
+        /* A move made already (a rejection, a supervisor's escalate-now): record it. */
+        rv = ld_store_fence(&d->store, c->key, c->value, FENCE_TTL_S, NULL, NULL);
+        if (rv != 0 && d->spooling)
+            rv = ld_spool_claimed(&d->spool, c->key)
+                     ? 0
+                     : ld_spool_claim(&d->spool, c->key, c->value, NULL, NULL);
+        free(c);
+        return rv;
+    }
+    rv = ld_store_fence(&d->store, c->key, c->value, FENCE_TTL_S, on_fence_answer, c);
+    if (rv != 0 && d->spooling && !d->stopping) rv = claim_locally(d, c);
     if (rv != 0) free(c);
     return rv;
 }
 
+typedef struct claim_write {
+    daemon *d;
+    ld_spool_entry *c;
+} claim_write;
+
+static void on_claim_written(void *arg, int status, const char *held)
+{
+    claim_write *w = arg;
+    daemon *d = w->d;
+    ld_spool_entry *c = w->c;
+    free(w);
+    c->sending = 0;
+    if (status != 0 && status != 1) return; /* again when Redis is back */
+    if (status == 1 && (!held || strcmp(held, c->eid) != 0)) {
+        d->claims_doubled++;
+        ld_log_rl(LD_WARN, "ESCALATION-DOUBLED", "%s was claimed at %s by another instance "
+                  "and at %s here while redis was away: both escalated", c->src,
+                  held ? held : "?", c->eid);
+    }
+    ld_spool_claim_done(&d->spool, c);
+    if (!ld_spool_first_claim(&d->spool) && !ld_spool_first(&d->spool))
+        ld_spool_remove_file(&d->spool);
+}
+
+/* write_claims writes the escalation claims made while Redis was away into
+ * ld:esc:*, in order. Called first when Redis returns: commands run in
+ * order on the one connection, so every later claim meets them. */
+static void write_claims(daemon *d)
+{
+    if (!d->spooling || !ld_store_up(&d->store)) return;
+    for (ld_spool_entry *c = ld_spool_first_claim(&d->spool); c; c = c->next) {
+        if (!c->durable || c->sending) continue;
+        claim_write *w = malloc(sizeof *w);
+        if (!w) return;
+        *w = (claim_write){d, c};
+        if (ld_store_fence(&d->store, c->src, c->eid, FENCE_TTL_S, on_claim_written, w) != 0) {
+            free(w);
+            return;
+        }
+        c->sending = 1;
+    }
+}
+
 /* ---- readiness ------------------------------------------------------------------ */
+
+static void reopen(daemon *d, const ld_spool_entry *e);
+
+/* ready_degraded starts without Redis: with a spool, once a connection
+ * attempt has failed, intake takes life-safety events into the spool and
+ * holds the rest, and the incidents a previous run spooled are opened now so
+ * their tasks reach the terminals during the outage. Recovery runs when
+ * Redis comes (on_store_state) and opens intake to everything when done. */
+static void ready_degraded(daemon *d)
+{
+    d->ready_logged = d->degraded_start = 1;
+    ld_ingest_hold(&d->ingest, "redis unavailable since start: only life-safety events are "
+                   "taken; send again");
+    ld_ingest_spool_only(&d->ingest, 1);
+    size_t n = 0;
+    for (ld_spool_entry *e = ld_spool_first(&d->spool); e; e = e->next, n++) reopen(d, e);
+    ld_log(LD_NOTICE, "READY", "linkd %s ready, degraded: redis unavailable, life-safety events "
+           "are spooled and dispatched, others answered RETRY_LATER until redis returns and "
+           "recovery is done; %zu spooled events of an earlier run opened; rules %s (version "
+           "%s, %d routes), ingest %s, terminals %s, feed %s", LINKD_VERSION, n, d->rules->dir,
+           d->rules->version, d->rules->nroutes, d->o->ingest_url, d->o->terminals_url,
+           d->o->feed_url);
+    ld_notify_ready(&d->notify, "degraded: redis unavailable since start; life-safety events "
+                    "spooled, others answered RETRY_LATER");
+}
 
 static void maybe_ready(daemon *d)
 {
-    if (d->ready_logged || !d->listening || !d->recovered || !ld_store_up(&d->store)) return;
+    if (d->ready_logged || !d->listening || d->stopping) return;
+    if (!d->recovered || !ld_store_up(&d->store)) {
+        /* A failed connection attempt (or a recovery cut short) counts a reconnect. */
+        if (d->spooling && !ld_store_up(&d->store) && d->store.stats.reconnects > 0)
+            ready_degraded(d);
+        return;
+    }
     d->ready_logged = 1;
     ld_log(LD_NOTICE, "READY", "linkd %s ready: rules %s (version %s, %d departments, %d "
            "terminals, %d routes), ingest %s, terminals %s, feed %s, time scale %g",
@@ -323,6 +465,13 @@ static void on_recovered(void *arg, int status)
         memcpy(d->store.last_id, d->recovery.mark, sizeof d->store.last_id);
     d->recovered = 1;
     ld_ingest_hold(&d->ingest, NULL);
+    ld_ingest_spool_only(&d->ingest, 0);
+    if (d->degraded_start) {
+        d->degraded_start = 0;
+        ld_log(LD_NOTICE, "INTAKE-OPEN", "redis is back and recovery is done: intake takes "
+               "every event");
+        ld_notify_status(&d->notify, "ready: redis is back, recovery done");
+    }
     maybe_ready(d);
     catch_up(d);
     if (d->spooling) reconcile_spool(d);
@@ -331,12 +480,14 @@ static void on_recovered(void *arg, int status)
 static void on_store_state(void *arg, int up)
 {
     daemon *d = arg;
+    if (up) write_claims(d); /* before recovery or any new claim */
     if (up && !d->recovered && !d->recovery.running && !d->stopping) {
         if (ld_recover_start(&d->recovery, &d->store, &d->engine, on_recovered, d) != 0)
             ld_log(LD_WARN, "RECOVER-RETRY", "cannot start recovery; retrying when redis returns");
     }
     if (up) {
-        if (d->ready_logged) ld_notify_status(&d->notify, "ready: redis is back");
+        if (d->ready_logged && !d->degraded_start)
+            ld_notify_status(&d->notify, "ready: redis is back");
         maybe_ready(d);
         catch_up(d);
         if (d->spooling) reconcile_spool(d);
@@ -368,7 +519,8 @@ static void summary(const daemon *d)
            "retry_later %llu (rate limited %llu); "
            "incidents opened %llu, closed %llu, open %zu; tasks dispatched %llu, delivered "
            "%llu, acknowledged %llu, resolved %llu; escalations %llu (reached command %llu, "
-           "overdue at top %llu, fenced %llu, unfenced %llu); terminal polls %llu; redis commands "
+           "overdue at top %llu, fenced %llu, unfenced %llu, claimed in the spool %llu, also "
+           "made elsewhere %llu); terminal polls %llu; redis commands "
            "%llu, errors %llu, "
            "timeouts %llu",
            (unsigned long long)i->events, (unsigned long long)i->accepted,
@@ -381,7 +533,9 @@ static void summary(const daemon *d)
            (unsigned long long)e->acknowledged, (unsigned long long)e->resolved,
            (unsigned long long)e->escalations, (unsigned long long)e->reached_command,
            (unsigned long long)e->overdue_at_top, (unsigned long long)e->escalations_fenced,
-           (unsigned long long)e->escalations_unfenced, (unsigned long long)d->dispatch.stats.polls,
+           (unsigned long long)e->escalations_unfenced,
+           (unsigned long long)(d->spooling ? d->spool.stats.claims : 0),
+           (unsigned long long)d->claims_doubled, (unsigned long long)d->dispatch.stats.polls,
            (unsigned long long)d->store.stats.commands,
            (unsigned long long)d->store.stats.errors, (unsigned long long)d->store.stats.timeouts);
 }
@@ -435,6 +589,7 @@ static void begin_stop(daemon *d, const char *why)
         return;
     }
     ld_ingest_hold(&d->ingest, "shutting down: send again");
+    ld_ingest_spool_only(&d->ingest, 0);
     d->drain_started = uv_now(&d->loop);
     uv_timer_start(&d->drain_check, on_drain_check, 0, 10);
 }
@@ -556,6 +711,7 @@ static void http_status(void *arg, ld_http_status *st)
     st->reloads = d->reloads;
     st->reload_failures = d->reload_failures;
     st->intake_open = d->ready_logged;
+    st->life_safety_only = d->degraded_start || (d->spooling && !ld_store_up(&d->store));
     st->stopping = d->stopping;
 }
 
@@ -713,6 +869,7 @@ int ld_daemon_run(const ld_options *o)
             goto out;
         }
         d->spooling = 1;
+        d->recovery.spool = &d->spool;
     }
     uv_timer_init(&d->loop, &d->deadline);
     d->deadline.data = d;
@@ -754,6 +911,11 @@ int ld_daemon_run(const ld_options *o)
     uv_run(&d->loop, UV_RUN_DEFAULT);
     if (code == EX_OK) summary(d);
 out:
+    while (d->fence_answers) { /* the loop has stopped: nothing to escalate any more */
+        struct fence_claim *c = d->fence_answers;
+        d->fence_answers = c->next;
+        free(c);
+    }
     ld_http_free(d->http);
     ld_audit_fini(&d->audit);
     ld_dispatch_fini(&d->dispatch);

@@ -311,22 +311,26 @@ static void ready(ld_http *h, ld_http_answer *a)
     memset(&st, 0, sizeof st);
     h->src.status(h->src.ctx, &st);
     int redis = ld_store_up(h->src.store), rules = st.rules_version != NULL;
-    int ok = redis && rules && st.intake_open && !st.stopping;
+    int ok = redis && rules && st.intake_open && !st.stopping && !st.life_safety_only;
     a->status = ok ? 200 : 503;
     ld_buf *b = &a->body;
     ld_buf_printf(b, "{\"status\":\"%s\",\"checks\":{\"rules\":", ok ? "ready" : "degraded");
     ld_buf_puts(b, rules ? "\"loaded\"" : "\"not loaded\"");
     ld_buf_printf(b, ",\"redis\":\"%s\",\"intake\":\"%s\"}", redis ? "up" : "unreachable",
-                  st.stopping      ? "stopping"
-                  : st.intake_open ? "open"
-                                   : "recovering");
+                  st.stopping            ? "stopping"
+                  : st.life_safety_only  ? "life-safety only"
+                  : st.intake_open       ? "open"
+                                         : "recovering");
     ld_buf_puts(b, ",\"rules_version\":");
     ld_buf_json_str(b, st.rules_version);
     if (!ok) {
         ld_buf_puts(b, ",\"degraded\":");
-        ld_buf_json_str(b, !redis        ? "redis unreachable: intake answers RETRY_LATER"
-                           : st.stopping ? "shutting down"
-                                         : "recovering open incidents from redis");
+        ld_buf_json_str(b, st.stopping ? "shutting down"
+                           : st.life_safety_only
+                               ? "redis unreachable: life-safety events are spooled and "
+                                 "dispatched, others answered RETRY_LATER"
+                           : !redis ? "redis unreachable: intake answers RETRY_LATER"
+                                    : "recovering open incidents from redis");
     }
     ld_buf_puts(b, "}\n");
 }

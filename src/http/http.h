@@ -34,6 +34,7 @@ typedef struct ld_http_status {
     int last_reload_ok;            /* 1 unless the last reload failed */
     uint64_t reloads, reload_failures;
     int intake_open;               /* recovery done, sockets listening: READY */
+    int life_safety_only;          /* Redis away: only life-safety events, into the spool */
     int stopping;
 } ld_http_status;
 

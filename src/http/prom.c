@@ -253,7 +253,8 @@ static void process(ld_http *h, ld_buf *b)
     one(b, "linkd_rules_reload_failures_total", "counter", "Rule reloads that failed.",
         st.reload_failures);
     one(b, "linkd_ready", "gauge", "1 when intake is open (recovered, Redis up, listening).",
-        (uint64_t)(st.intake_open && ld_store_up(h->src.store) && !st.stopping));
+        (uint64_t)(st.intake_open && ld_store_up(h->src.store) && !st.stopping &&
+                   !st.life_safety_only));
     head(b, "linkd_loop_lag_seconds", "histogram",
          "How late the loop ran a 250 ms timer: time the loop was busy elsewhere.");
     for (int i = 0; i < 8; i++)

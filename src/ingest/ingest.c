@@ -231,6 +231,10 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     uint64_t now = ld_wall_ms();
     q->nvalid = 0;
     const ld_rules *rules = in->engine->rules;
+    /* The spool takes life-safety events while Redis is away, and while a
+     * start without Redis recovers (spool_only): then the rest is held. */
+    int spool_now = in->spool && (!ld_store_up(in->store) ? !in->hold || in->spool_only
+                                                          : in->hold && in->spool_only);
     char hello_why[256] = "";
     if (q->req->hello &&
         ld_source_auth_hello(&in->sources, rules, q->req->hello, pipe, (int64_t)now, hello_why,
@@ -278,13 +282,13 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
             ld_log_rl(LD_WARN, "INGEST-FLOOD", "%s", why);
             continue;
         }
-        if (in->hold) {
+        if (in->hold && !spool_now) {
             set_result(q, i, R_RETRY, in->hold);
             continue;
         }
-        if (!ld_store_up(in->store) &&
-            !(in->spool && ld_engine_life_safety(in->engine, ev, ld_clock_now(in->engine->clock)))) {
-            set_result(q, i, R_RETRY, "storage unavailable: send again");
+        if (spool_now ? !ld_engine_life_safety(in->engine, ev, ld_clock_now(in->engine->clock))
+                      : !ld_store_up(in->store)) {
+            set_result(q, i, R_RETRY, in->hold ? in->hold : "storage unavailable: send again");
             continue;
         }
         if (spooled_before(q, i, ev)) continue;
@@ -303,8 +307,8 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
         return;
     }
     /* Redis's state cannot change within this call: all go one way. */
-    int rv = ld_store_up(in->store) ? ld_store_append(in->store, items, q->nvalid, on_appended, q)
-                                    : ld_spool_append(in->spool, items, q->nvalid, on_spooled, q);
+    int rv = spool_now ? ld_spool_append(in->spool, items, q->nvalid, on_spooled, q)
+                       : ld_store_append(in->store, items, q->nvalid, on_appended, q);
     if (rv != 0) {
         const char *why = rv == LD_EBUSY ? "storage unavailable and the local spool is full: "
                                            "send again"

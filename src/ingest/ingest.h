@@ -45,6 +45,7 @@ typedef struct ld_ingest {
     size_t inflight;        /* requests waiting for Redis */
     size_t max_msg;         /* --max-message: larger requests are answered oversize */
     const char *hold;       /* non-NULL: answer valid events RETRY_LATER with this reason */
+    int spool_only;         /* with hold: life-safety events still go to the spool */
     ld_limiter limiter;     /* per source */
     ld_source_auth sources; /* producers' signed hellos (source_keys) */
     ld_ingest_stats stats;
@@ -57,6 +58,9 @@ int ld_ingest_open(ld_ingest *in, uv_loop_t *loop, const char *url, size_t nctx,
 /* ld_ingest_hold makes intake answer RETRY_LATER with <reason> (NULL: resume);
  * requests already waiting for Redis finish. */
 static inline void ld_ingest_hold(ld_ingest *in, const char *reason) { in->hold = reason; }
+/* ld_ingest_spool_only makes a hold let life-safety events through into the
+ * spool (a start without Redis, and the recovery after it); needs a spool. */
+static inline void ld_ingest_spool_only(ld_ingest *in, int on) { in->spool_only = on; }
 void ld_ingest_close(ld_ingest *in);
 
 #endif

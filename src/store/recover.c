@@ -89,12 +89,35 @@ static const char *entry_incident_key(const redisReply *entry)
                : entry->element[0]->str;
 }
 
+/* spooled_too says whether the spool holds this event under its own spool
+ * id while the entry is not that copy: one incident per event, the spooled
+ * one, which the engine opened when the spool took it. The write-behind mark
+ * may pass the entry. */
+static int spooled_too(ld_recovery *rc, const redisReply *entry)
+{
+    const redisReply *src = field(entry->element[1], "src"), *eid = field(entry->element[1], "eid");
+    if (!rc->spool || !src || !eid || src->type != REDIS_REPLY_STRING ||
+        eid->type != REDIS_REPLY_STRING)
+        return 0;
+    const ld_spool_entry *e = ld_spool_find(rc->spool, src->str, eid->str);
+    if (!e || strcmp(entry_incident_key(entry), e->sid) == 0) return 0;
+    char iid[LD_INCIDENT_ID_LEN];
+    snprintf(iid, sizeof iid, "I%s", e->sid);
+    if (!ld_engine_find(rc->engine, iid)) return 0;
+    const char *id = entry->element[0]->str;
+    if (ld_stream_id_cmp(id, rc->engine->last_opened) > 0)
+        snprintf(rc->engine->last_opened, sizeof rc->engine->last_opened, "%s", id);
+    ld_log_rl(LD_WARN, "RECOVER-SPOOLED", "event %s from %s is in ld:events (%s) and in the "
+              "spool (%s): kept as the spooled incident I%s", e->eid, e->src, id, e->sid, e->sid);
+    return 1;
+}
+
 static void replay_entry(ld_recovery *rc, const redisReply *entry, const redisReply *record)
 {
     const char *id = entry->element[0]->str, *key = entry_incident_key(entry);
     char iid[LD_INCIDENT_ID_LEN];
     snprintf(iid, sizeof iid, "I%s", key);
-    if (ld_engine_find(rc->engine, iid)) {
+    if (ld_engine_find(rc->engine, iid) || spooled_too(rc, entry)) {
         rc->skipped++;
         return;
     }
@@ -270,7 +293,9 @@ static void on_mark(void *arg, redisReply *reply)
 int ld_recover_start(ld_recovery *rc, ld_store *s, ld_engine *e,
                      void (*done)(void *arg, int status), void *arg)
 {
+    const ld_spool *spool = rc->spool;
     memset(rc, 0, sizeof *rc);
+    rc->spool = spool;
     rc->store = s;
     rc->engine = e;
     rc->done = done;
@@ -288,7 +313,9 @@ int ld_recover_replay(ld_recovery *rc, ld_store *s, ld_engine *e, const char *af
                       void (*done)(void *arg, int status), void *arg)
 {
     if (!ld_store_up(s)) return LD_EUNAVAIL;
+    const ld_spool *spool = rc->spool;
     memset(rc, 0, sizeof *rc);
+    rc->spool = spool;
     rc->store = s;
     rc->engine = e;
     rc->done = done;

@@ -7,7 +7,9 @@
  *    no record (linkd died between ACCEPTED and the write-behind) is opened
  *    again as of its acceptance time, so nothing accepted is lost.
  * Both steps are idempotent, so a recovery cut short by a Redis outage simply
- * runs again. Intake answers RETRY_LATER until it is done. Loop thread only. */
+ * runs again. An event the spool holds as well (accepted into Redis by a run
+ * that died before answering, then resent while Redis was away and spooled)
+ * is not opened again: the engine holds its spooled incident. Intake answers RETRY_LATER until it is done. Loop thread only. */
 #ifndef LD_STORE_RECOVER_H
 #define LD_STORE_RECOVER_H
 
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "store/spool.h"
 #include "store/store.h"
 
 typedef struct ld_recovery {
@@ -30,6 +33,7 @@ typedef struct ld_recovery {
     struct redisReply *batch;   /* the XRANGE batch whose records are being checked */
     int running;
     int catchup;                /* ld_recover_replay: step 3 only */
+    const ld_spool *spool;      /* set by the caller before a start, kept: NULL if none */
 } ld_recovery;
 
 /* ld_recover_start begins; done(arg, 0) when the engine holds every open

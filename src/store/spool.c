@@ -122,6 +122,43 @@ void ld_spool_done(ld_spool *s, ld_spool_entry *e)
     s->stats.reconciled++;
 }
 
+/* ---- escalation claims ------------------------------------------------------------ */
+
+static int claim_add(ld_spool *s, ld_spool_entry *c)
+{
+    c->claim = 1;
+    if (ld_map_put(&s->claim_by_key, c->src, c) != 0) return LD_ENOMEM;
+    if (s->claims_tail) s->claims_tail->next = c;
+    else s->claims = c;
+    s->claims_tail = c;
+    s->nclaims++;
+    return 0;
+}
+
+static void claim_forget(ld_spool *s, ld_spool_entry *c)
+{
+    ld_spool_entry **pp = &s->claims, *prev = NULL;
+    while (*pp && *pp != c) prev = *pp, pp = &(*pp)->next;
+    if (!*pp) return;
+    *pp = c->next;
+    if (s->claims_tail == c) s->claims_tail = prev;
+    ld_map_del(&s->claim_by_key, c->src);
+    s->nclaims--;
+    entry_free(c);
+}
+
+const char *ld_spool_claimed(const ld_spool *s, const char *key)
+{
+    const ld_spool_entry *c = s->nclaims ? ld_map_get(&s->claim_by_key, key) : NULL;
+    return c ? c->eid : NULL;
+}
+
+void ld_spool_claim_done(ld_spool *s, ld_spool_entry *c)
+{
+    claim_forget(s, c);
+    s->stats.claims_written++;
+}
+
 /* ---- the file -------------------------------------------------------------------- */
 
 /* load reads the records a previous run left; stops at the first torn one. */
@@ -152,7 +189,14 @@ static int load(ld_spool *s)
         }
         size_t off = a + b + c + 3;
         ld_spool_entry *e = entry_new(sid, src, eid, p + off, len - off);
-        if (e && !ld_spool_find(s, e->src, e->eid) && entry_add(s, e) == 0) {
+        if (e && strcmp(sid, "F") == 0) {
+            if (!ld_spool_claimed(s, e->src) && claim_add(s, e) == 0) {
+                e->durable = 1;
+                s->stats.claims_loaded++;
+            } else {
+                entry_free(e);
+            }
+        } else if (e && !ld_spool_find(s, e->src, e->eid) && entry_add(s, e) == 0) {
             e->durable = 1;
             s->stats.loaded++;
         } else {
@@ -170,9 +214,10 @@ static int load(ld_spool *s)
         ld_log(LD_WARN, "SPOOL-TORN", "%s: ignored %ld bytes of a torn last record",
                s->path, end - (long)good);
     }
-    if (s->count)
-        ld_log(LD_NOTICE, "SPOOL-LOADED", "%s: %zu events accepted while redis was away wait "
-               "to be copied into redis", s->path, s->count);
+    if (s->count || s->nclaims)
+        ld_log(LD_NOTICE, "SPOOL-LOADED", "%s: %zu events accepted and %zu escalations claimed "
+               "while redis was away wait to be copied into redis", s->path, s->count,
+               s->nclaims);
     return 0;
 }
 
@@ -185,6 +230,7 @@ int ld_spool_open(ld_spool *s, uv_loop_t *loop, const char *dir, size_t max_even
     s->max_events = max_events;
     s->max_bytes = max_bytes;
     ld_map_init(&s->by_key);
+    ld_map_init(&s->claim_by_key);
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) return LD_EIO;
     if (snprintf(s->path, sizeof s->path, "%s/linkd.spool", dir) >= (int)sizeof s->path)
         return LD_EINVAL;
@@ -199,6 +245,12 @@ void ld_spool_fini(ld_spool *s)
         entry_free(e);
     }
     ld_map_fini(&s->by_key);
+    while (s->claims) {
+        ld_spool_entry *c = s->claims;
+        s->claims = c->next;
+        entry_free(c);
+    }
+    ld_map_fini(&s->claim_by_key);
     ld_spool_batch *bs[] = {s->writing, s->next};
     for (int i = 0; i < 2; i++) {
         if (!bs[i]) continue;
@@ -231,9 +283,10 @@ static void finish_batch(ld_spool *s, int status)
             ld_spool_entry *e = w->entries[i];
             if (!e) continue;
             if (status == 0) e->durable = 1;
+            else if (e->claim) claim_forget(s, e); /* never durable: never escalated on it */
             else forget(s, e); /* never durable: never answered ACCEPTED */
         }
-        w->cb(w->arg, status, w->res, w->n);
+        if (w->cb) w->cb(w->arg, status, w->res, w->n);
         free(w);
         w = n;
     }
@@ -316,6 +369,19 @@ static int batch_put(ld_spool_batch *b, const ld_spool_entry *e)
     return 0;
 }
 
+/* open_file opens the spool file for appending, once. */
+static int open_file(ld_spool *s)
+{
+    if (s->fd >= 0) return 0;
+    s->fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (s->fd < 0) {
+        ld_log_rl(LD_ERR, "SPOOL-OPEN", "%s: %s", s->path, strerror(errno));
+        return LD_EIO;
+    }
+    s->exists = 1;
+    return 0;
+}
+
 int ld_spool_append(ld_spool *s, const ld_append_item *items, size_t n, ld_spool_cb cb,
                     void *arg)
 {
@@ -326,14 +392,8 @@ int ld_spool_append(ld_spool *s, const ld_append_item *items, size_t n, ld_spool
         s->stats.refused += n;
         return LD_EBUSY;
     }
-    if (s->fd < 0) {
-        s->fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (s->fd < 0) {
-            ld_log_rl(LD_ERR, "SPOOL-OPEN", "%s: %s", s->path, strerror(errno));
-            return LD_EIO;
-        }
-        s->exists = 1;
-    }
+    int rv = open_file(s);
+    if (rv != 0) return rv;
     if (!s->next && !(s->next = calloc(1, sizeof *s->next))) return LD_ENOMEM;
     waiter *w = calloc(1, sizeof *w + n * (sizeof(ld_spool_entry *) + sizeof(ld_spool_result)));
     if (!w) return LD_ENOMEM;
@@ -378,6 +438,40 @@ int ld_spool_append(ld_spool *s, const ld_append_item *items, size_t n, ld_spool
     return 0;
 }
 
+int ld_spool_claim(ld_spool *s, const char *key, const char *value, ld_spool_cb cb, void *arg)
+{
+    if (s->broken) return LD_EIO;
+    if (s->nclaims >= s->max_events) {
+        s->stats.refused++;
+        return LD_EBUSY;
+    }
+    int rv = open_file(s);
+    if (rv != 0) return rv;
+    if (!s->next && !(s->next = calloc(1, sizeof *s->next))) return LD_ENOMEM;
+    waiter *w = calloc(1, sizeof *w + sizeof(ld_spool_entry *));
+    ld_spool_entry *c = entry_new("F", key, value, (const uint8_t *)"", 0);
+    if (!w || !c || claim_add(s, c) != 0) {
+        free(w);
+        if (c && c->claim) claim_forget(s, c);
+        else entry_free(c);
+        return LD_ENOMEM;
+    }
+    if (batch_put(s->next, c) != 0) {
+        claim_forget(s, c);
+        free(w);
+        return LD_ENOMEM;
+    }
+    w->cb = cb, w->arg = arg, w->n = 1;
+    w->entries = (ld_spool_entry **)(w + 1);
+    w->entries[0] = c;
+    if (s->next->last) s->next->last->next = w;
+    else s->next->waiters = w;
+    s->next->last = w;
+    s->stats.claims++;
+    start_write(s);
+    return 0;
+}
+
 static void on_unlinked(uv_fs_t *req)
 {
     uv_fs_req_cleanup(req);
@@ -386,7 +480,7 @@ static void on_unlinked(uv_fs_t *req)
 
 void ld_spool_remove_file(ld_spool *s)
 {
-    if (s->count || s->writing || s->next || !s->exists) return;
+    if (s->count || s->nclaims || s->writing || s->next || !s->exists) return;
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     s->exists = 0;

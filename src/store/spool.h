@@ -9,9 +9,16 @@
  * script: a key already there is a duplicate, never a second copy) and the
  * spool forgets them; once it holds nothing the file is removed.
  *
+ * The spool also keeps escalation claims made while Redis is away (the
+ * fence, ld:esc:*): a claim is synced before the escalation it fences takes
+ * effect, so a restart during the outage finds it and does not escalate
+ * again; when Redis returns the daemon writes the claims into ld:esc:*
+ * before any new claim, and the spool forgets them.
+ *
  * File: records of [u32 payload length][u32 FNV-1a of the payload][payload],
- * little-endian; payload = spool id NUL source NUL event id NUL envelope. A
- * torn last record (a crash mid-write) is ignored when the file is read at
+ * little-endian; payload = spool id NUL source NUL event id NUL envelope,
+ * or, for a claim, "F" NUL fence key NUL value NUL (no envelope). A torn
+ * last record (a crash mid-write) is ignored when the file is read at
  * start. Writes and syncs run on libuv's thread pool, never on the loop;
  * the events of every request that arrives while one write is in flight
  * share the next write and sync (group commit). Memory is bounded by
@@ -38,6 +45,8 @@ typedef struct ld_spool_entry {
     uint8_t *pb;               /* the Envelope, serialized */
     size_t pblen;
     int durable;               /* written and synced: ACCEPTED, may be reconciled */
+    int claim;                 /* an escalation claim: src is the fence key, eid its value */
+    int sending;               /* a claim on its way into Redis */
 } ld_spool_entry;
 
 /* Per appended item: its spool id, and whether it was in the spool already. */
@@ -51,6 +60,7 @@ typedef void (*ld_spool_cb)(void *arg, int status, const ld_spool_result *res, s
 
 typedef struct ld_spool_stats {
     uint64_t spooled, syncs, reconciled, refused, loaded;
+    uint64_t claims, claims_loaded, claims_written;
 } ld_spool_stats;
 
 struct ld_spool_batch;
@@ -64,6 +74,9 @@ typedef struct ld_spool {
     ld_map by_key;             /* key -> entry */
     ld_spool_entry *head, *tail;
     size_t count, bytes, max_events, max_bytes;
+    ld_map claim_by_key;       /* fence key -> claim entry */
+    ld_spool_entry *claims, *claims_tail;
+    size_t nclaims;
     uint64_t seq;
     struct ld_spool_batch *writing, *next;
     uv_fs_t req;
@@ -94,6 +107,19 @@ int ld_spool_append(ld_spool *s, const ld_append_item *items, size_t n, ld_spool
 static inline ld_spool_entry *ld_spool_first(const ld_spool *s) { return s->head; }
 void ld_spool_done(ld_spool *s, ld_spool_entry *e);
 void ld_spool_remove_file(ld_spool *s);
+
+/* ld_spool_claim records that the fence <key> was claimed with <value>
+ * while Redis is away: cb(arg, 0, NULL, 1) once it is synced, or with LD_EIO
+ * if the write failed (cb may be NULL). Returns 0, LD_EBUSY (over its
+ * bounds), LD_EIO or LD_ENOMEM at once without calling cb. The key must be
+ * shorter than 129 bytes. */
+int ld_spool_claim(ld_spool *s, const char *key, const char *value, ld_spool_cb cb, void *arg);
+/* ld_spool_claimed returns the value <key> was claimed with, or NULL. */
+const char *ld_spool_claimed(const ld_spool *s, const char *key);
+/* ld_spool_first_claim is the oldest claim not yet in Redis (NULL if none);
+ * ld_spool_claim_done forgets a durable one once Redis has it. */
+static inline ld_spool_entry *ld_spool_first_claim(const ld_spool *s) { return s->claims; }
+void ld_spool_claim_done(ld_spool *s, ld_spool_entry *c);
 
 /* ld_spool_time returns the wall ms a spool id was made at. */
 uint64_t ld_spool_time(const char *sid);
