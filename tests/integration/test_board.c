@@ -1,8 +1,9 @@
 /* test_board.c: the live board in headless Chromium, driven over WebDriver
  * (chromedriver, from Debian's chromium-driver), against the real daemon:
  * an incident sent through intake appears, its countdown moves with linkd's
- * clock, an escalation is highlighted, and a supervisor action taken on the
- * page changes the task in linkd. A screenshot is left in the build
+ * clock, an escalation is highlighted, and supervisor actions taken on the
+ * page (extend a deadline, merge a second report of the same emergency into
+ * the first) change the task and the incidents in linkd. A screenshot is left in the build
  * directory (board.png).
  *
  * The test is skipped, saying why, only if Chromium cannot start at all
@@ -330,6 +331,43 @@ Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = 
                  "fire's resolve deadline did not move by 1h in linkd");
     exec("return document.querySelector('#act-result').textContent;", v, sizeof v);
     cr_expect_str_eq(v, "done: extend");
+
+    /* A gas leak reported at the same address is the same emergency: the
+     * supervisor merges it into the fire from the page. */
+    char inc2[64], path[160];
+    ldh_event ev2;
+    ldh_accept_call(&env, &ev2, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_GAS_LEAK, inc2);
+    snprintf(script, sizeof script,
+             "return document.querySelector('tr.incident[data-id=\"%s\"]') ? 'yes' : 'no';", inc2);
+    ldh_check(&env, wait_true(script, WAIT_MS), "incident %s never appeared on the board", inc2);
+    ldh_check(&env, click("#act-cancel"), "no cancel button");
+    snprintf(css, sizeof css, "button.act[data-kind=\"merge\"][data-incident=\"%s\"]", inc);
+    ldh_check(&env, click(css), "no merge button on the fire");
+    snprintf(css, sizeof css, "#act-merge option[value=\"%s\"]", inc2);
+    ldh_check(&env, click(css), "the gas leak is not offered for the merge");
+    ldh_check(&env, type("#act-reason", "same building, one emergency"), "no reason field");
+    ldh_check(&env, click("#act-submit"), "no apply button");
+    ldh_check(&env, wait_true("return document.querySelector('#act-result').textContent"
+                              ".startsWith('done: merge') ? 'yes' : 'no';", WAIT_MS),
+              "the page never confirmed the merge");
+    snprintf(path, sizeof path, "/api/incidents/%s", inc2);
+    ldh_http_reply g;
+    ldh_check(&env, ldh_http(http_port, "GET", path, NULL, NULL, &g) == 0, "no answer");
+    cr_expect_eq(g.status, 404, "the merged gas leak is still open in linkd: %s", g.body);
+    ldh_http_reply_free(&g);
+    snprintf(path, sizeof path, "/api/incidents/%s", inc);
+    ldh_check(&env, ldh_http(http_port, "GET", path, NULL, NULL, &g) == 0, "no answer");
+    char want[96];
+    snprintf(want, sizeof want, "\"incident\":\"%s\"", inc2);
+    cr_expect(g.status == 200 && strstr(g.body, want), "the fire does not hold the gas leak: %s",
+              g.body);
+    ldh_http_reply_free(&g);
+    /* And the board shows it: the gas leak's row goes, the fire's says what joined it. */
+    snprintf(script, sizeof script,
+             "const m = document.querySelector('tr.incident[data-id=\"%s\"] .merged');"
+             "return !document.querySelector('tr.incident[data-id=\"%s\"]') && m && "
+             "m.textContent.includes('%s') ? 'yes' : 'no';", inc, inc2, inc2);
+    ldh_check(&env, wait_true(script, WAIT_MS), "the board does not show the merge");
 
     save_screenshot(LD_BINARY_DIR "/board.png");
 

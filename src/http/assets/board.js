@@ -171,10 +171,17 @@ const rowCache = new Map();
 function buildRow(inc) {
   const tasks = el("td");
   for (const t of inc.tasks) tasks.append(taskChip(inc, t));
-  if (S.actions) tasks.append(el("button", {class: "act", type: "button", "data-incident": inc.id, textContent: "close…"}));
+  if (S.actions) {
+    tasks.append(el("button", {class: "act", type: "button", "data-incident": inc.id, "data-kind": "close", textContent: "close…"}));
+    tasks.append(el("button", {class: "act", type: "button", "data-incident": inc.id, "data-kind": "merge", textContent: "merge…"}));
+    if (inc.merged) tasks.append(el("button", {class: "act", type: "button", "data-incident": inc.id, "data-kind": "split", textContent: "split…"}));
+  }
+  /* Events that joined it: duplicate calls (rule) and incidents a supervisor merged in. */
+  const merged = inc.merged ? el("div", {class: "merged", title: inc.merged.map((m) => (m.incident || m.event_id) + " [" + m.rule + "]").join("\n")},
+    "+" + inc.merged.length + " merged: " + inc.merged.map((m) => m.incident || m.event_id).join(", ")) : null;
   return el("tr", {class: "incident" + (inc.escalated ? " escalated" : "") + (inc.overdue_at_top ? " overdue" : ""), "data-id": inc.id},
     el("td", {}, el("span", {class: "prio " + inc.priority}, inc.priority)),
-    el("td", {}, el("div", {}, inc.id), el("div", {class: "summary"}, inc.summary)),
+    el("td", {}, el("div", {}, inc.id), el("div", {class: "summary"}, inc.summary), merged),
     el("td", {}, (inc.district || "") + (inc.grid ? " / " + inc.grid : "")),
     el("td", {}, clockText(inc.opened_at_ms)),
     tasks);
@@ -235,7 +242,7 @@ let target = null;
 
 function showFields() {
   const kind = $("#act-kind").value;
-  for (const f of ["extend", "reassign", "close"])
+  for (const f of ["extend", "reassign", "close", "merge", "split"])
     for (const e of document.querySelectorAll(".f-" + f)) e.hidden = f !== kind;
 }
 
@@ -243,8 +250,17 @@ function openPanel(b) {
   target = {incident: b.dataset.incident, department: b.dataset.department || null};
   $("#act-target").textContent = target.department ? target.incident + " / " + target.department : target.incident;
   const kind = $("#act-kind");
-  for (const o of kind.options) o.disabled = target.department ? o.value === "close" : o.value !== "close";
-  kind.value = target.department ? "escalate" : "close";
+  const whole = ["close", "merge", "split"];
+  const inc = S.incidents.get(target.incident);
+  for (const o of kind.options)
+    o.disabled = target.department ? whole.includes(o.value) : !whole.includes(o.value) || (o.value === "split" && !(inc && inc.merged));
+  kind.value = target.department ? "escalate" : b.dataset.kind || "close";
+  /* Merge: any other open incident, nearest in time first; split: its merged events. */
+  const others = [...S.incidents.values()].filter((x) => x.id !== target.incident)
+    .sort((x, y) => Math.abs(x.opened_at_ms - (inc ? inc.opened_at_ms : 0)) - Math.abs(y.opened_at_ms - (inc ? inc.opened_at_ms : 0)));
+  $("#act-merge").replaceChildren(...others.map((x) => el("option", {value: x.id}, x.id + " " + x.summary.slice(0, 40))));
+  $("#act-split").replaceChildren(...(inc && inc.merged ? inc.merged : []).map((m) =>
+    el("option", {value: m.stream_id}, (m.incident ? "incident " + m.incident : "event " + m.event_id) + " [" + m.rule + "]")));
   $("#act-result").textContent = "";
   showFields();
   $("#action-panel").hidden = false;
@@ -259,8 +275,11 @@ async function submit() {
     if ($("#act-terminal").value) body.terminal = $("#act-terminal").value;
   }
   if (kind === "close") body.disposition = $("#act-disposition").value;
+  if (kind === "merge") body.incident = $("#act-merge").value;
+  if (kind === "split") body.event_id = $("#act-split").value;
+  const whole = kind === "close" || kind === "merge" || kind === "split";
   const path = "/api/incidents/" + encodeURIComponent(target.incident) +
-    (kind === "close" ? "/close" : "/tasks/" + encodeURIComponent(target.department) + "/" + kind);
+    (whole ? "/" + kind : "/tasks/" + encodeURIComponent(target.department) + "/" + kind);
   const token = $("#token").value;
   sessionStorage.setItem("linkd-token", token);
   const res = $("#act-result");
@@ -269,7 +288,7 @@ async function submit() {
     const r = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json", "Authorization": "Bearer " + token}, body: JSON.stringify(body)});
     const j = await r.json();
     res.className = r.ok ? "ok" : "err";
-    res.textContent = r.ok ? "done: " + kind : r.status + ": " + j.error;
+    res.textContent = r.ok ? "done: " + kind + (j.new_incident ? " -> " + j.new_incident : "") : r.status + ": " + j.error;
   } catch (e) {
     res.className = "err"; res.textContent = "failed: " + e;
   }
