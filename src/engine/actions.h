@@ -98,5 +98,11 @@ void ld__engine_hand_to(ld_engine *e, ld_task *t, int terminal);
 void ld__engine_arm(ld_engine *e, ld_task *t);
 int ld__engine_leg_pending(const ld_task *t, int leg);
 void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text);
+/* ld__engine_add_task adds a task of dispatch entry <d> of <rt> to open
+ * incident <inc>, legs due from <now>; ld__engine_dispatch hands it to its
+ * holder and publishes it (upgrade.c sets the leader in between). */
+ld_task *ld__engine_add_task(ld_engine *e, ld_incident *inc, const ld_dispatch_def *d,
+                             const ld_route *rt, uint64_t now);
+void ld__engine_dispatch(ld_engine *e, ld_task *t);
 
 #endif

@@ -12,6 +12,7 @@
 #include "engine/roster.h"
 #include "core/log.h"
 #include "engine/actions.h"
+#include "engine/upgrade.h"
 
 #define T_DISPATCHED LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED
 #define T_ACKNOWLEDGED LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED
@@ -62,7 +63,8 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     e->nterms = r->nterminals;
     e->terms = calloc((size_t)r->nterminals + 1, sizeof *e->terms);
     e->offline = calloc((size_t)r->nterminals + 1, 1);
-    if (!e->offline || ld__correlate_init(e) != 0 || ld__ladder_init(e) != 0) return LD_ENOMEM;
+    if (!e->offline || ld__correlate_init(e) != 0 || ld__ladder_init(e) != 0 ||
+        ld__upgrade_init(e) != 0) return LD_ENOMEM;
     if (!e->terms) return LD_ENOMEM;
     for (int i = 0; i < e->nterms; i++) ld_list_init(&e->terms[i].tasks);
     return 0;
@@ -106,6 +108,7 @@ void ld_engine_fini(ld_engine *e)
     e->offline = NULL;
     ld__correlate_fini(e);
     ld__ladder_fini(e);
+    ld__upgrade_fini(e);
     e->terms = NULL;
 }
 
@@ -202,6 +205,7 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->has_state = 1;
     pb->state = (Linkd__V1__TaskState)t->state;
     if (t->reason[0]) pb->reason = (char *)t->reason;
+    if (t->leader) pb->leader = (char *)t->leader;
     if (loc) {
         linkd__v1__location__init(loc);
         if (inc->has_ll) {
@@ -545,10 +549,15 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
         const ld_merge_rule *mr = NULL;
         double metres = 0;
         ld_incident *dup = ld__correlate_find(e, ev, &in, now, &mr, &metres);
-        if (dup && (ld__correlate_has(dup, stream_id) ||
-                    ld__correlate_join(e, dup, ev, stream_id, mr, metres, now) == 0)) {
+        if (dup && ld__correlate_has(dup, stream_id)) {
             note_opened(e, stream_id);
             *out = dup;
+            return 0;
+        }
+        if (dup && ld__correlate_join(e, dup, ev, stream_id, mr, metres, now) == 0) {
+            note_opened(e, stream_id);
+            *out = dup;
+            ld__window_observe(e, ev, &in, dup, now);
             return 0;
         }
     }
@@ -621,6 +630,8 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
     ld__correlate_remember(e, inc);
     for (int i = 0; i < inc->ntasks; i++) dispatch_task(e, inc->tasks[i]);
     *out = inc;
+    /* Correlation rules count it (an undone merge was counted when it came). */
+    if (!e->no_merge) ld__window_observe(e, ev, &in, inc, now);
     return 0;
 }
 
@@ -682,6 +693,7 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     copy_str(t->reason, sizeof t->reason, tk->reason);
     copy_str(t->disposition, sizeof t->disposition, tr->disposition);
     ld__remind_restore(e, t, tr);
+    t->leader = ld__engine_leader(e, tk->leader);
     inc->tasks[inc->ntasks++] = t;
     if (t->state == T_RESOLVED) return;
     inc->open_tasks++;
@@ -1281,4 +1293,24 @@ void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)
     e->stats.incidents_closed++;
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, "%s", text);
+}
+
+ld_task *ld__engine_add_task(ld_engine *e, ld_incident *inc, const ld_dispatch_def *d,
+                             const ld_route *rt, uint64_t now)
+{
+    uint64_t due[LD_LEG_COUNT];
+    int area = e->rules->area_of ? e->rules->default_area : LD_AREA_URBAN;
+    if (inc->district[0]) {
+        int id = ld_rules_intern(e->rules, inc->district);
+        if (id > 0) area = e->rules->area_of[id];
+    }
+    for (int l = 0; l < LD_LEG_COUNT; l++) due[l] = ld_rules_deadline(e->rules, d, l, area, now);
+    ld_task *t = new_task(e, inc, d->dept, due, rt->where, rt->name, now);
+    if (t && !d->has_feedback) t->legs_off = 1u << LD_LEG_FEEDBACK;
+    return t;
+}
+
+void ld__engine_dispatch(ld_engine *e, ld_task *t)
+{
+    dispatch_task(e, t);
 }

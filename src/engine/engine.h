@@ -78,6 +78,7 @@ typedef struct ld_task {
     uint8_t rem_sent[LD_LEG_COUNT];  /* reminders sent in that wait */
     uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
     uint8_t remind_pct;
+    const char *leader;         /* the leader responsible (a correlation rule's); engine-owned */
 } ld_task;
 
 typedef struct ld_history {
@@ -130,6 +131,7 @@ typedef struct ld_engine_stats {
     uint64_t drill_incidents, drill_tasks;  /* exercises and tests, counted apart */
     uint64_t offline_moves;     /* tasks moved off an offline terminal (or past one) */
     uint64_t merged, unmerged;  /* duplicate events merged into open incidents; undone */
+    uint64_t upgrades;          /* incidents upgraded by correlation rules (upgrade.c) */
     uint64_t escalations_fenced;    /* already made by an earlier run or another instance */
     uint64_t escalations_unfenced;  /* made without a fence: Redis did not answer */
     uint64_t escalations_by_dept[64];
@@ -193,6 +195,9 @@ typedef struct ld_engine {
     struct ld_correlate *correlate; /* merge candidates and merged events (correlate.c) */
     ld_ladder **ladders;        /* per department: the current rules' chain (ladder.c) */
     int no_merge;               /* set while an undone merge reopens its event */
+    struct ld_windows *windows; /* correlation windows (window.c, upgrade.c) */
+    struct ld_leaders *leaders; /* leader names tasks point at (upgrade.c) */
+    uint64_t window_seq;        /* distinct value of each event for `distinct: event` */
     ld_incident *dirty_head;
     uint64_t feed_seq;
     uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */

@@ -61,34 +61,43 @@ static int index_terminals(rules_loader *L, ld_rules *r)
     return 0;
 }
 
+int rules__resolve_dispatch(rules_loader *L, ld_rules *r, ld_route *rt,
+                            const rules_route_aux *x)
+{
+    for (int j = 0; j < rt->ndispatch; j++) {
+        if (!x->dept[j][0]) continue; /* missing or bad: reported already */
+        ld_department *d = ld_map_get(&r->dept_by_id, x->dept[j]);
+        if (d) {
+            rt->dispatch[j].dept = (int)(d - L->depts);
+            continue;
+        }
+        /* Only a mistake pays for the list of names. */
+        const char **ids = calloc((size_t)L->ndepts + 1, sizeof *ids);
+        char known[400] = "";
+        if (!ids) return LD_ENOMEM;
+        for (int i = 0; i < L->ndepts; i++) {
+            ids[i] = L->depts[i].id;
+            rules__join(known, sizeof known, ids[i]);
+        }
+        const char *near = rules__suggest(x->dept[j], ids, (size_t)L->ndepts);
+        if (near)
+            rules__error(L, &x->dept_at[j], "department '%s' is not defined; did you mean "
+                         "'%s'? (known: %s)", x->dept[j], near, known);
+        else
+            rules__error(L, &x->dept_at[j], "department '%s' is not defined (known: %s)",
+                         x->dept[j], known[0] ? known : "none");
+        free(ids);
+    }
+    return 0;
+}
+
 /* Resolves each route's department names to indexes. */
 static int resolve_routes(rules_loader *L, ld_rules *r)
 {
-    const char **ids = calloc((size_t)L->ndepts + 1, sizeof *ids);
-    char known[400] = "";
-    if (!ids) return LD_ENOMEM;
-    for (int i = 0; i < L->ndepts; i++) {
-        ids[i] = L->depts[i].id;
-        rules__join(known, sizeof known, ids[i]);
-    }
     for (int i = 0; i < L->nroutes; i++) {
         ld_route *rt = &L->routes[i];
         rules_route_aux *x = &L->route_aux[i];
-        for (int j = 0; j < rt->ndispatch; j++) {
-            if (!x->dept[j][0]) continue; /* missing or bad: reported already */
-            ld_department *d = ld_map_get(&r->dept_by_id, x->dept[j]);
-            if (d) {
-                rt->dispatch[j].dept = (int)(d - L->depts);
-                continue;
-            }
-            const char *near = rules__suggest(x->dept[j], ids, (size_t)L->ndepts);
-            if (near)
-                rules__error(L, &x->dept_at[j], "department '%s' is not defined; did you mean "
-                             "'%s'? (known: %s)", x->dept[j], near, known);
-            else
-                rules__error(L, &x->dept_at[j], "department '%s' is not defined (known: %s)",
-                             x->dept[j], known[0] ? known : "none");
-        }
+        if (rules__resolve_dispatch(L, r, rt, x) != 0) return LD_ENOMEM;
         for (int j = 0; j < i; j++)
             if (rt->name[0] && strcmp(L->routes[j].name, rt->name) == 0) {
                 rules__error(L, &x->at, "route name '%s' is already used at %s", rt->name,
@@ -96,7 +105,6 @@ static int resolve_routes(rules_loader *L, ld_rules *r)
                 break;
             }
     }
-    free(ids);
     return 0;
 }
 
@@ -362,6 +370,7 @@ int rules__check(rules_loader *L, ld_rules *r)
     if (L->unread) return LD_ERULES;
     if ((rv = resolve_routes(L, r)) != 0) return rv;
     if ((rv = resolve_rosters(L, r)) != 0) return rv;
+    if ((rv = rules__check_correlations(L, r)) != 0) return rv;
     if ((rv = rules__resolve_keys(L, r)) != 0) return rv;
 
     ld_department *cmd = ld_map_get(&r->dept_by_id, "command");
@@ -375,6 +384,7 @@ int rules__check(rules_loader *L, ld_rules *r)
     warn_coverage(L);
 
     if ((rv = move_tables(L, r)) != 0) return rv;
+    rules__move_correlations(L, r);
     /* Move, then clear the source, so exactly one owner frees each array. */
     r->departments = L->depts;
     r->ndepartments = L->ndepts;

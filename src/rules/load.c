@@ -323,6 +323,8 @@ static void loader_fini(rules_loader *L)
     free(L->rosters);
     free(L->keys);
     free(L->merges);
+    free(L->corrs);
+    free(L->corr_aux);
     free(L->holidays);
     free(L->makeup);
 }
@@ -344,6 +346,7 @@ void ld_rules_free(ld_rules *r)
     rules__free_index(r);
     free(r->rosters);
     free(r->merges);
+    free(r->correlations);
     free(r->departments);
     free(r->terminals);
     free(r->routes);

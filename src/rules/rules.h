@@ -173,6 +173,46 @@ typedef struct ld_merge_rule {
     uint64_t window_ms;
 } ld_merge_rule;
 
+/* Correlation rules (rules: correlate:; docs/RULES.md, "Correlation"):
+ * counting with distinct-by ("three smoke alarms from different sensors in
+ * one building within 5 minutes") and sequences ("a crowd-density alarm,
+ * then a dispute call in the same grid within 10 minutes") that upgrade an
+ * incident. Read by correlate.c; run by src/engine/window.c. */
+enum ld_corr_type { LD_CORR_COUNT = 1, LD_CORR_SEQUENCE };
+
+/* Fields a window is keyed by (bit per field in ld_correlation.by). A
+ * building is the location's district and address together: the sensors and
+ * callers of one building are registered with its address. */
+enum ld_corr_key {
+    LD_CK_DISTRICT = 0, LD_CK_GRID, LD_CK_ADDRESS, LD_CK_OFFICE, LD_CK_CATEGORY, LD_CK_COUNT
+};
+
+/* What makes two events count twice: a different caller, sensor, petitioner
+ * (each of Petition.petitioner_refs) or producer; EVENT: any two events. */
+enum ld_corr_distinct {
+    LD_DISTINCT_EVENT = 0, LD_DISTINCT_CALLER, LD_DISTINCT_SENSOR, LD_DISTINCT_PETITIONER,
+    LD_DISTINCT_SOURCE, LD_DISTINCT_COUNT
+};
+
+#define LD_CORR_MAX_COUNT 32    /* `count` at most: a window holds this many values */
+#define LD_CORR_MAX_WINDOW_MS (30ull * 24 * 3600 * 1000)
+#define LD_CORR_LEADER_LEN 96
+
+/* One correlation rule. <match> is what counts (count) or the first step
+ * (sequence), <then> the second step. <upgrade> holds the priority the
+ * incident is raised to (0: unchanged) and the departments added, as a
+ * route's dispatch; its name and where are the rule's. */
+typedef struct ld_correlation {
+    int type;               /* enum ld_corr_type */
+    uint8_t by;             /* bit per enum ld_corr_key */
+    uint8_t distinct;       /* enum ld_corr_distinct */
+    uint32_t count;         /* count: fires at this many distinct values */
+    uint64_t window_ms;
+    uint64_t id_hash;       /* of the name: windows are keyed by it, so they outlive a reload */
+    char leader[LD_CORR_LEADER_LEN]; /* the leader named on the tasks it adds; "" none */
+    ld_route match, then, upgrade;
+} ld_correlation;
+
 typedef struct ld_rules {
     ld_department *departments;
     int ndepartments;
@@ -214,6 +254,9 @@ typedef struct ld_rules {
 
     ld_merge_rule *merges;
     int nmerges;
+
+    ld_correlation *correlations;
+    int ncorrelations;
 } ld_rules;
 
 /* What matching looks at, read from an event once (ld_rules_input). Enum

@@ -117,6 +117,10 @@ typedef struct rules_loader {
     ld_merge_rule *merges;
     int nmerges, cap_merges;
 
+    ld_correlation *corrs;      /* correlation rules (correlate.c) */
+    rules_route_aux *corr_aux;  /* their upgrades' department names, resolved later */
+    int ncorrs, cap_corrs;
+
     /* life_safety */
     rules_pos life_safety_at;   /* the `life_safety:` key; a second is an error */
     uint32_t life_safety;       /* bit (1 << Priority) */
@@ -178,6 +182,30 @@ void rules__join(char *buf, size_t len, const char *name);
 /* rules__duration is ld_parse_duration with the reason for a refusal, as a
  * phrase that completes "bad duration '5x': ...". duration.c */
 int rules__duration(const char *s, uint64_t *ms, const char **why);
+
+/* For correlate.c, from syntax.c: where a node was written; a match
+ * mapping read and compiled into <out> (its conditions only); a dispatch
+ * list read into <out>'s dispatch, with the department names in <aux> for
+ * rules__resolve_dispatch. */
+rules_pos rules__pos_of(const rules_src *src, struct fy_node *n, const rules_pos *fallback);
+void rules__read_match(rules_loader *L, const rules_src *src, struct fy_node *v,
+                       const rules_pos *at, ld_route *out);
+void rules__read_dispatch(rules_loader *L, const rules_src *src, struct fy_node *v,
+                          const rules_pos *at, const rules_pos *key_at, ld_route *out,
+                          rules_route_aux *aux);
+
+/* From check.c: resolves the department names of one route-like <rt>
+ * (aux as rules__read_dispatch filled it). 0 or LD_ENOMEM. */
+int rules__resolve_dispatch(rules_loader *L, ld_rules *r, ld_route *rt,
+                            const rules_route_aux *x);
+
+/* correlate.c: rules__read_correlations reads a `correlate:` list;
+ * rules__check_correlations resolves their departments and names once every
+ * file is read; rules__move_correlations hands them to <r>. */
+void rules__read_correlations(rules_loader *L, const rules_src *src, struct fy_node *v,
+                              const rules_pos *at);
+int rules__check_correlations(rules_loader *L, ld_rules *r);
+void rules__move_correlations(rules_loader *L, ld_rules *r);
 
 /* The longest budget or wait a rule may give: deadlines are epoch ms in an
  * int64, and ten years is far beyond any real one. */

@@ -1282,6 +1282,8 @@ static void check_legs(rctx *c, const dispatch_b *d, const rules_pos at[DS_NKEYS
     }
 }
 
+static void compile_dispatch(rctx *c, route_b *b, ld_route *r, rules_route_aux *x);
+
 static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
                          const rules_pos at[RT_NKEYS])
 {
@@ -1299,6 +1301,18 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
     compile_match(c, b, r);
     r->priority = b->priority;
     r->cont = b->cont;
+    compile_dispatch(c, b, r, x);
+    if (at[RT_SIGN_OFF].src)
+        compile_sign_off(c, &b->sign_off, &at[RT_SIGN_OFF], x->dept, b->dispatch.n, r);
+    x->at = *route_at;
+    L->nroutes++;
+}
+
+/* compile_dispatch moves the dispatch entries read into <b> into <r>, with
+ * their department names in <x> (resolved once every file is read). */
+static void compile_dispatch(rctx *c, route_b *b, ld_route *r, rules_route_aux *x)
+{
+    rules_loader *L = c->L;
     for (int i = 0; i < b->dispatch.n; i++) {
         dispatch_b *d = &b->dispatch.v[i];
         const rules_pos *dat = b->dispatch.at[i];
@@ -1326,10 +1340,6 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
             }
     }
     r->ndispatch = b->dispatch.n;
-    if (at[RT_SIGN_OFF].src)
-        compile_sign_off(c, &b->sign_off, &at[RT_SIGN_OFF], x->dept, b->dispatch.n, r);
-    x->at = *route_at;
-    L->nroutes++;
 }
 
 static void set_routes(rctx *c, const slot *s)
@@ -1873,11 +1883,17 @@ static void set_keys(rctx *c, const slot *s, int source)
     }
 }
 
+/* correlate: a list of correlation rules (correlate.c). */
+static void set_correlate(rctx *c, const slot *s)
+{
+    rules__read_correlations(c->L, c->src, s->v, &s->at);
+}
+
 static void set_terminal_keys(rctx *c, const slot *s) { set_keys(c, s, 0); }
 static void set_source_keys(rctx *c, const slot *s) { set_keys(c, s, 1); }
 
 enum { TOP_DEPARTMENTS, TOP_ROUTES, TOP_AREAS, TOP_CALENDAR, TOP_ROSTERS, TOP_KEYS, TOP_MERGE,
-       TOP_SKEYS, TOP_LIFE_SAFETY,
+       TOP_SKEYS, TOP_LIFE_SAFETY, TOP_CORRELATE,
        TOP_NKEYS };
 static const key_def top_keys[TOP_NKEYS] = {
     [TOP_DEPARTMENTS] = {"departments", set_departments, 0, 0, 0},
@@ -1889,6 +1905,7 @@ static const key_def top_keys[TOP_NKEYS] = {
     [TOP_MERGE] = {"merge", set_merges, 0, 0, 0},
     [TOP_SKEYS] = {"source_keys", set_source_keys, 0, 0, 0},
     [TOP_LIFE_SAFETY] = {"life_safety", set_life_safety, 0, 0, 0},
+    [TOP_CORRELATE] = {"correlate", set_correlate, 0, 0, 0},
 };
 static const key_table top_table = {
     .what = "a rule file", .in = "at the top level", .keys = top_keys, .n = TOP_NKEYS,
@@ -1905,6 +1922,44 @@ void rules__read_tree(rules_loader *L, const rules_src *src, struct fy_node *roo
     /* Not a mapping: the file says nothing we can use, like an unparsable one. */
     if (!fy_node_is_mapping(root)) L->unread++;
     walk(&c, root, &file_at, &top_table, &unused, at, NULL);
+}
+
+/* ---- for correlate.c: matches and dispatch lists outside a route ------------ */
+
+rules_pos rules__pos_of(const rules_src *src, struct fy_node *n, const rules_pos *fallback)
+{
+    rctx c = {NULL, src};
+    return pos_of(&c, n, fallback);
+}
+
+void rules__read_match(rules_loader *L, const rules_src *src, struct fy_node *v,
+                       const rules_pos *at, ld_route *out)
+{
+    rctx c = {L, src};
+    route_b *b = calloc(1, sizeof *b); /* large: off the stack */
+    if (!b) {
+        L->nomem = 1;
+        return;
+    }
+    walk(&c, v, at, &match_table, &b->match, b->match.at, NULL);
+    compile_match(&c, b, out);
+    free(b);
+}
+
+void rules__read_dispatch(rules_loader *L, const rules_src *src, struct fy_node *v,
+                          const rules_pos *at, const rules_pos *key_at, ld_route *out,
+                          rules_route_aux *aux)
+{
+    rctx c = {L, src};
+    route_b *b = calloc(1, sizeof *b);
+    if (!b) {
+        L->nomem = 1;
+        return;
+    }
+    slot s = {v, *at, *key_at, &route_keys[RT_DISPATCH], &b->dispatch};
+    set_dispatch(&c, &s);
+    compile_dispatch(&c, b, out, aux);
+    free(b);
 }
 
 /* ---- shared helpers --------------------------------------------------------- */

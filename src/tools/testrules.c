@@ -21,6 +21,7 @@
 #include "core/diag.h"
 #include "core/err.h"
 #include "engine/engine.h"
+#include "engine/upgrade.h"
 #include "rules/rules.h"
 #include "tools/linkctl.h"
 
@@ -181,19 +182,49 @@ static int get_enum(run *R, struct fy_node *n, const ProtobufCEnumDescriptor *d,
 
 /* ---- the event ----------------------------------------------------------------- */
 
+#define MAX_REFS 32
+
 typedef struct sample {
     Linkd__V1__Envelope env;
     Linkd__V1__Call110 call;
     Linkd__V1__SensorAlarm sensor;
     Linkd__V1__Petition petition;
     Linkd__V1__Location loc;
+    char *refs[MAX_REFS];
 } sample;
 
 enum { EV_KIND, EV_CATEGORY, EV_PRIORITY, EV_STATUS, EV_DISTRICT, EV_GRID, EV_PEOPLE,
-       EV_VALUE, EV_THRESHOLD, EV_OFFICE, EV_BYPASS, EV_REPEAT, EV_N };
+       EV_VALUE, EV_THRESHOLD, EV_OFFICE, EV_BYPASS, EV_REPEAT, EV_ADDRESS, EV_CALLER,
+       EV_SENSOR_ID, EV_PETITIONER_REFS, EV_SOURCE, EV_N };
 static const char *const event_keys[EV_N + 1] = {
     "kind", "category", "priority", "status", "district", "grid", "people",
-    "value", "threshold", "office", "bypass", "repeat", NULL};
+    "value", "threshold", "office", "bypass", "repeat", "address", "caller",
+    "sensor_id", "petitioner_refs", "source", NULL};
+
+/* read_refs reads `petitioner_refs: [A, B]` (or one name) into the petition. */
+static int read_refs(run *R, struct fy_node *n, sample *s)
+{
+    s->petition.petitioner_refs = s->refs;
+    if (fy_node_is_scalar(n)) {
+        s->refs[0] = (char *)text_of(n);
+        s->petition.n_petitioner_refs = 1;
+        return 0;
+    }
+    if (!fy_node_is_sequence(n)) {
+        bad(R, n, "'petitioner_refs' must be a list of names");
+        return -1;
+    }
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
+        if (s->petition.n_petitioner_refs == MAX_REFS || !text_of(item)) {
+            bad(R, item, "'petitioner_refs' takes at most %d names", MAX_REFS);
+            return -1;
+        }
+        s->refs[s->petition.n_petitioner_refs++] = (char *)text_of(item);
+    }
+    return 0;
+}
 
 static int read_event(run *R, struct fy_node *map, sample *s)
 {
@@ -225,6 +256,7 @@ static int read_event(run *R, struct fy_node *map, sample *s)
                            "call category", &cat);
         s->call.has_category = 1;
         s->call.category = (Linkd__V1__CallCategory)cat;
+        s->call.caller = (char *)text_of(v[EV_CALLER]);
         if (v[EV_PEOPLE]) {
             s->call.has_people = 1;
             rv |= get_u32(R, v[EV_PEOPLE], "people", &s->call.people);
@@ -239,7 +271,7 @@ static int read_event(run *R, struct fy_node *map, sample *s)
         s->env.body_case = LINKD__V1__ENVELOPE__BODY_SENSOR;
         s->env.sensor = &s->sensor;
         s->sensor.location = &s->loc;
-        s->sensor.sensor_id = "test-sensor";
+        s->sensor.sensor_id = v[EV_SENSOR_ID] ? (char *)text_of(v[EV_SENSOR_ID]) : "test-sensor";
         if (v[EV_CATEGORY])
             rv |= get_enum(R, v[EV_CATEGORY], &linkd__v1__sensor_kind__descriptor,
                            "sensor kind", &cat);
@@ -276,6 +308,7 @@ static int read_event(run *R, struct fy_node *map, sample *s)
             s->petition.bypass_level = b && strcmp(b, "true") == 0;
         }
         s->petition.target_office = (char *)text_of(v[EV_OFFICE]);
+        if (v[EV_PETITIONER_REFS]) rv |= read_refs(R, v[EV_PETITIONER_REFS], s);
     } else {
         bad(R, v[EV_KIND], "unknown kind '%s' (known: call, sensor, petition)", kind);
         return -1;
@@ -287,6 +320,15 @@ static int read_event(run *R, struct fy_node *map, sample *s)
     }
     s->loc.district = (char *)text_of(v[EV_DISTRICT]);
     s->loc.grid = (char *)text_of(v[EV_GRID]);
+    s->loc.address = (char *)text_of(v[EV_ADDRESS]);
+    if (v[EV_SOURCE]) s->env.source_id = (char *)text_of(v[EV_SOURCE]);
+    if ((v[EV_CALLER] && strcmp(kind, "call") != 0) ||
+        (v[EV_SENSOR_ID] && strcmp(kind, "sensor") != 0) ||
+        (v[EV_PETITIONER_REFS] && strcmp(kind, "petition") != 0)) {
+        bad(R, map, "caller is a call's, sensor_id a sensor alarm's, petitioner_refs a "
+            "petition's");
+        return -1;
+    }
     return rv ? -1 : 0;
 }
 
@@ -310,10 +352,10 @@ static const char *const leg_keys[LD_LEG_COUNT] = {"acknowledge", "arrive", "res
                                                    "feedback"};
 
 enum { TK_DEPARTMENT, TK_ACK, TK_ARRIVE, TK_RESOLVE, TK_FEEDBACK, TK_LEVEL, TK_TERMINAL,
-       TK_STATE, TK_N };
+       TK_STATE, TK_LEADER, TK_N };
 static const char *const task_keys[TK_N + 1] = {
     "department", "acknowledge", "arrive", "resolve", "feedback", "level", "terminal",
-    "state", NULL};
+    "state", "leader", NULL};
 
 /* check_task compares one task with its expectation. Budgets are deadlines
  * minus the dispatch time; "feedback: none" says the task has no such leg. */
@@ -354,6 +396,11 @@ static void check_task(run *R, const ld_incident *inc, struct fy_node *map)
         const char *want = text_of(v[TK_TERMINAL]), *got = R->rules->terminals[t->terminal].id;
         check(R, v[TK_TERMINAL], want && strcmp(want, got) == 0,
               "%s: expected terminal %s, got %s", dept, want ? want : "?", got);
+    }
+    if (v[TK_LEADER]) {
+        const char *want = text_of(v[TK_LEADER]), *got = t->leader ? t->leader : "none";
+        check(R, v[TK_LEADER], want && strcmp(want, got) == 0, "%s: expected leader %s, got %s",
+              dept, want ? want : "?", got);
     }
     if (v[TK_STATE]) {
         int st;
@@ -402,9 +449,28 @@ static int by_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-enum { EX_ROUTES, EX_PRIORITY, EX_DEPARTMENTS, EX_TASKS, EX_CLOSED, EX_N };
+enum { EX_ROUTES, EX_PRIORITY, EX_DEPARTMENTS, EX_TASKS, EX_CLOSED, EX_UPGRADED_BY, EX_N };
 static const char *const expect_keys[EX_N + 1] = {"routes", "priority", "departments",
-                                                   "tasks", "closed", NULL};
+                                                   "tasks", "closed", "upgraded_by", NULL};
+
+/* check_upgrades compares the correlation rules that upgraded <inc> with the
+ * list expected ([] for none), in the order the rule set has them. */
+static void check_upgrades(run *R, const ld_incident *inc, struct fy_node *n,
+                           struct fy_node *map)
+{
+    /* An empty list has no position of its own: report at the expectation. */
+    struct fy_node *at = fy_node_is_sequence(n) && fy_node_sequence_item_count(n) == 0 ? map : n;
+    char want[512], got[512] = "";
+    if (join_list(R, n, "upgraded_by", want, sizeof want) != 0) return;
+    for (int i = 0; i < R->rules->ncorrelations; i++) {
+        const char *name = R->rules->correlations[i].upgrade.name;
+        if (ld_incident_upgraded_by(inc, name))
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", got[0] ? ", " : "",
+                     name);
+    }
+    check(R, at, strcmp(want, got) == 0, "expected upgraded by [%s], got [%s]", want,
+          got[0] ? got : "none");
+}
 
 static void check_expect(run *R, const ld_incident *inc, const ld_match_input *in,
                          struct fy_node *map, int at_open)
@@ -452,6 +518,7 @@ static void check_expect(run *R, const ld_incident *inc, const ld_match_input *i
               b, a);
     }
     if (v[EX_TASKS]) check_tasks(R, inc, v[EX_TASKS]);
+    if (v[EX_UPGRADED_BY]) check_upgrades(R, inc, v[EX_UPGRADED_BY], map);
     if (v[EX_CLOSED]) {
         const char *w = text_of(v[EX_CLOSED]);
         int want_closed = w && strcmp(w, "true") == 0;
@@ -510,12 +577,26 @@ static void apply_update(run *R, ld_engine *e, const ld_incident *inc, struct fy
           k, R->rules->departments[t->dept].id, why[0] ? why : "duplicate");
 }
 
-enum { ST_AFTER, ST_UPDATE, ST_EXPECT, ST_N };
-static const char *const step_keys[ST_N + 1] = {"after", "update", "expect", NULL};
+enum { ST_AFTER, ST_EVENT, ST_UPDATE, ST_EXPECT, ST_N };
+static const char *const step_keys[ST_N + 1] = {"after", "event", "update", "expect", NULL};
+
+/* send_event opens another event at the current virtual time (stream id
+ * "<test>-<n>"): correlation rules see it beside the test's own. */
+static void send_event(run *R, ld_engine *e, struct fy_node *map, unsigned num, unsigned n)
+{
+    sample s;
+    if (read_event(R, map, &s) != 0) return;
+    char stream[32];
+    snprintf(stream, sizeof stream, "%u-%u", num, n);
+    ld_incident *other = NULL;
+    if (ld_engine_open(e, &s.env, stream, &other) != 0 || !other)
+        fail(R, map, "the engine could not open the event");
+}
 
 static void run_steps(run *R, ld_engine *e, ld_clock *clk, const ld_incident *inc,
-                      const ld_match_input *in, struct fy_node *list)
+                      const ld_match_input *in, struct fy_node *list, unsigned num)
 {
+    unsigned events = 0;
     if (!fy_node_is_sequence(list)) {
         bad(R, list, "'then' must be a list of steps");
         return;
@@ -539,6 +620,7 @@ static void run_steps(run *R, ld_engine *e, ld_clock *clk, const ld_incident *in
             }
             ld_clock_advance(clk, end - ld_clock_now(clk));
         }
+        if (v[ST_EVENT]) send_event(R, e, v[ST_EVENT], num, ++events);
         if (v[ST_UPDATE]) apply_update(R, e, inc, v[ST_UPDATE]);
         if (v[ST_EXPECT]) check_expect(R, inc, in, v[ST_EXPECT], 0);
     }
@@ -590,7 +672,7 @@ static void run_test(run *R, struct fy_node *map, uint64_t start, unsigned num)
         fail(R, map, "the engine could not open the incident");
     } else {
         if (v[T_EXPECT]) check_expect(R, inc, &in, v[T_EXPECT], 1);
-        if (v[T_THEN]) run_steps(R, &e, &clk, inc, &in, v[T_THEN]);
+        if (v[T_THEN]) run_steps(R, &e, &clk, inc, &in, v[T_THEN], num);
     }
     ld_engine_fini(&e);
 out:

@@ -1,0 +1,268 @@
+/* upgrade.c: correlation rules in the engine.
+ *
+ * Every event the engine opens (or merges) goes past the rule set's
+ * correlation rules: each rule that matches it reads the event's key (its
+ * `by` fields) and distinct values and hands them to the windows
+ * (window.c). When a rule fires, the incident it upgrades is the oldest
+ * still open among the events that made it (the one already on the board;
+ * the current event's own if none is): its priority is raised, the
+ * departments the rule adds get tasks with deadlines from now (naming the
+ * rule's leader), and its history, the feed and the audit trail say which
+ * rule fired and which events counted (a note stamped on every entry the
+ * upgrade makes, with the rule as the actor). */
+#include "engine/upgrade.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "engine/actions.h"
+#include "engine/window.h"
+
+#define LEADERS_MAX 1024
+
+/* Leader names, owned by the engine: tasks point at them, so a reload that
+ * frees the rules, or a record read back, leaves them valid. */
+struct ld_leaders {
+    ld_map by_name;
+    char *names[LEADERS_MAX];
+    int n;
+};
+
+int ld__upgrade_init(ld_engine *e)
+{
+    if (!(e->leaders = calloc(1, sizeof *e->leaders))) return LD_ENOMEM;
+    ld_map_init(&e->leaders->by_name);
+    if (!(e->windows = ld_windows_new(0))) return LD_ENOMEM;
+    return 0;
+}
+
+void ld__upgrade_fini(ld_engine *e)
+{
+    ld_windows_free(e->windows);
+    e->windows = NULL;
+    if (!e->leaders) return;
+    ld_map_fini(&e->leaders->by_name);
+    for (int i = 0; i < e->leaders->n; i++) free(e->leaders->names[i]);
+    free(e->leaders);
+    e->leaders = NULL;
+}
+
+const char *ld__engine_leader(ld_engine *e, const char *name)
+{
+    if (!name || !*name || !e->leaders) return NULL;
+    char *known = ld_map_get(&e->leaders->by_name, name);
+    if (known) return known;
+    if (e->leaders->n == LEADERS_MAX) {
+        ld_log_rl(LD_WARN, "UPGRADE-LEADERS", "more than %d leader names; '%.40s' not kept",
+                  LEADERS_MAX, name);
+        return NULL;
+    }
+    char *copy = strdup(name);
+    if (!copy || ld_map_put(&e->leaders->by_name, copy, copy) != 0) {
+        free(copy);
+        return NULL;
+    }
+    e->leaders->names[e->leaders->n++] = copy;
+    return copy;
+}
+
+/* ---- reading an event --------------------------------------------------------- */
+
+static uint64_t add_str(uint64_t h, int field, const char *v)
+{
+    if (!v || !*v) return 0;
+    return ld_window_key_add(h, field, v, strlen(v));
+}
+
+/* key_of hashes the rule's `by` fields of <ev>; 0 if the event lacks one. */
+static uint64_t key_of(const ld_correlation *c, const Linkd__V1__Envelope *ev,
+                       const ld_match_input *in)
+{
+    const Linkd__V1__Location *loc = ld_envelope_location(ev);
+    uint64_t h = ld_window_key_init(c->id_hash);
+    for (int f = 0; f < LD_CK_COUNT && h; f++) {
+        if (!(c->by & (1u << f))) continue;
+        switch (f) {
+        case LD_CK_DISTRICT: h = add_str(h, f, loc ? loc->district : NULL); break;
+        case LD_CK_GRID: h = add_str(h, f, loc ? loc->grid : NULL); break;
+        case LD_CK_ADDRESS: h = add_str(h, f, loc ? loc->address : NULL); break;
+        case LD_CK_OFFICE:
+            h = add_str(h, f, ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION
+                                  ? ev->petition->target_office : NULL);
+            break;
+        case LD_CK_CATEGORY:
+            h = in->category ? ld_window_key_add(h, f, (const char *)&in->category,
+                                                 sizeof in->category)
+                             : 0;
+            break;
+        }
+    }
+    return h;
+}
+
+static size_t one_value(const char *v, uint64_t *out)
+{
+    if (!v || !*v) return 0;
+    out[0] = ld_window_hash(v, strlen(v));
+    return 1;
+}
+
+/* values_of hashes what makes <ev> count as another one for <c>. */
+static size_t values_of(ld_engine *e, const ld_correlation *c, const Linkd__V1__Envelope *ev,
+                        uint64_t *out)
+{
+    switch (c->distinct) {
+    case LD_DISTINCT_CALLER:
+        return ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL ? one_value(ev->call->caller, out)
+                                                                : 0;
+    case LD_DISTINCT_SENSOR:
+        return ev->body_case == LINKD__V1__ENVELOPE__BODY_SENSOR
+                   ? one_value(ev->sensor->sensor_id, out) : 0;
+    case LD_DISTINCT_PETITIONER: {
+        if (ev->body_case != LINKD__V1__ENVELOPE__BODY_PETITION) return 0;
+        size_t n = 0;
+        for (size_t i = 0; i < ev->petition->n_petitioner_refs && n < LD_CORR_MAX_COUNT; i++)
+            n += one_value(ev->petition->petitioner_refs[i], out + n);
+        return n;
+    }
+    case LD_DISTINCT_SOURCE: return one_value(ev->source_id, out);
+    default:
+        out[0] = ++e->window_seq; /* every event is another one */
+        return 1;
+    }
+}
+
+/* ---- firing -------------------------------------------------------------------- */
+
+typedef struct fire_ctx {
+    ld_engine *e;
+    ld_incident *current;
+    uint64_t now;
+} fire_ctx;
+
+static const char *const distinct_words[LD_DISTINCT_COUNT] = {
+    "events", "distinct callers", "distinct sensors", "distinct petitioners",
+    "distinct sources"};
+static const char *const key_words[LD_CK_COUNT] = {"district", "grid", "address", "office",
+                                                   "category"};
+
+/* describe writes what made <hit>: "3 distinct sensors within 5m by district,
+ * address: I1-0, I2-0, I3-0". */
+static void describe(const ld_window_hit *hit, char *buf, size_t len)
+{
+    const ld_correlation *c = hit->rule;
+    char win[24], by[64] = "";
+    ld_format_duration(c->window_ms, win, sizeof win);
+    for (int f = 0; f < LD_CK_COUNT; f++)
+        if (c->by & (1u << f))
+            snprintf(by + strlen(by), sizeof by - strlen(by), "%s%s", by[0] ? ", " : "",
+                     key_words[f]);
+    int n;
+    if (c->type == LD_CORR_SEQUENCE)
+        n = snprintf(buf, len, "first step, then second within %s, same %s:", win, by);
+    else
+        n = snprintf(buf, len, "%u %s within %s, same %s:", c->count,
+                     distinct_words[c->distinct], win, by);
+    size_t off = n > 0 && (size_t)n < len ? (size_t)n : len - 1;
+    for (uint32_t i = 0; i < hit->n && off + 1 < len; i++) {
+        if (i && strcmp(hit->refs[i], hit->refs[i - 1]) == 0) continue; /* one event, two values */
+        n = snprintf(buf + off, len - off, "%s %s", i ? "," : "", hit->refs[i]);
+        off = n > 0 && (size_t)n < len - off ? off + (size_t)n : len - 1;
+    }
+}
+
+/* target_of: the oldest incident of the hit still open, else the current one. */
+static ld_incident *target_of(const fire_ctx *x, const ld_window_hit *hit)
+{
+    for (uint32_t i = 0; i < hit->n; i++) {
+        ld_incident *inc = ld_engine_find(x->e, hit->refs[i]);
+        if (inc) return inc;
+    }
+    return x->current && !x->current->closed_at ? x->current : NULL;
+}
+
+static void on_fire(void *ctx, const ld_window_hit *hit)
+{
+    fire_ctx *x = ctx;
+    ld_engine *e = x->e;
+    const ld_correlation *c = hit->rule;
+    const ld_route *up = &c->upgrade;
+    ld_incident *inc = target_of(x, hit);
+    if (!inc) return;
+    char what[200], note[LD_NOTE_LEN], actor[80];
+    describe(hit, what, sizeof what);
+    snprintf(note, sizeof note, "rule %s [%s]: %s", up->name, up->where, what);
+    snprintf(actor, sizeof actor, "rule %s", up->name);
+    uint16_t idx = ld_notes_restore(inc, x->now, note);
+    e->actor = actor;
+    e->actor_reason = what;
+    e->actor_note = idx;
+    e->stats.upgrades++;
+
+    char change[200] = "";
+    int from = inc->priority;
+    if (up->priority && (up->priority < inc->priority || !inc->priority)) {
+        inc->priority = up->priority;
+        snprintf(change, sizeof change, "priority %s -> %s",
+                 ld_enum_name(&linkd__v1__priority__descriptor, from),
+                 ld_enum_name(&linkd__v1__priority__descriptor, inc->priority));
+    }
+    ld_task *added[LD_MAX_DISPATCH];
+    int nadded = 0;
+    for (int d = 0; d < up->ndispatch; d++) {
+        if (ld_engine_task_of(inc, up->dispatch[d].dept) || inc->ntasks == LD_MAX_TASKS) continue;
+        ld_task *t = ld__engine_add_task(e, inc, &up->dispatch[d], up, x->now);
+        if (!t) break;
+        t->leader = ld__engine_leader(e, c->leader);
+        added[nadded++] = t;
+        const char *sep = nadded > 1 ? ", " : change[0] ? "; adds " : "adds ";
+        snprintf(change + strlen(change), sizeof change - strlen(change), "%s%s", sep,
+                 e->rules->departments[t->dept].id);
+    }
+    char text[400];
+    snprintf(text, sizeof text, "%s upgraded by rule %s [%s]: %s; %s", inc->id, up->name,
+             up->where, change[0] ? change : "no change (already so)", what);
+    ld__engine_history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UPGRADED, NULL, -1);
+    ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UPGRADED, inc, NULL, -1, text);
+    ld_log_rl(LD_NOTICE, "UPGRADE", "%s", text);
+    for (int i = 0; i < nadded; i++) ld__engine_dispatch(e, added[i]);
+    e->actor = e->actor_reason = NULL;
+    e->actor_note = 0;
+}
+
+void ld__window_observe(ld_engine *e, const Linkd__V1__Envelope *ev, const ld_match_input *in,
+                        ld_incident *inc, uint64_t now)
+{
+    const ld_rules *r = e->rules;
+    if (!r->ncorrelations || !e->windows) return;
+    uint64_t values[LD_CORR_MAX_COUNT];
+    fire_ctx x = {e, inc, now};
+    for (int i = 0; i < r->ncorrelations; i++) {
+        const ld_correlation *c = &r->correlations[i];
+        /* A sequence's second step first: one event never follows itself. */
+        for (int step = c->type == LD_CORR_SEQUENCE ? 1 : 0; step >= 0; step--) {
+            const ld_route *m = step ? &c->then : &c->match;
+            if (!ld_rules_route_matches(r, m, in)) continue;
+            ld_window_event we = {key_of(c, ev, in), values, 0, inc->id};
+            if (c->type == LD_CORR_COUNT) we.nvalues = values_of(e, c, ev, values);
+            ld_windows_observe(e->windows, c, step, &we, now, on_fire, &x);
+        }
+    }
+}
+
+int ld_incident_upgraded_by(const ld_incident *inc, const char *rule)
+{
+    size_t n = strlen(rule);
+    for (int i = 0; i < inc->nhistory; i++) {
+        const ld_history *h = &inc->history[i];
+        const char *note = ld_notes_text(inc, h->note);
+        if (h->kind == LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UPGRADED && note &&
+            strncmp(note, "rule ", 5) == 0 && strncmp(note + 5, rule, n) == 0 &&
+            note[5 + n] == ' ')
+            return 1;
+    }
+    return 0;
+}
