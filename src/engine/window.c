@@ -153,7 +153,7 @@ void ld_windows_sweep(ld_windows *w, uint64_t now, size_t slots)
 {
     for (size_t k = 0; k < slots && w->stats.keys; k++) {
         size_t i = w->sweep_at++ & (w->cap - 1);
-        if (w->slots[i].key && w->slots[i].w->expires_at <= now) {
+        if (w->slots[i].key && w->slots[i].w->expires_at < now) {
             remove_at(w, i);
             w->stats.expired++;
             w->sweep_at--; /* the shift may have moved a live window into slot i */

@@ -150,6 +150,11 @@ static void read_by(rules_loader *L, const rules_src *src, const kv *k, ld_corre
         rules_pos at = rules__pos_of(src, item, &k->at);
         items++;
         const char *v = fy_node_is_scalar(item) ? fy_node_get_scalar0(item) : NULL;
+        if (v && strcmp(v, "building") == 0) {
+            rules__error(L, &at, "unknown window key 'building': a building is its district "
+                         "and address together, write by: [district, address]");
+            continue;
+        }
         int i = v ? name_of(L, &at, "window key", v, key_names, LD_CK_COUNT) : -1;
         if (!v) rules__error(L, &at, "each item of 'by' is a field name");
         if (i < 0) continue;
