@@ -1306,7 +1306,9 @@ ld_task *ld__engine_add_task(ld_engine *e, ld_incident *inc, const ld_dispatch_d
     }
     for (int l = 0; l < LD_LEG_COUNT; l++) due[l] = ld_rules_deadline(e->rules, d, l, area, now);
     ld_task *t = new_task(e, inc, d->dept, due, rt->where, rt->name, now);
-    if (t && !d->has_feedback) t->legs_off = 1u << LD_LEG_FEEDBACK;
+    if (!t) return NULL;
+    if (!d->has_feedback) t->legs_off = 1u << LD_LEG_FEEDBACK;
+    ld__remind_plan(e, t, d, now);
     return t;
 }
 
