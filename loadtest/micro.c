@@ -1,11 +1,13 @@
 /* micro.c: `linkload micro`: CPU cost of the timer heap and the histogram,
- * the two core structures the daemon leans on per task and per event. */
+ * the two core structures the daemon leans on per task and per event, and
+ * of SHA-256 over an audit line (about seven lines per event). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/hist.h"
+#include "core/sha256.h"
 #include "linkload.h"
 #include "timer/timer.h"
 
@@ -65,6 +67,37 @@ static void hist_bench(void)
     free(h);
 }
 
+/* sha_bench hashes a 300-byte line (an audit line's size) as the chain does,
+ * in portable C and, where the CPU has them, with its SHA instructions. */
+static void sha_bench(void)
+{
+    enum { N = 200000, LEN = 300 };
+    static char line[LEN];
+    for (size_t i = 0; i < LEN; i++) line[i] = (char)('a' + i % 26);
+    for (int accel = 0; accel <= 1; accel++) {
+        int on = ld_sha256_accel(accel);
+        if (accel && !on) {
+            printf("sha256 CPU instructions: not on this CPU\n");
+            break;
+        }
+        volatile uint8_t sink = 0;
+        uint64_t t0 = ld_mono_ns();
+        for (int i = 0; i < N; i++) {
+            ld_sha256 c;
+            uint8_t d[32];
+            line[0] = (char)i;
+            ld_sha256_init(&c);
+            ld_sha256_update(&c, line, LEN);
+            ld_sha256_final(&c, d);
+            sink ^= d[0];
+        }
+        uint64_t t1 = ld_mono_ns();
+        printf("sha256 %s: %.0f ns per %d-byte line\n", on ? "CPU instructions" : "portable C",
+               (double)(t1 - t0) / N, LEN);
+    }
+    ld_sha256_accel(1);
+}
+
 int lg_cmd_micro(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -73,5 +106,6 @@ int lg_cmd_micro(int argc, char **argv)
         return LG_EXIT_SOFTWARE;
     }
     hist_bench();
+    sha_bench();
     return LG_EXIT_OK;
 }

@@ -39,6 +39,7 @@ typedef struct audit_entry {
     ld_audit *a;
     audit_tail *tail;             /* while waiting for the tail to be read */
     int state;
+    uint8_t closes;               /* the incident closed with this line */
     uint16_t len;
     uint32_t seq;                 /* its place in a batch, while it is sorted */
     char key[sizeof KEY_PREFIX + LD_INCIDENT_ID_LEN];
@@ -54,6 +55,7 @@ void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e)
     ld_pool_init(&a->entries, sizeof(audit_entry), 256);
     ld_pool_init(&a->tail_pool, sizeof(audit_tail), 256);
     ld_list_init(&a->queue);
+    ld_buf_init(&a->scratch, 0);
 }
 
 void ld_audit_fini(ld_audit *a)
@@ -72,6 +74,7 @@ void ld_audit_fini(ld_audit *a)
     ld_map_fini(&a->tails);
     ld_pool_fini(&a->entries);
     ld_pool_fini(&a->tail_pool);
+    ld_buf_fini(&a->scratch);
 }
 
 /* ---- hashing -------------------------------------------------------------------- */
@@ -252,15 +255,15 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
     }
     e->a = a;
     snprintf(e->key, sizeof e->key, KEY_PREFIX "%s", o->inc->id);
-    ld_buf b;
-    ld_buf_init(&b, 0);
-    body(&b, a->engine, o);
+    ld_buf *b = &a->scratch;
+    ld_buf_reset(b);
+    body(b, a->engine, o);
     /* Stored as "{" + the body's members; seal() puts "n" first and closes it. */
-    size_t n = b.len < sizeof e->line - 200 ? b.len : sizeof e->line - 200;
-    memcpy(e->line, b.p ? b.p : "{", n);
-    e->len = (uint16_t)n;
-    ld_buf_fini(&b);
+    size_t n = b->len < sizeof e->line - 200 ? b->len : sizeof e->line - 200;
+    memcpy(e->line, b->p ? b->p : "{", n ? n : 1);
+    e->len = (uint16_t)(n ? n : 1);
     e->line[0] = '{';
+    e->closes = o->kind == FK(INCIDENT_CLOSED);
     ld_list_append(&a->queue, &e->link);
     a->queued++;
     a->stats.appended++;
@@ -374,7 +377,7 @@ static int send_batch(ld_audit *a, audit_batch *b)
     for (size_t i = 0; i < b->n;) {
         size_t j = i, closes = 0;
         while (j < b->n && j - i < RUN_MAX && strcmp(v[j]->key, v[i]->key) == 0) {
-            closes |= strstr(v[j]->line, "\"kind\":\"incident_closed\"") != NULL;
+            closes |= v[j]->closes;
             j++;
         }
         argv[k] = v[i]->key, lens[k] = strlen(v[i]->key), k++;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/list.h"
 #include "core/map.h"
 #include "core/pool.h"
@@ -48,6 +49,7 @@ typedef struct ld_audit {
     size_t queued;
     uint64_t retry_at, backoff_ms; /* after a refused write: wait, doubling to 5 s */
     ld_audit_stats stats;
+    ld_buf scratch;              /* where a line is built, reused */
 } ld_audit;
 
 void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e);

@@ -16,26 +16,106 @@ static const uint32_t K[64] = {
 
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void block(ld_sha256 *c, const uint8_t *p)
+static void blocks_generic(uint32_t hh[8], const uint8_t *p, size_t nblocks)
 {
-    uint32_t w[64], a, b, d, e, f, g, h, cc;
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    for (; nblocks; nblocks--, p += 64) {
+        uint32_t w[64], a, b, c, d, e, f, g, h;
+        for (int i = 0; i < 16; i++)
+            w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+                   (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+        for (int i = 16; i < 64; i++) {
+            uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+            uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+        }
+        a = hh[0], b = hh[1], c = hh[2], d = hh[3];
+        e = hh[4], f = hh[5], g = hh[6], h = hh[7];
+        for (int i = 0; i < 64; i++) {
+            uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+            uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+            h = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+        }
+        hh[0] += a, hh[1] += b, hh[2] += c, hh[3] += d;
+        hh[4] += e, hh[5] += f, hh[6] += g, hh[7] += h;
     }
-    a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
-    e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-        h = g, g = f, f = e, e = d + t1, d = cc, cc = b, b = a, a = t1 + t2;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHA_NI 1
+
+/* The SHA extensions (Intel since Goldmont and Ice Lake, AMD since Zen) do
+ * two rounds per instruction. The state lives as ABEF and CDGH halves; the
+ * message schedule is four 128-bit words, each new one made from the four
+ * before it (sha256msg1/msg2 and the W[t-7] term by alignr). */
+__attribute__((target("sha,ssse3,sse4.1")))
+static void blocks_ni(uint32_t hh[8], const uint8_t *p, size_t nblocks)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&hh[0]), 0xB1); /* CDAB */
+    __m128i st1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&hh[4]), 0x1B); /* EFGH */
+    __m128i st0 = _mm_alignr_epi8(tmp, st1, 8);     /* ABEF */
+    st1 = _mm_blend_epi16(st1, tmp, 0xF0);           /* CDGH */
+
+    for (; nblocks; nblocks--, p += 64) {
+        __m128i abef = st0, cdgh = st1, m[4];
+        for (int g = 0; g < 16; g++) {
+            __m128i w;
+            if (g < 4) {
+                w = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), bswap);
+            } else {
+                w = _mm_sha256msg1_epu32(m[g & 3], m[(g + 1) & 3]);
+                w = _mm_add_epi32(w, _mm_alignr_epi8(m[(g + 3) & 3], m[(g + 2) & 3], 4));
+                w = _mm_sha256msg2_epu32(w, m[(g + 3) & 3]);
+            }
+            m[g & 3] = w;
+            __m128i k = _mm_add_epi32(w, _mm_loadu_si128((const __m128i *)&K[4 * g]));
+            st1 = _mm_sha256rnds2_epu32(st1, st0, k);
+            st0 = _mm_sha256rnds2_epu32(st0, st1, _mm_shuffle_epi32(k, 0x0E));
+        }
+        st0 = _mm_add_epi32(st0, abef);
+        st1 = _mm_add_epi32(st1, cdgh);
     }
-    c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d;
-    c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
+    tmp = _mm_shuffle_epi32(st0, 0x1B);              /* FEBA */
+    st1 = _mm_shuffle_epi32(st1, 0xB1);              /* DCHG */
+    _mm_storeu_si128((__m128i *)&hh[0], _mm_blend_epi16(tmp, st1, 0xF0)); /* DCBA */
+    _mm_storeu_si128((__m128i *)&hh[4], _mm_alignr_epi8(st1, tmp, 8));   /* HGFE */
+}
+
+static int cpu_has_sha(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 29))) return 0; /* SHA */
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c & (1u << 9)) && (c & (1u << 19));   /* SSSE3, SSE4.1 */
+}
+#endif
+
+typedef void blocks_fn(uint32_t h[8], const uint8_t *p, size_t nblocks);
+static blocks_fn *blocks_impl;   /* chosen at the first use */
+
+static blocks_fn *blocks_choose(void)
+{
+    blocks_fn *f = __atomic_load_n(&blocks_impl, __ATOMIC_RELAXED);
+    if (f) return f;
+    f = blocks_generic;
+#ifdef HAVE_SHA_NI
+    if (cpu_has_sha()) f = blocks_ni;
+#endif
+    __atomic_store_n(&blocks_impl, f, __ATOMIC_RELAXED);
+    return f;
+}
+
+int ld_sha256_accel(int on)
+{
+    if (on < 0) return blocks_choose() != blocks_generic;
+    blocks_fn *f = blocks_generic;
+#ifdef HAVE_SHA_NI
+    if (on && cpu_has_sha()) f = blocks_ni;
+#endif
+    __atomic_store_n(&blocks_impl, f, __ATOMIC_RELAXED);
+    return f != blocks_generic;
 }
 
 void ld_sha256_init(ld_sha256 *c)
@@ -50,26 +130,39 @@ void ld_sha256_init(ld_sha256 *c)
 void ld_sha256_update(ld_sha256 *c, const void *data, size_t n)
 {
     const uint8_t *p = data;
+    blocks_fn *blocks = blocks_choose();
     c->len += n;
-    while (n) {
+    if (c->nbuf) {
         size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;
         memcpy(c->buf + c->nbuf, p, take);
         c->nbuf += take, p += take, n -= take;
-        if (c->nbuf == 64) {
-            block(c, c->buf);
-            c->nbuf = 0;
-        }
+        if (c->nbuf < 64) return;
+        blocks(c->h, c->buf, 1);
+        c->nbuf = 0;
     }
+    if (n >= 64) {
+        blocks(c->h, p, n / 64);
+        p += n / 64 * 64;
+        n %= 64;
+    }
+    memcpy(c->buf, p, n);
+    c->nbuf = n;
 }
 
 void ld_sha256_final(ld_sha256 *c, uint8_t out[32])
 {
+    blocks_fn *blocks = blocks_choose();
     uint64_t bits = c->len * 8;
-    uint8_t pad = 0x80, zero = 0, len[8];
-    ld_sha256_update(c, &pad, 1);
-    while (c->nbuf != 56) ld_sha256_update(c, &zero, 1);
-    for (int i = 0; i < 8; i++) len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    ld_sha256_update(c, len, 8);
+    c->buf[c->nbuf++] = 0x80;
+    if (c->nbuf > 56) {
+        memset(c->buf + c->nbuf, 0, 64 - c->nbuf);
+        blocks(c->h, c->buf, 1);
+        c->nbuf = 0;
+    }
+    memset(c->buf + c->nbuf, 0, 56 - c->nbuf);
+    for (int i = 0; i < 8; i++) c->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    blocks(c->h, c->buf, 1);
+    c->nbuf = 0;
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
