@@ -91,6 +91,7 @@ int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeou
                   void (*on_state)(void *arg, int up), void *arg)
 {
     memset(s, 0, sizeof *s);
+    ld_buf_init(&s->rec_bytes, 0);
     s->loop = loop;
     s->timeout_ms = timeout_ms ? timeout_ms : 5000;
     s->on_state = on_state;
@@ -311,6 +312,13 @@ static void on_timer_closed(uv_handle_t *h)
     free(s->lens);
     free(s->keys);
     s->argv = NULL, s->lens = NULL, s->keys = NULL, s->scratch_events = 0;
+    ld_buf_fini(&s->rec_bytes);
+    free(s->rec_off);
+    free(s->rec_len);
+    free(s->rec_argv);
+    free(s->rec_argl);
+    s->rec_off = s->rec_len = s->rec_argl = NULL, s->rec_argv = NULL;
+    s->rec_n = s->rec_cap = 0;
     ld_pool_fini(&s->ops);
     if (s->on_stopped) s->on_stopped(s->stopped_arg);
 }
@@ -493,6 +501,59 @@ static void on_written(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+enum { RECORD_BATCH = 512 };   /* records per MSET: Redis answers in well under a millisecond */
+
+static int rec_reserve(ld_store *s)
+{
+    if (s->rec_n < s->rec_cap) return 0;
+    size_t cap = s->rec_cap ? s->rec_cap * 2 : 64;
+    size_t *off = realloc(s->rec_off, cap * 4 * sizeof *off);
+    if (off) s->rec_off = off;
+    size_t *len = realloc(s->rec_len, cap * 4 * sizeof *len);
+    if (len) s->rec_len = len;
+    const char **argv = realloc(s->rec_argv, (cap * 2 + 2) * sizeof *argv);
+    if (argv) s->rec_argv = argv;
+    size_t *argl = realloc(s->rec_argl, (cap * 2 + 2) * sizeof *argl);
+    if (argl) s->rec_argl = argl;
+    if (!off || !len || !argv || !argl) return LD_ENOMEM;
+    s->rec_cap = cap;
+    return 0;
+}
+
+void ld_store_flush_records(ld_store *s)
+{
+    size_t n = s->rec_n;
+    s->rec_n = 0;
+    if (!n) return;
+    if (!s->ac || s->rec_bytes.oom) {
+        if (s->rec_bytes.oom) {
+            s->stats.errors++;
+            ld_log_rl(LD_ERR, "STORE-NOMEM", "out of memory: %zu incident records not written", n);
+        }
+        ld_buf_reset(&s->rec_bytes);
+        return;
+    }
+    const char *base = s->rec_bytes.p;
+    const char **argv = s->rec_argv;
+    size_t *argl = s->rec_argl, k = 0;
+    argv[k] = "MSET", argl[k++] = 4;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < 2; j++)
+            argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
+    redisAsyncCommandArgv(s->ac, on_written, s, (int)k, argv, argl);
+    sent(s);
+    k = 0;
+    argv[k] = "ZADD", argl[k++] = 4;
+    argv[k] = "ld:open", argl[k++] = 7;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 2; j < 4; j++)
+            argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
+    redisAsyncCommandArgv(s->ac, on_written, s, (int)k, argv, argl);
+    sent(s);
+    s->stats.records_written += n;
+    ld_buf_reset(&s->rec_bytes);
+}
+
 void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
                            uint64_t next_due, int closed)
 {
@@ -508,19 +569,26 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
         size_t zreml[] = {4, 7, idl};
         redisAsyncCommandArgv(s->ac, on_written, s, 5, set, setl);
         redisAsyncCommandArgv(s->ac, on_written, s, 3, zrem, zreml);
-    } else {
-        const char *set[] = {"SET", key, (const char *)rec};
-        size_t setl[] = {3, (size_t)kl, len};
-        int sl = snprintf(score, sizeof score, "%llu",
-                          (unsigned long long)(next_due == UINT64_MAX ? 0 : next_due));
-        const char *zadd[] = {"ZADD", "ld:open", score, id};
-        size_t zaddl[] = {4, 7, (size_t)sl, idl};
-        redisAsyncCommandArgv(s->ac, on_written, s, 3, set, setl);
-        redisAsyncCommandArgv(s->ac, on_written, s, 4, zadd, zaddl);
+        sent(s);
+        sent(s);
+        s->stats.records_written++;
+        return;
     }
-    sent(s);
-    sent(s);
-    s->stats.records_written++;
+    if (rec_reserve(s) != 0) {
+        s->stats.errors++;
+        ld_log_rl(LD_ERR, "STORE-NOMEM", "out of memory: record of %s not written", id);
+        return;
+    }
+    int sl = snprintf(score, sizeof score, "%llu",
+                      (unsigned long long)(next_due == UINT64_MAX ? 0 : next_due));
+    const void *piece[4] = {key, rec, score, id};
+    size_t plen[4] = {(size_t)kl, len, (size_t)sl, idl};
+    for (int j = 0; j < 4; j++) {
+        s->rec_off[4 * s->rec_n + (size_t)j] = s->rec_bytes.len;
+        s->rec_len[4 * s->rec_n + (size_t)j] = plen[j];
+        ld_buf_put(&s->rec_bytes, piece[j], plen[j]);
+    }
+    if (++s->rec_n == RECORD_BATCH) ld_store_flush_records(s);
 }
 
 void ld_store_put_mark(ld_store *s, const char *stream_id)

@@ -25,6 +25,7 @@
 
 #include <uv.h>
 
+#include "core/buf.h"
 #include "core/pool.h"
 
 struct redisAsyncContext;
@@ -82,6 +83,13 @@ typedef struct ld_store {
     size_t *lens;                  /* copies them before the call returns */
     char *keys;
     size_t scratch_events;
+    /* Records of one write-behind tick, sent together by ld_store_flush_records. */
+    ld_buf rec_bytes;              /* keys, records, scores and ids back to back */
+    size_t *rec_off;               /* per record: 4 pieces (key, record, score, id), */
+    size_t *rec_len;               /* as offsets into rec_bytes and lengths */
+    size_t rec_n, rec_cap;
+    const char **rec_argv;         /* scratch for the batch's commands */
+    size_t *rec_argl;
 } ld_store;
 
 /* ld_store_init parses <url>: redis://[user:password@]host:port[/db] or
@@ -117,9 +125,16 @@ int ld_store_append_spooled(ld_store *s, const ld_append_item *items, const char
                             size_t n, ld_append_cb cb, void *arg);
 
 /* ld_store_put_incident writes an incident record behind. <next_due> is its
- * earliest deadline; a closed incident leaves ld:open and expires in 90 days. */
+ * earliest deadline; a closed incident leaves ld:open and expires in 90 days.
+ * Records of open incidents gather until ld_store_flush_records (or until
+ * a batch is full), then go as one MSET and one ZADD: two commands a tick
+ * instead of two per incident. */
 void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
                            uint64_t next_due, int closed);
+
+/* ld_store_flush_records sends the records gathered since the last call, in
+ * the order they came, before any command issued after it. */
+void ld_store_flush_records(ld_store *s);
 
 /* The Lua script behind ld_store_append (KEYS[1] = ld:events, KEYS[2..] =
  * seen keys; ARGV[1] = ttl, then src, eid, pb per event). Exported so the
