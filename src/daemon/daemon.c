@@ -103,8 +103,15 @@ static void flush_dirty(daemon *d)
 {
     /* While Redis is away, records stay dirty and are written when it returns. */
     if (!ld_store_up(&d->store)) return;
+    /* Nor while Redis has not taken the last tick's writes: they wait here,
+     * where waiting costs nothing, rather than in hiredis's buffer. */
+    if (ld_store_unsent(&d->store) > LD_STORE_UNSENT_MAX) {
+        d->store.stats.write_behind_waits++;
+        return;
+    }
     ld_engine_take_dirty(&d->engine, write_incident, d);
     ld_store_flush_records(&d->store);
+    ld_store_write_now(&d->store);
     ld_audit_flush(&d->audit);
     /* While some cut-off intake call may have appended events the engine has
      * not opened, the mark must not pass them: a restart replays from it. */

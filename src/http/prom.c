@@ -223,6 +223,9 @@ static void redis(ld_http *h, ld_buf *b)
     one(b, "linkd_redis_reconnects_total", "counter", "Redis reconnections.", s->stats.reconnects);
     one(b, "linkd_redis_records_written_total", "counter", "Incident records written behind.",
         s->stats.records_written);
+    one(b, "linkd_redis_write_behind_waits_total", "counter",
+        "Write-behind ticks that waited because Redis had not taken the previous writes yet.",
+        s->stats.write_behind_waits);
     one(b, "linkd_redis_inflight_commands", "gauge", "Redis commands waiting for a reply.",
         s->inflight);
 }

@@ -6,6 +6,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -518,6 +519,16 @@ static int rec_reserve(ld_store *s)
     if (!off || !len || !argv || !argl) return LD_ENOMEM;
     s->rec_cap = cap;
     return 0;
+}
+
+size_t ld_store_unsent(const ld_store *s)
+{
+    return s->ac && s->ac->c.obuf ? sdslen(s->ac->c.obuf) : 0;
+}
+
+void ld_store_write_now(ld_store *s)
+{
+    if (s->ac) ld_uvredis_write_now(s->ac);
 }
 
 void ld_store_flush_records(ld_store *s)

@@ -49,6 +49,7 @@ typedef void (*ld_append_cb)(void *arg, int status, const ld_append_result *res,
 typedef struct ld_store_stats {
     uint64_t appends, appended_events, duplicates, commands, errors, timeouts, reconnects;
     uint64_t records_written;
+    uint64_t write_behind_waits;   /* ticks skipped: Redis had not taken the last one's writes */
     uint64_t fences_won, fences_taken;
 } ld_store_stats;
 
@@ -131,6 +132,17 @@ int ld_store_append_spooled(ld_store *s, const ld_append_item *items, const char
  * instead of two per incident. */
 void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size_t len,
                            uint64_t next_due, int closed);
+
+/* ld_store_unsent is the number of bytes of commands hiredis holds that the
+ * socket has not taken yet. Write-behind waits while it is over
+ * LD_STORE_UNSENT_MAX: appending to a large output buffer copies it whole,
+ * so an overloaded Redis would otherwise cost linkd more CPU per event the
+ * further it falls behind. */
+#define LD_STORE_UNSENT_MAX (1u << 20)
+size_t ld_store_unsent(const ld_store *s);
+/* ld_store_write_now hands the queued commands to the socket at once (see
+ * uvredis.h); Redis may turn out to be gone: check ld_store_up after it. */
+void ld_store_write_now(ld_store *s);
 
 /* ld_store_flush_records sends the records gathered since the last call, in
  * the order they came, before any command issued after it. */

@@ -45,6 +45,12 @@ static void on_flush(uv_prepare_t *h)
     p->flushing = 0;
 }
 
+void ld_uvredis_write_now(redisAsyncContext *ac)
+{
+    uvredis *p = ac->ev.data;
+    if (p) on_flush(&p->flush);
+}
+
 static void add_read(void *priv)
 {
     uvredis *p = priv;

@@ -14,4 +14,10 @@
 /* ld_uvredis_attach binds <ac> to <loop>. Returns REDIS_OK or REDIS_ERR. */
 int ld_uvredis_attach(redisAsyncContext *ac, uv_loop_t *loop);
 
+/* ld_uvredis_write_now writes the queued commands now rather than at the end
+ * of the loop turn (after a large batch: hiredis's buffer then starts small
+ * again instead of growing by copying). It may end the connection, calling
+ * the disconnect callback; check the context's owner afterwards. */
+void ld_uvredis_write_now(redisAsyncContext *ac);
+
 #endif
