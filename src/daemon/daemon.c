@@ -19,6 +19,7 @@
 #include "dispatch/dispatch.h"
 #include "engine/engine.h"
 #include "audit/audit.h"
+#include "daemon/reloads.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "rules/rules.h"
@@ -41,6 +42,7 @@ typedef struct daemon {
     int reconciling;            /* spooled events on their way into Redis */
     ld_http *http;
     ld_audit audit;
+    ld_reload_log reload_log;   /* every reload and its outcome, into ld:reloads */
     uint64_t rules_loaded_at, reload_attempt_at, reloads, reload_failures;
     int last_reload_ok;
     ld_notify notify;
@@ -113,6 +115,7 @@ static void flush_dirty(daemon *d)
     ld_store_flush_records(&d->store);
     ld_store_write_now(&d->store);
     ld_audit_flush(&d->audit);
+    ld_reload_log_flush(&d->reload_log);
     /* While some cut-off intake call may have appended events the engine has
      * not opened, the mark must not pass them: a restart replays from it. */
     if (!d->store.doubt && strcmp(d->mark, d->engine.last_opened) != 0) {
@@ -626,6 +629,23 @@ static int same_shape(const ld_rules *a, const ld_rules *b, char *why, size_t le
     return 1;
 }
 
+/* record_reload writes the outcome of a reload attempt to ld:reloads
+ * (reloads.c): who asked, the versions, the errors and the first of them. */
+static void record_reload(daemon *d, const char *who, const char *from, const char *to,
+                          const ld_diag *diag, const char *refusal)
+{
+    char msg[600];
+    if (d->last_reload_ok)
+        snprintf(msg, sizeof msg, "rules %s version %s -> %s (%d routes)", d->o->rules_dir, from,
+                 to, d->rules->nroutes);
+    else
+        snprintf(msg, sizeof msg, "%s; running rules unchanged (version %s)", refusal,
+                 d->rules->version);
+    ld_reload_outcome o = {ld_wall_ms(), who, d->last_reload_ok, from, to, d->rules->nroutes,
+                           diag->nerrors, diag->nwarnings, msg};
+    ld_reload_log_add(&d->reload_log, &o);
+}
+
 /* reload_rules builds the new set beside the running one and swaps the
  * pointer only if it loads without error and keeps the same departments and
  * terminals; otherwise the running rules stay, and the log says why (every
@@ -646,7 +666,8 @@ static int reload_rules(daemon *d, const char *who, char *msg, size_t len)
         ld_diag_format(&diag, i, line, sizeof line);
         ld_log(diag.v[i].severity == LD_DIAG_ERROR ? LD_ERR : LD_WARN, "RULES", "%s", line);
     }
-    char why[160];
+    char why[160] = "", from[sizeof d->rules->version];
+    memcpy(from, d->rules->version, sizeof from);
     d->reloads++;
     d->reload_attempt_at = ld_wall_ms();
     d->last_reload_ok = 0;
@@ -683,6 +704,8 @@ static int reload_rules(daemon *d, const char *who, char *msg, size_t len)
         ld_rules_free(old);
     }
     if (!d->last_reload_ok) d->reload_failures++;
+    record_reload(d, who, from, next ? next->version : NULL, &diag,
+                  first[0] ? first : why[0] ? why : "see the log");
     ld_diag_fini(&diag);
     char status[160];
     snprintf(status, sizeof status, "ready: rules version %s, %d routes%s", d->rules->version,
@@ -694,6 +717,12 @@ static int reload_rules(daemon *d, const char *who, char *msg, size_t len)
 static int http_reload(void *arg, const char *who, char *msg, size_t len)
 {
     return reload_rules(arg, who, msg, len);
+}
+
+static void http_reloads(void *arg, ld_buf *b)
+{
+    const daemon *d = arg;
+    ld_reload_log_json(&d->reload_log, b);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -718,6 +747,7 @@ static void http_status(void *arg, ld_http_status *st)
     st->last_reload_ok = d->last_reload_ok;
     st->reloads = d->reloads;
     st->reload_failures = d->reload_failures;
+    st->reload_records_unwritten = ld_reload_log_unwritten(&d->reload_log);
     st->intake_open = d->ready_logged;
     st->life_safety_only = d->degraded_start || (d->spooling && !ld_store_up(&d->store));
     st->stopping = d->stopping;
@@ -733,7 +763,7 @@ static int open_http(daemon *d)
     cfg.listen = d->o->http_listen;
     cfg.token_file = d->o->admin_token_file;
     ld_http_sources src = {&d->loop, &d->engine, &d->store, &d->ingest, &d->dispatch,
-                           &d->clock, http_status, d, http_reload};
+                           &d->clock, http_status, d, http_reload, http_reloads};
     int rv = ld_http_open(&d->http, &cfg, &src);
     if (rv != 0) return rv;
     return 0;
@@ -851,6 +881,7 @@ int ld_daemon_run(const ld_options *o)
                              .fence = fence_escalation, .fence_ctx = d,
                              .observe = observe, .observe_ctx = d};
     ld_audit_init(&d->audit, &d->store, &d->engine);
+    ld_reload_log_init(&d->reload_log, &d->store);
     if (ld_engine_init(&d->engine, d->rules, &d->clock, &hooks) != 0) {
         code = EX_OSERR;
         goto out;

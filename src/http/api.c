@@ -714,6 +714,13 @@ void ld_http_route(ld_http *h, const ld_http_request *q, ld_http_answer *a)
         reload(h, q, a, post);
         return;
     }
+    if (strcmp(p, "/api/rules/reloads") == 0 && get) {
+        /* Every reload and its outcome, newest first (also in Redis: ld:reloads). */
+        a->ctype = "application/json";
+        if (h->src.reloads) h->src.reloads(h->src.ctx, &a->body);
+        else ld_buf_puts(&a->body, "[]");
+        return;
+    }
     if (!get) goto not_allowed_get;
     if (strcmp(p, "/metrics") == 0) {
         a->ctype = "text/plain; version=0.0.4; charset=utf-8";

@@ -33,6 +33,7 @@ typedef struct ld_http_status {
     uint64_t reload_attempt_at_ms; /* wall clock of the last reload attempt; 0 if none */
     int last_reload_ok;            /* 1 unless the last reload failed */
     uint64_t reloads, reload_failures;
+    uint64_t reload_records_unwritten; /* reload records not yet in Redis (ld:reloads) */
     int intake_open;               /* recovery done, sockets listening: READY */
     int life_safety_only;          /* Redis away: only life-safety events, into the spool */
     int stopping;
@@ -50,6 +51,9 @@ typedef struct ld_http_sources {
     /* Reload the rules as SIGHUP does; 1 if the new set runs, 0 if refused.
      * <msg> gets one line: the versions, or the first error. NULL: no reload. */
     int (*reload)(void *ctx, const char *who, char *msg, size_t len);
+    /* The record of reloads, newest first, as a JSON array (GET
+     * /api/rules/reloads). NULL: none kept. */
+    void (*reloads)(void *ctx, struct ld_buf *b);
 } ld_http_sources;
 
 typedef struct ld_http_config {

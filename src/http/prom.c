@@ -77,6 +77,22 @@ static void intake(ld_http *h, ld_buf *b)
         h->src.ingest->inflight);
 }
 
+/* ladder_metrics: drills counted apart, reminders and sign-offs (escalation
+ * ladders). Drill incidents and tasks are also in the totals above. */
+static void ladder_metrics(ld_buf *b, const ld_engine *e)
+{
+    one(b, "linkd_drill_incidents_total", "counter",
+        "Incidents opened by exercise or test events (status EXERCISE or TEST).",
+        e->stats.drill_incidents);
+    one(b, "linkd_drill_tasks_total", "counter", "Tasks dispatched for exercise or test events.",
+        e->stats.drill_tasks);
+    one(b, "linkd_reminders_total", "counter",
+        "Reminders sent to the holders of tasks before a deadline (rules: reminders).",
+        e->stats.reminders);
+    one(b, "linkd_incidents_signed_off_total", "counter",
+        "Incidents every department of their sign_off acknowledged.", e->stats.signed_off);
+}
+
 static void engine_metrics(ld_http *h, ld_buf *b)
 {
     const ld_engine *e = h->src.engine;
@@ -89,6 +105,7 @@ static void engine_metrics(ld_http *h, ld_buf *b)
     one(b, "linkd_incidents_open", "gauge", "Incidents open now.", e->open_incidents);
     one(b, "linkd_events_unrouted_total", "counter",
         "Accepted events no route matched (sent to command).", e->stats.unrouted);
+    ladder_metrics(b, e);
 
     uint64_t by_state[64 * 8];
     memset(by_state, 0, sizeof by_state);
@@ -255,6 +272,8 @@ static void process(ld_http *h, ld_buf *b)
     one(b, "linkd_rules_reloads_total", "counter", "Rule reloads attempted.", st.reloads);
     one(b, "linkd_rules_reload_failures_total", "counter", "Rule reloads that failed.",
         st.reload_failures);
+    one(b, "linkd_rules_reload_records_unwritten", "gauge",
+        "Reload records waiting for Redis (ld:reloads).", st.reload_records_unwritten);
     one(b, "linkd_ready", "gauge", "1 when intake is open (recovered, Redis up, listening).",
         (uint64_t)(st.intake_open && ld_store_up(h->src.store) && !st.stopping &&
                    !st.life_safety_only));
