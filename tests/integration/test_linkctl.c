@@ -110,8 +110,11 @@ Test(linkctl, terminal_acknowledges_and_resolves_what_it_receives, .init = setup
                          .category = LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_NOISE};
     size_t n = ldh_rules_plan(rules, &in, plan, sizeof plan / sizeof plan[0]);
     ldh_check(&env, n >= 1, "no route for noise");
+    /* Whoever is on duty now: the grid centre works by shift (rules/rosters.yaml). */
     char term[64];
-    snprintf(term, sizeof term, "%s", ldh_rules_terminal_id(rules, plan[0].dept, 0));
+    int on_duty = ld_rules_on_duty(rules, (int)(plan[0].dept - rules->departments), ldh_wall_ms());
+    snprintf(term, sizeof term, "%s", on_duty >= 0 ? rules->terminals[on_duty].id
+                                                   : ldh_rules_terminal_id(rules, plan[0].dept, 0));
     ld_rules_free(rules);
 
     char *args[] = {"terminal", "--terminals", env.linkd.terminals, "--id", term,

@@ -190,7 +190,9 @@ Test(rules_default, every_department_has_its_chain)
     cr_assert_eq(cmd->nlevels, 2);
     cr_expect_str_eq(defaults->terminals[cmd->levels[0].terminal].id, "command-supervisor");
     cr_expect_str_eq(defaults->terminals[cmd->levels[1].terminal].id, "command-director");
-    cr_expect_eq(defaults->nterminals, 12 * 3 + 2);
+    /* Three per chain, command's two, and the grid centre's night desk,
+     * stand-in and training desk (rules/rosters.yaml, drills). */
+    cr_expect_eq(defaults->nterminals, 12 * 3 + 2 + 3);
 }
 
 Test(rules_default, life_safety_chains_escalate_within_minutes)
