@@ -341,20 +341,32 @@ static uint32_t metres_apart(const ld_incident *x, const ld_incident *y)
 
 /* move_task puts a copy of <from>'s open task <t> into <into>, with the same
  * holder, level, state and deadlines, and hands it to the holder again under
- * its new task id; <t> stays in <from>'s record, closed when <from> closes. */
-static void move_task(ld_engine *e, ld_incident *into, ld_task *t, ld_task *n, const ld_actor *a)
+ * its new task id; <t> stays in <from>'s record, closed when <from> closes.
+ * A resolved task of <into> for the department (<old>, or NULL) gives up its
+ * place: open work is never closed because finished work exists (the
+ * resolved one stays in the history and the audit trail). */
+static void move_task(ld_engine *e, ld_incident *into, ld_task *t, ld_task *n, ld_task *old,
+                      const ld_actor *a)
 {
     const char *dept = e->rules->departments[t->dept].id;
     *n = *t;
     n->inc = into;
-    n->idx = into->ntasks;
+    n->idx = old ? old->idx : into->ntasks;
     memset(&n->timer, 0, sizeof n->timer);
     memset(&n->term_link, 0, sizeof n->term_link);
     n->fencing = 0;
     n->ladder = NULL; /* its own reference: the chain its department has now */
     ld__ladder_take(e, n);
     if (n->level >= ld_task_chain_len(n)) n->level = ld_task_chain_len(n) - 1;
-    into->tasks[into->ntasks++] = n;
+    if (old) {
+        into->tasks[old->idx] = n;
+        ld_timers_cancel(&e->timers, &old->timer);
+        ld_list_remove(&old->term_link);
+        ld__ladder_drop(e, old);
+        ld_pool_put(&e->task_pool, old);
+    } else {
+        into->tasks[into->ntasks++] = n;
+    }
     into->open_tasks++;
     snprintf(t->disposition, sizeof t->disposition, "merged: moved to %s/%s", into->id, dept);
     ld__engine_hand_to(e, n, n->terminal);
@@ -384,7 +396,7 @@ static void own_entry(ld_engine *e, ld_merged *m, const ld_incident *into, const
 int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld_actor *a,
                     char *err, size_t len)
 {
-    int rv, moving = 0;
+    int rv, moving = 0, adding = 0;
     if ((rv = check_actor(a, err, len)) != 0) return rv;
     if (into == from) {
         snprintf(err, len, "incident %s cannot be merged into itself", into->id);
@@ -394,12 +406,15 @@ int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld
         snprintf(err, len, "incident %s is already closed", into->closed_at ? into->id : from->id);
         return LD_ESTATE;
     }
-    for (int i = 0; i < from->ntasks; i++)
-        moving += from->tasks[i]->state != T_RESOLVED &&
-                  !ld_engine_task_of(into, from->tasks[i]->dept);
-    if (into->ntasks + moving > LD_MAX_TASKS) {
+    for (int i = 0; i < from->ntasks; i++) {
+        const ld_task *have = ld_engine_task_of(into, from->tasks[i]->dept);
+        if (from->tasks[i]->state == T_RESOLVED || (have && have->state != T_RESOLVED)) continue;
+        moving++;
+        adding += !have;
+    }
+    if (into->ntasks + adding > LD_MAX_TASKS) {
         snprintf(err, len, "incident %s would have %d tasks, more than %d", into->id,
-                 into->ntasks + moving, LD_MAX_TASKS);
+                 into->ntasks + adding, LD_MAX_TASKS);
         return LD_ESTATE;
     }
     if (into->nmerged + from->nmerged + 1 > LD_MERGED_MAX) {
@@ -425,18 +440,23 @@ int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld
     uint16_t into_note = e->actor_note, from_note = also_note(e, from, into);
     e->peer = from->id;
     int moved = 0, closed = 0;
+    uint64_t moved_depts = 0;
     for (int i = 0; i < from->ntasks; i++) {
         ld_task *t = from->tasks[i];
         if (t->state == T_RESOLVED) continue;
-        if (ld_engine_task_of(into, t->dept)) {
-            snprintf(t->disposition, sizeof t->disposition, "merged into %s, which has a task "
-                     "for %s", into->id, e->rules->departments[t->dept].id);
+        ld_task *have = ld_engine_task_of(into, t->dept);
+        if (have && have->state != T_RESOLVED) {
+            /* The disposition has 63 bytes: the task it duplicates is <into>/<dept>. */
+            snprintf(t->disposition, sizeof t->disposition, "duplicate: merged into %s",
+                     into->id);
             closed++;
         } else {
-            move_task(e, into, t, copies[moved++], a);
+            move_task(e, into, t, copies[moved++], have, a);
+            if (t->dept < 64) moved_depts |= 1ull << t->dept;
         }
     }
     own_entry(e, own, into, from, a);
+    own->moved = moved_depts;
     ld__correlate_absorb(e, into, from, own);
     if (from->priority && (!into->priority || from->priority < into->priority))
         into->priority = from->priority;

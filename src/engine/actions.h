@@ -46,10 +46,11 @@ int ld_action_close(ld_engine *e, ld_incident *inc, const char *disposition, con
                     char *err, size_t len);
 
 /* ld_action_merge merges incident <from> into <into>: the same emergency
- * reported twice. <from>'s open tasks for a department <into> has a task
- * for (in any state) close with the disposition "merged into <into>"; the
+ * reported twice. <from>'s open tasks for a department <into> has an open
+ * task for close as duplicates ("duplicate: merged into <into>"); the
  * others move to <into> as they are (state, level, holder, deadlines; their
- * task id becomes <into>/<department>, delivered to the holder again). Its
+ * task id becomes <into>/<department>, delivered to the holder again), in
+ * place of a resolved task of <into> for the department if there is one. Its
  * events count as <into>'s: its merged duplicates move over, and its own
  * event is kept as a merged event naming <from> (the event itself stays in
  * ld:events, see ld_action_split). <into> takes the higher priority of the
@@ -104,5 +105,9 @@ void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)
 ld_task *ld__engine_add_task(ld_engine *e, ld_incident *inc, const ld_dispatch_def *d,
                              const ld_route *rt, uint64_t now);
 void ld__engine_dispatch(ld_engine *e, ld_task *t);
+/* ld__engine_withdraw closes open task <t> with <disposition> as moved
+ * elsewhere (TASK_REASSIGNED with <text>); its incident closes if it was the
+ * last open task. */
+void ld__engine_withdraw(ld_engine *e, ld_task *t, const char *disposition, const char *text);
 
 #endif

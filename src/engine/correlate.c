@@ -170,6 +170,10 @@ void ld__correlate_restore(ld_engine *e, ld_incident *inc,
         m->at = (uint64_t)x->at_ms;
         m->distance_m = x->distance_m;
         snprintf(m->incident_id, sizeof m->incident_id, "%s", whole ? x->incident_id : "");
+        for (size_t k = 0; k < x->n_moved_departments; k++) {
+            int d = ld_rules_department(e->rules, x->moved_departments[k]);
+            if (d >= 0 && d < 64) m->moved |= 1ull << d;
+        }
         m->len = x->has_event ? (uint16_t)x->event.len : 0;
         if (m->len) memcpy(m->event, x->event.data, m->len);
         *tail = m;
@@ -285,9 +289,24 @@ int ld__correlate_split(ld_engine *e, ld_incident *inc, const char *event_id,
     snprintf(text, sizeof text, "%s: event %s split off%s%.48s%s%.100s; it is incident %s now",
              inc->id, m->event_id, who ? " by " : "", who ? who : "", why ? ": " : "",
              why ? why : "", (*out)->id);
+    uint64_t moved = m->moved;
     ld_pool_put(&e->correlate->merged_pool, m);
     ld__engine_history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED, NULL, -1);
     ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED, inc, NULL, -1, text);
+    /* Tasks that came over with a supervisor's merge go back: where the new
+     * incident's plan has the department again, <inc>'s copy is withdrawn. */
+    for (int d = 0; moved && d < 64 && d < e->rules->ndepartments; d++) {
+        ld_task *t = moved >> d & 1 ? ld_engine_task_of(inc, d) : NULL;
+        if (!t || t->state == LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED ||
+            !ld_engine_task_of(*out, d) || inc->closed_at)
+            continue;
+        char disp[64];
+        snprintf(disp, sizeof disp, "split off: %.40s/%.20s holds it", (*out)->id,
+                 e->rules->departments[d].id);
+        snprintf(text, sizeof text, "%s/%s withdrawn: the split-off incident %s has its own "
+                 "task for it", inc->id, e->rules->departments[d].id, (*out)->id);
+        ld__engine_withdraw(e, t, disp, text);
+    }
     e->peer = peer;
     return 0;
 }

@@ -16,6 +16,7 @@ typedef struct ld_merged {
     char rule[96];
     char incident_id[LD_INCIDENT_ID_LEN]; /* a whole incident a supervisor merged: its id;
                                            * its event is not kept (len 0) */
+    uint64_t moved;             /* ... and the departments (bit per index) whose tasks moved */
     uint64_t at;
     uint32_t distance_m;
     uint16_t len;

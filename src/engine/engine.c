@@ -1212,6 +1212,7 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
     rec.n_history = (size_t)inc->nhistory;
     rec.history = hptr;
     Linkd__V1__MergedEvent mev[LD_MERGED_MAX], *mptr[LD_MERGED_MAX];
+    char *moved[LD_MERGED_MAX][LD_MAX_TASKS];
     size_t nm = 0;
     for (const ld_merged *m = inc->merged; m && nm < LD_MERGED_MAX; m = m->next, nm++) {
         linkd__v1__merged_event__init(&mev[nm]);
@@ -1220,6 +1221,10 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
         mev[nm].source_id = (char *)m->source_id;
         mev[nm].rule = (char *)m->rule;
         if (m->incident_id[0]) mev[nm].incident_id = (char *)m->incident_id;
+        for (int d = 0; d < r->ndepartments && d < 64; d++)
+            if ((m->moved >> d & 1) && mev[nm].n_moved_departments < LD_MAX_TASKS)
+                moved[nm][mev[nm].n_moved_departments++] = (char *)r->departments[d].id;
+        mev[nm].moved_departments = moved[nm];
         mev[nm].has_at_ms = mev[nm].has_distance_m = 1;
         mev[nm].has_event = m->len > 0;
         mev[nm].at_ms = (int64_t)m->at;
@@ -1275,6 +1280,15 @@ void ld__engine_arm(ld_engine *e, ld_task *t)
 int ld__engine_leg_pending(const ld_task *t, int leg)
 {
     return leg_pending(t, leg);
+}
+
+void ld__engine_withdraw(ld_engine *e, ld_task *t, const char *disposition, const char *text)
+{
+    t->state = T_RESOLVED;
+    copy_str(t->disposition, sizeof t->disposition, disposition);
+    history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t, -1);
+    feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t->inc, t, -1, t->level, "%s", text);
+    close_task(e, t);
 }
 
 void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)

@@ -286,6 +286,11 @@ Test(merge_split, merge_and_split_survive_kill_9, .fini = teardown, .timeout = 3
     Linkd__V1__Task *t = ldh_term_await(&env.linkd, "political_legal-duty", &m, true, WAIT_MS);
     ldh_check(&env, t != NULL, "political_legal-duty never got %s", tid);
     linkd__v1__task__free_unpacked(t, NULL);
+    char want[160];
+    r = incident(a, 200);
+    snprintf(want, sizeof want, "\"disposition\":\"split off: %s/political_legal holds it\"", c);
+    cr_expect(strstr(r, want), "the task that came with the merge is not withdrawn: %s", r);
+    free(r);
     expect_error(act(a, "split", body, 409), 409, NULL); /* not there any more */
     expect_error(act(a, "split", "{\"by\":\"Li\",\"reason\":\"r\"}", 400), 400, "event_id");
 

@@ -193,7 +193,7 @@ Test(supervisor_merge, a_task_for_a_department_it_has_closes_as_a_duplicate)
     char err[320] = "";
     cr_assert_eq(ld_action_merge(&eng, a, b, &sup, err, sizeof err), 0, "%s", err);
     cr_expect_eq(a->ntasks, 1, "still one fire task");
-    cr_expect_str_eq(b->tasks[0]->disposition, "merged into I1-0, which has a task for fire");
+    cr_expect_str_eq(b->tasks[0]->disposition, "duplicate: merged into I1-0");
     cr_expect_eq(b->tasks[0]->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED);
     cr_expect(!delivered_to("fire-duty", "I2-0/fire"), "the duplicate task is withdrawn");
     int m = find_seen(FK(INCIDENT_MERGED), "I1-0");
@@ -276,6 +276,15 @@ Test(supervisor_merge, split_reopens_a_merged_incident_with_its_own_plan)
     cr_expect_eq(own->tasks[0]->deadline[LD_LEG_ACK], T0 + 5 * MIN + 30 * SEC);
     cr_expect_eq(a->nmerged, 0);
     cr_expect_eq(eng.open_incidents, 2);
+    /* The police task that came over with the merge goes back: the new
+     * incident has its own, so the old incident's copy is withdrawn. */
+    ld_task *back = ld_engine_task_of(a, ld_rules_department(rules, "police"));
+    cr_assert_not_null(back);
+    cr_expect_eq(back->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED);
+    cr_expect_str_eq(back->disposition, "split off: I2-0.2/police holds it");
+    cr_expect_eq(a->open_tasks, 1, "the fire task stays");
+    cr_expect(!delivered_to("police-duty", "I1-0/police"), "the withdrawn task is not sent");
+    cr_expect(delivered_to("police-duty", "I2-0.2/police"), "the new incident's task is");
 
     int u = find_seen(FK(INCIDENT_UNMERGED), "I1-0"), o = find_seen(FK(INCIDENT_OPENED), "I2-0.2");
     cr_assert_geq(u, 0);
@@ -287,12 +296,20 @@ Test(supervisor_merge, split_reopens_a_merged_incident_with_its_own_plan)
     cr_expect_str_eq(ld_notes_text(a, a->history[a->nhistory - 1].note), want);
     cr_expect_str_eq(ld_notes_text(own, own->history[0].note), want, "the new one has it too");
 
-    /* It can be merged and split again: the next generation. */
+    /* It can be merged and split again: the next generation. Its open police
+     * task takes the place of the withdrawn one: open work is not closed
+     * because finished work exists. */
     cr_assert_eq(ld_action_merge(&eng, a, own, &sup, err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(a->merged->incident_id, "I2-0.2");
+    cr_expect_eq(a->ntasks, 2);
+    cr_expect_eq(a->open_tasks, 2);
+    back = ld_engine_task_of(a, ld_rules_department(rules, "police"));
+    cr_expect_neq(back->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED);
+    cr_expect_eq(back->dispatched_at, T0 + 5 * MIN, "the split-off incident's task, moved");
     cr_assert_eq(ld_action_split(&eng, a, "2-0", buf, n, &li, &own, err, sizeof err), 0, "%s",
                  err);
     cr_expect_str_eq(own->id, "I2-0.3");
+    cr_expect_eq(a->open_tasks, 1);
 }
 
 Test(supervisor_merge, splitting_an_event_that_is_not_there_is_refused)
@@ -355,5 +372,8 @@ Test(supervisor_merge, the_merge_survives_a_restart_and_can_be_split_after_it)
     ld_actor li = {"Supervisor Li", "two fights after all"};
     cr_expect_eq(ld_action_split(&e2, r, "2-0", buf, n, &li, &own, err, sizeof err), 0, "%s", err);
     cr_expect_str_eq(own->id, "I2-0.2");
+    ld_task *back = ld_engine_task_of(r, ld_rules_department(rules, "police"));
+    cr_expect_eq(back->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED,
+                 "the record remembers which task came with the merge");
     ld_engine_fini(&e2);
 }
