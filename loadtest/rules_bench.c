@@ -8,7 +8,16 @@
  * and a catch-all. Events are calls of random categories in random
  * districts of the set (and 10 % in districts no rule names). The same
  * events run through the index and through a pass over every route, so the
- * index's effect shows beside it. */
+ * index's effect shows beside it.
+ *
+ * Each set also has three correlation rules (rules: correlate), the shapes of
+ * the default ones on calls: fire calls from 3 distinct callers at one
+ * address within 5 minutes, 5 disputes in one grid within 10 minutes, and a
+ * public-order call followed by a dispute call in the same grid. A third
+ * pass adds ld_windows_event (what the engine runs per event) to the match.
+ * Last, the memory per open window key: 100,000 keys opened, measured by the
+ * windows' own accounting and by malloc's (mallinfo2). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +25,7 @@
 
 #include "core/clock.h"
 #include "core/diag.h"
+#include "engine/window.h"
 #include "linkload.h"
 #include "rules/rules.h"
 #include "wire/wire.h"
@@ -65,6 +75,20 @@ static int write_rules(const char *dir, int n)
           "  - name: petitions\n    match: { kind: petition }\n    dispatch:\n"
           "      - { department: command, acknowledge: 60s, resolve: 1h }\n",
           f);
+    if (fclose(f) != 0) return -1;
+    snprintf(path, sizeof path, "%s/rules2.yaml", dir);
+    if (!(f = fopen(path, "w"))) return -1;
+    fputs("correlate:\n"
+          "  - name: fire-callers-one-address\n    match: { kind: call, category: fire }\n"
+          "    count: 3\n    distinct: caller\n    by: [district, address]\n    window: 5m\n"
+          "    upgrade: { priority: critical }\n"
+          "  - name: disputes-one-grid\n    match: { kind: call, category: dispute }\n"
+          "    count: 5\n    by: [grid]\n    window: 10m\n    upgrade: { priority: urgent }\n"
+          "  - name: order-then-dispute\n    sequence:\n"
+          "      first: { kind: call, category: public_order }\n"
+          "      then: { kind: call, category: dispute }\n"
+          "    by: [grid]\n    window: 10m\n    upgrade: { priority: critical }\n",
+          f);
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -72,7 +96,7 @@ typedef struct sample {
     Linkd__V1__Envelope env;
     Linkd__V1__Call110 call;
     Linkd__V1__Location loc;
-    char district[16];
+    char district[16], address[16], grid[16], caller[16];
 } sample;
 
 /* One pass over <events>: returns ns per event; *found counts routes. */
@@ -86,6 +110,35 @@ static double pass(const ld_rules *r, sample *ev, size_t n, uint64_t now, size_t
         *found += ld_rules_match(r, &in, out, 8);
     }
     return (double)(ld_mono_ns() - t0) / (double)n;
+}
+
+static void count_fire(void *ctx, const ld_window_hit *hit)
+{
+    (void)hit;
+    ++*(size_t *)ctx;
+}
+
+/* The same, plus the correlation rules: what the engine adds per event.
+ * Events are 10 ms apart on the domain clock, so windows fill and expire. */
+static double pass_corr(const ld_rules *r, sample *ev, size_t n, uint64_t now, size_t *fired,
+                        ld_window_stats *st)
+{
+    const ld_route *out[8];
+    ld_match_input in;
+    ld_windows *w = ld_windows_new(0);
+    uint64_t seq = 0;
+    if (!w) return -1;
+    uint64_t t0 = ld_mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t at = now + i * 10;
+        ld_rules_input(r, &ev[i].env, at, &in);
+        ld_rules_match(r, &in, out, 8);
+        ld_windows_event(w, r, &ev[i].env, &in, "I0-0", at, &seq, count_fire, fired);
+    }
+    double ns = (double)(ld_mono_ns() - t0) / (double)n;
+    ld_windows_stats(w, st);
+    ld_windows_free(w);
+    return ns;
 }
 
 static int bench(int nroutes, size_t nevents)
@@ -126,6 +179,12 @@ static int bench(int nroutes, size_t nevents)
                                    (int)(rnd(&s) % (uint64_t)districts));
         else snprintf(x->district, sizeof x->district, "X%05d", (int)(rnd(&s) % 1000));
         x->loc.district = x->district;
+        snprintf(x->address, sizeof x->address, "A%05d", (int)(rnd(&s) % 20000));
+        snprintf(x->grid, sizeof x->grid, "G%04d", (int)(rnd(&s) % 2000));
+        snprintf(x->caller, sizeof x->caller, "C%08x", (unsigned)rnd(&s));
+        x->loc.address = x->address;
+        x->loc.grid = x->grid;
+        x->call.caller = x->caller;
         x->call.location = &x->loc;
     }
     uint64_t now = ld_wall_ms();
@@ -141,6 +200,12 @@ static int bench(int nroutes, size_t nevents)
     printf("rules %6d routes: %7.0f ns/event, %9.0f events/s indexed; every route tried: "
            "%9.0f ns/event, %9.0f events/s; %.2f routes/event; load %.0f ms\n",
            r->nroutes, idx, 1e9 / idx, lin, 1e9 / lin, (double)found / (double)nevents, load_ms);
+    size_t fired = 0;
+    ld_window_stats st;
+    double corr = pass_corr(r, ev, nevents, now, &fired, &st);
+    printf("rules %6d routes + %d correlation rules: %7.0f ns/event, %9.0f events/s "
+           "(correlation %+.0f ns); %zu fired, %zu keys open at the end\n",
+           r->nroutes, r->ncorrelations, corr, 1e9 / corr, corr - idx, fired, st.keys);
     rv = 0;
 out:
     free(ev);
@@ -148,8 +213,51 @@ out:
     ld_diag_fini(&d);
     snprintf(path, sizeof path, "%s/rules.yaml", dir);
     unlink(path);
+    snprintf(path, sizeof path, "%s/rules2.yaml", dir);
+    unlink(path);
     rmdir(dir);
     return rv;
+}
+
+/* window_memory opens <nkeys> windows of rule <c> (one value each) and
+ * prints the bytes per open key: the windows' own accounting (pool objects
+ * and the key table) and malloc's bytes in use before and after. */
+static void window_memory(const char *what, const ld_correlation *c, size_t nkeys)
+{
+    struct mallinfo2 m0 = mallinfo2();
+    ld_windows *w = ld_windows_new(nkeys);
+    if (!w) return;
+    uint64_t v = 1;
+    for (size_t k = 0; k < nkeys; k++) {
+        ld_window_event ev = {ld_window_hash((const char *)&k, sizeof k), &v, 1,
+                              "I1795000000000-0"};
+        ld_windows_observe(w, c, 0, &ev, 1795000000000ull, NULL, NULL);
+    }
+    struct mallinfo2 m1 = mallinfo2();
+    ld_window_stats st;
+    ld_windows_stats(w, &st);
+    printf("correlation memory, %s: %zu keys open: %.0f bytes/key (windows' accounting), "
+           "%.0f bytes/key (malloc in use)\n", what, st.keys, (double)st.bytes / (double)st.keys,
+           (double)(m1.uordblks + m1.hblkhd - m0.uordblks - m0.hblkhd) / (double)st.keys);
+    ld_windows_free(w);
+}
+
+static void memory(void)
+{
+    ld_correlation c;
+    memset(&c, 0, sizeof c);
+    c.type = LD_CORR_COUNT;
+    c.window_ms = 300000;
+    c.id_hash = 1;
+    static const uint32_t counts[] = {3, 5, 16, 32};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        char what[64];
+        c.count = counts[i];
+        snprintf(what, sizeof what, "count %u", counts[i]);
+        window_memory(what, &c, 100000);
+    }
+    c.type = LD_CORR_SEQUENCE;
+    window_memory("sequence", &c, 100000);
 }
 
 int lg_cmd_rules(int argc, char **argv)
@@ -159,7 +267,8 @@ int lg_cmd_rules(int argc, char **argv)
         puts("usage: linkload rules [--events N]\n"
              "Rule engine throughput on one core, no I/O: ld_rules_input + ld_rules_match per\n"
              "event, for generated rule sets of 10, 100, 1,000 and 10,000 routes, indexed and\n"
-             "with every route tried in order.");
+             "with every route tried in order; then with three correlation rules\n"
+             "(ld_windows_event), and the memory per open correlation window key.");
         return LG_EXIT_OK;
     }
     if (argc > 3 && strcmp(argv[2], "--events") == 0) nevents = strtoull(argv[3], NULL, 10);
@@ -167,5 +276,6 @@ int lg_cmd_rules(int argc, char **argv)
     static const int sizes[] = {10, 100, 1000, 10000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (bench(sizes[i], nevents) != 0) return LG_EXIT_SOFTWARE;
+    memory();
     return LG_EXIT_OK;
 }

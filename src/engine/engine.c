@@ -557,7 +557,7 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
         if (dup && ld__correlate_join(e, dup, ev, stream_id, mr, metres, now) == 0) {
             note_opened(e, stream_id);
             *out = dup;
-            ld__window_observe(e, ev, &in, dup, now);
+            ld__window_observe(e, ev, &in, stream_id, dup, now);
             return 0;
         }
     }
@@ -631,7 +631,7 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
     for (int i = 0; i < inc->ntasks; i++) dispatch_task(e, inc->tasks[i]);
     *out = inc;
     /* Correlation rules count it (an undone merge was counted when it came). */
-    if (!e->no_merge) ld__window_observe(e, ev, &in, inc, now);
+    if (!e->no_merge) ld__window_observe(e, ev, &in, stream_id, inc, now);
     return 0;
 }
 

@@ -198,6 +198,7 @@ typedef struct ld_engine {
     struct ld_windows *windows; /* correlation windows (window.c, upgrade.c) */
     struct ld_leaders *leaders; /* leader names tasks point at (upgrade.c) */
     uint64_t window_seq;        /* distinct value of each event for `distinct: event` */
+    uint64_t rewound_ms, rewound_seq; /* the windows were rebuilt up to this stream id */
     ld_incident *dirty_head;
     uint64_t feed_seq;
     uint64_t resend_after_ms;   /* real ms before a receipted, unacknowledged task goes again */
@@ -311,6 +312,14 @@ void ld_engine_set_rules(ld_engine *e, const ld_rules *r);
  * LD_ENOENT (no such merged event) or another LD_E* code with <err> set. */
 int ld_engine_unmerge(ld_engine *e, ld_incident *inc, const char *event_id, const char *who,
                       ld_incident **out, char *err, size_t len);
+
+/* ld_engine_rewind feeds event <ev> (stream id <stream_id>, accepted at
+ * <at>) to the correlation windows only, as recovery rebuilds them from
+ * ld:events: a rule that completes marks its key as fired, without an
+ * upgrade (it was made before the restart). Returns how many rules counted
+ * it. Events must come in stream order. */
+int ld_engine_rewind(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                     uint64_t at);
 
 /* Terminal presence, decided by the dispatcher, published by the engine. */
 void ld_engine_terminal_presence(ld_engine *e, int terminal, int online);

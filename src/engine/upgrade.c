@@ -69,72 +69,6 @@ const char *ld__engine_leader(ld_engine *e, const char *name)
     return copy;
 }
 
-/* ---- reading an event --------------------------------------------------------- */
-
-static uint64_t add_str(uint64_t h, int field, const char *v)
-{
-    if (!v || !*v) return 0;
-    return ld_window_key_add(h, field, v, strlen(v));
-}
-
-/* key_of hashes the rule's `by` fields of <ev>; 0 if the event lacks one. */
-static uint64_t key_of(const ld_correlation *c, const Linkd__V1__Envelope *ev,
-                       const ld_match_input *in)
-{
-    const Linkd__V1__Location *loc = ld_envelope_location(ev);
-    uint64_t h = ld_window_key_init(c->id_hash);
-    for (int f = 0; f < LD_CK_COUNT && h; f++) {
-        if (!(c->by & (1u << f))) continue;
-        switch (f) {
-        case LD_CK_DISTRICT: h = add_str(h, f, loc ? loc->district : NULL); break;
-        case LD_CK_GRID: h = add_str(h, f, loc ? loc->grid : NULL); break;
-        case LD_CK_ADDRESS: h = add_str(h, f, loc ? loc->address : NULL); break;
-        case LD_CK_OFFICE:
-            h = add_str(h, f, ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION
-                                  ? ev->petition->target_office : NULL);
-            break;
-        case LD_CK_CATEGORY:
-            h = in->category ? ld_window_key_add(h, f, (const char *)&in->category,
-                                                 sizeof in->category)
-                             : 0;
-            break;
-        }
-    }
-    return h;
-}
-
-static size_t one_value(const char *v, uint64_t *out)
-{
-    if (!v || !*v) return 0;
-    out[0] = ld_window_hash(v, strlen(v));
-    return 1;
-}
-
-/* values_of hashes what makes <ev> count as another one for <c>. */
-static size_t values_of(ld_engine *e, const ld_correlation *c, const Linkd__V1__Envelope *ev,
-                        uint64_t *out)
-{
-    switch (c->distinct) {
-    case LD_DISTINCT_CALLER:
-        return ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL ? one_value(ev->call->caller, out)
-                                                                : 0;
-    case LD_DISTINCT_SENSOR:
-        return ev->body_case == LINKD__V1__ENVELOPE__BODY_SENSOR
-                   ? one_value(ev->sensor->sensor_id, out) : 0;
-    case LD_DISTINCT_PETITIONER: {
-        if (ev->body_case != LINKD__V1__ENVELOPE__BODY_PETITION) return 0;
-        size_t n = 0;
-        for (size_t i = 0; i < ev->petition->n_petitioner_refs && n < LD_CORR_MAX_COUNT; i++)
-            n += one_value(ev->petition->petitioner_refs[i], out + n);
-        return n;
-    }
-    case LD_DISTINCT_SOURCE: return one_value(ev->source_id, out);
-    default:
-        out[0] = ++e->window_seq; /* every event is another one */
-        return 1;
-    }
-}
-
 /* ---- firing -------------------------------------------------------------------- */
 
 typedef struct fire_ctx {
@@ -233,24 +167,51 @@ static void on_fire(void *ctx, const ld_window_hit *hit)
     e->actor_note = 0;
 }
 
-void ld__window_observe(ld_engine *e, const Linkd__V1__Envelope *ev, const ld_match_input *in,
-                        ld_incident *inc, uint64_t now)
+/* stream_pos reads "<ms>-<seq>"; 0 for anything else (a spool id). */
+static int stream_pos(const char *id, uint64_t *ms, uint64_t *seq)
 {
-    const ld_rules *r = e->rules;
-    if (!r->ncorrelations || !e->windows) return;
-    uint64_t values[LD_CORR_MAX_COUNT];
+    char *end;
+    if (!id || *id < '0' || *id > '9') return 0;
+    *ms = strtoull(id, &end, 10);
+    if (*end != '-') return 0;
+    *seq = strtoull(end + 1, &end, 10);
+    return *end == '\0';
+}
+
+void ld__window_observe(ld_engine *e, const Linkd__V1__Envelope *ev, const ld_match_input *in,
+                        const char *stream_id, ld_incident *inc, uint64_t now)
+{
+    if (!e->rules->ncorrelations || !e->windows) return;
+    uint64_t ms, seq;
+    if (e->rewound_ms && stream_pos(stream_id, &ms, &seq) &&
+        (ms < e->rewound_ms || (ms == e->rewound_ms && seq <= e->rewound_seq)))
+        return; /* counted when the windows were rebuilt */
     fire_ctx x = {e, inc, now};
-    for (int i = 0; i < r->ncorrelations; i++) {
-        const ld_correlation *c = &r->correlations[i];
-        /* A sequence's second step first: one event never follows itself. */
-        for (int step = c->type == LD_CORR_SEQUENCE ? 1 : 0; step >= 0; step--) {
-            const ld_route *m = step ? &c->then : &c->match;
-            if (!ld_rules_route_matches(r, m, in)) continue;
-            ld_window_event we = {key_of(c, ev, in), values, 0, inc->id};
-            if (c->type == LD_CORR_COUNT) we.nvalues = values_of(e, c, ev, values);
-            ld_windows_observe(e->windows, c, step, &we, now, on_fire, &x);
-        }
+    ld_windows_event(e->windows, e->rules, ev, in, inc->id, now, &e->window_seq, on_fire, &x);
+}
+
+int ld_engine_rewind(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
+                     uint64_t at)
+{
+    uint64_t ms, seq;
+    if (!e->rules->ncorrelations || !e->windows) return 0;
+    if (e->rewound_ms && stream_pos(stream_id, &ms, &seq) &&
+        (ms < e->rewound_ms || (ms == e->rewound_ms && seq <= e->rewound_seq)))
+        return 0; /* a recovery that runs again reads it again: once is enough */
+    ld_match_input in;
+    char ref[LD_INCIDENT_ID_LEN];
+    ld_rules_input(e->rules, ev, at, &in);
+    snprintf(ref, sizeof ref, "I%s", stream_id);
+    ld_window_stats before, after;
+    ld_windows_stats(e->windows, &before);
+    ld_windows_event(e->windows, e->rules, ev, &in, ref, at, &e->window_seq, NULL, NULL);
+    ld_windows_stats(e->windows, &after);
+    if (stream_pos(stream_id, &ms, &seq) &&
+        (ms > e->rewound_ms || (ms == e->rewound_ms && seq > e->rewound_seq))) {
+        e->rewound_ms = ms;
+        e->rewound_seq = seq;
     }
+    return (int)(after.counted - before.counted);
 }
 
 int ld_incident_upgraded_by(const ld_incident *inc, const char *rule)

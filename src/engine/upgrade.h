@@ -10,9 +10,11 @@ void ld__upgrade_fini(ld_engine *e);
 
 /* ld__window_observe feeds event <ev> (read as <in>), which opened or joined
  * <inc> at domain time <now>, to every correlation rule it matches, and
- * upgrades the incident a rule picks when it fires. */
+ * upgrades the incident a rule picks when it fires. An event the windows
+ * were rebuilt from (ld_engine_rewind, stream id up to rewound_*) is not
+ * counted twice. */
 void ld__window_observe(ld_engine *e, const Linkd__V1__Envelope *ev, const ld_match_input *in,
-                        ld_incident *inc, uint64_t now);
+                        const char *stream_id, ld_incident *inc, uint64_t now);
 
 /* ld__engine_leader returns the engine's copy of leader name <name> (NULL
  * for none, or when too many distinct names were seen). */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/pool.h"
+#include "wire/wire.h"
 
 /* One value in a window: when it was last seen and the incident its event
  * opened or joined. A count keeps one entry per distinct value, a sequence
@@ -23,8 +24,9 @@ typedef struct window {
     entry e[];
 } window;
 
-/* Size classes: a sequence needs 1 entry, a count its `count`. */
-static const uint8_t class_cap[] = {1, 4, 8, 16, LD_CORR_MAX_COUNT};
+/* Size classes: a sequence needs 1 entry, a count its `count` (3 and 5 exact: the
+ * default rules' counts). */
+static const uint8_t class_cap[] = {1, 3, 5, 8, 16, LD_CORR_MAX_COUNT};
 #define NCLASS (sizeof class_cap / sizeof class_cap[0])
 
 typedef struct slot {
@@ -311,4 +313,90 @@ void ld_windows_stats(const ld_windows *w, ld_window_stats *out)
 {
     *out = w->stats;
     out->bytes = w->window_bytes + w->cap * sizeof(slot);
+}
+
+/* ---- reading an event for the rule set's correlation rules ---------------------- */
+
+static uint64_t add_str(uint64_t h, int field, const char *v)
+{
+    if (!v || !*v) return 0;
+    return ld_window_key_add(h, field, v, strlen(v));
+}
+
+/* key_of hashes the rule's `by` fields of <ev>; 0 if the event lacks one. */
+static uint64_t key_of(const ld_correlation *c, const Linkd__V1__Envelope *ev,
+                       const ld_match_input *in)
+{
+    const Linkd__V1__Location *loc = ld_envelope_location(ev);
+    uint64_t h = ld_window_key_init(c->id_hash);
+    for (int f = 0; f < LD_CK_COUNT && h; f++) {
+        if (!(c->by & (1u << f))) continue;
+        switch (f) {
+        case LD_CK_DISTRICT: h = add_str(h, f, loc ? loc->district : NULL); break;
+        case LD_CK_GRID: h = add_str(h, f, loc ? loc->grid : NULL); break;
+        case LD_CK_ADDRESS: h = add_str(h, f, loc ? loc->address : NULL); break;
+        case LD_CK_OFFICE:
+            h = add_str(h, f, ev->body_case == LINKD__V1__ENVELOPE__BODY_PETITION
+                                  ? ev->petition->target_office : NULL);
+            break;
+        case LD_CK_CATEGORY:
+            h = in->category ? ld_window_key_add(h, f, (const char *)&in->category,
+                                                 sizeof in->category)
+                             : 0;
+            break;
+        }
+    }
+    return h;
+}
+
+static size_t one_value(const char *v, uint64_t *out)
+{
+    if (!v || !*v) return 0;
+    out[0] = ld_window_hash(v, strlen(v));
+    return 1;
+}
+
+/* values_of hashes what makes <ev> count as another one for <c>. */
+static size_t values_of(const ld_correlation *c, const Linkd__V1__Envelope *ev, uint64_t *seq,
+                        uint64_t *out)
+{
+    switch (c->distinct) {
+    case LD_DISTINCT_CALLER:
+        return ev->body_case == LINKD__V1__ENVELOPE__BODY_CALL ? one_value(ev->call->caller, out)
+                                                                : 0;
+    case LD_DISTINCT_SENSOR:
+        return ev->body_case == LINKD__V1__ENVELOPE__BODY_SENSOR
+                   ? one_value(ev->sensor->sensor_id, out) : 0;
+    case LD_DISTINCT_PETITIONER: {
+        if (ev->body_case != LINKD__V1__ENVELOPE__BODY_PETITION) return 0;
+        size_t n = 0;
+        for (size_t i = 0; i < ev->petition->n_petitioner_refs && n < LD_CORR_MAX_COUNT; i++)
+            n += one_value(ev->petition->petitioner_refs[i], out + n);
+        return n;
+    }
+    case LD_DISTINCT_SOURCE: return one_value(ev->source_id, out);
+    default:
+        out[0] = ++*seq; /* every event is another one */
+        return 1;
+    }
+}
+
+int ld_windows_event(ld_windows *w, const ld_rules *r, const Linkd__V1__Envelope *ev,
+                     const ld_match_input *in, const char *ref, uint64_t now, uint64_t *seq,
+                     void (*fire)(void *ctx, const ld_window_hit *hit), void *ctx)
+{
+    uint64_t values[LD_CORR_MAX_COUNT];
+    int fired = 0;
+    for (int i = 0; i < r->ncorrelations; i++) {
+        const ld_correlation *c = &r->correlations[i];
+        /* A sequence's second step first: one event never follows itself. */
+        for (int step = c->type == LD_CORR_SEQUENCE ? 1 : 0; step >= 0; step--) {
+            const ld_route *m = step ? &c->then : &c->match;
+            if (!ld_rules_route_matches(r, m, in)) continue;
+            ld_window_event we = {key_of(c, ev, in), values, 0, ref};
+            if (c->type == LD_CORR_COUNT) we.nvalues = values_of(c, ev, seq, values);
+            fired += ld_windows_observe(w, c, step, &we, now, fire, ctx);
+        }
+    }
+    return fired;
 }

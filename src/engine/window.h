@@ -79,6 +79,18 @@ void ld_windows_sweep(ld_windows *w, uint64_t now, size_t slots);
 
 void ld_windows_stats(const ld_windows *w, ld_window_stats *out);
 
+struct Linkd__V1__Envelope;
+
+/* ld_windows_event runs event <ev> (read as <in>; it opened or joined
+ * incident <ref>) past every correlation rule of <r>: each rule that matches
+ * it (for a sequence, either step) gets the event's key and distinct values.
+ * <seq> numbers events for `distinct: event`. Returns how many rules fired.
+ * Nothing is allocated and no string compared; the key and values are hashed
+ * from the event's strings. */
+int ld_windows_event(ld_windows *w, const ld_rules *r, const struct Linkd__V1__Envelope *ev,
+                     const ld_match_input *in, const char *ref, uint64_t now, uint64_t *seq,
+                     void (*fire)(void *ctx, const ld_window_hit *hit), void *ctx);
+
 /* ld_window_key hashes one `by` value into <h> (start with ld_window_key_init).
  * Fields are tagged so that (district "A", grid "") and (district "", grid
  * "A") differ. */

@@ -11,6 +11,7 @@
 
 #include "dispatch/dispatch.h"
 #include "engine/actions.h"
+#include "engine/window.h"
 #include "ingest/ingest.h"
 #include "store/store.h"
 #include "wire/wire.h"
@@ -93,6 +94,26 @@ static void ladder_metrics(ld_buf *b, const ld_engine *e)
         "Incidents every department of their sign_off acknowledged.", e->stats.signed_off);
 }
 
+/* Correlation rules (rules: correlate): upgrades and the windows' state. */
+static void correlation_metrics(const ld_engine *e, ld_buf *b)
+{
+    ld_window_stats st = {0};
+    if (e->windows) ld_windows_stats(e->windows, &st);
+    one(b, "linkd_correlation_upgrades_total", "counter",
+        "Incidents upgraded by correlation rules.", e->stats.upgrades);
+    one(b, "linkd_correlation_windows_open", "gauge", "Correlation window keys open now.",
+        st.keys);
+    one(b, "linkd_correlation_window_bytes", "gauge",
+        "Memory of the correlation windows and their key table.", st.bytes);
+    one(b, "linkd_correlation_keys_full_total", "counter",
+        "Events not counted because the correlation key table was full.", st.keys_full);
+    one(b, "linkd_correlation_unkeyed_total", "counter",
+        "Events a correlation rule matched that lack its key or distinct field.", st.unkeyed);
+    one(b, "linkd_correlation_suppressed_total", "counter",
+        "Events on a key that fired less than a window ago (one upgrade per window).",
+        st.suppressed);
+}
+
 static void engine_metrics(ld_http *h, ld_buf *b)
 {
     const ld_engine *e = h->src.engine;
@@ -106,6 +127,7 @@ static void engine_metrics(ld_http *h, ld_buf *b)
     one(b, "linkd_events_unrouted_total", "counter",
         "Accepted events no route matched (sent to command).", e->stats.unrouted);
     ladder_metrics(b, e);
+    correlation_metrics(e, b);
 
     uint64_t by_state[64 * 8];
     memset(by_state, 0, sizeof by_state);

@@ -231,10 +231,19 @@ static void on_records(void *arg, redisReply *reply)
     next_records(rc);
 }
 
+/* after_rewind: the correlation windows hold the stream's recent events
+ * (rewind.h); on to step 3. */
+static void after_rewind(void *arg, int status)
+{
+    ld_recovery *rc = arg;
+    if (status != 0) finish(rc, status);
+    else next_events(rc);
+}
+
 static void next_records(ld_recovery *rc)
 {
     if (rc->next >= rc->nids) {
-        next_events(rc);
+        ld_rewind_start(&rc->rewind, rc->store, rc->engine, after_rewind, rc);
         return;
     }
     size_t n = rc->nids - rc->next < BATCH ? rc->nids - rc->next : BATCH;

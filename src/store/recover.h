@@ -3,6 +3,7 @@
  * 1. GET ld:applied: the stream id up to which every incident record was
  *    written (ld_store_put_mark).
  * 2. ZRANGE ld:open, then MGET their records in batches: ld_engine_restore.
+ * 2b. The correlation windows are rebuilt from the stream (rewind.h).
  * 3. XRANGE ld:events after the mark, in batches: an event whose incident has
  *    no record (linkd died between ACCEPTED and the write-behind) is opened
  *    again as of its acceptance time, so nothing accepted is lost.
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "store/rewind.h"
 #include "store/spool.h"
 #include "store/store.h"
 
@@ -34,6 +36,7 @@ typedef struct ld_recovery {
     int running;
     int catchup;                /* ld_recover_replay: step 3 only */
     const ld_spool *spool;      /* set by the caller before a start, kept: NULL if none */
+    ld_rewind rewind;           /* correlation windows rebuilt between steps 2 and 3 */
 } ld_recovery;
 
 /* ld_recover_start begins; done(arg, 0) when the engine holds every open

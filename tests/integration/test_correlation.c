@@ -162,3 +162,25 @@ Test(group_petition, one_petitioner_five_times_is_not_a_group)
     for (int i = 0; i < 5; i++) petition("R-1", inc, sizeof inc);
     expect_no_group();
 }
+
+Test(group_petition, a_group_under_way_is_kept_across_a_restart)
+{
+    static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
+    char inc[5][64];
+    for (int i = 0; i < 3; i++) petition(refs[i], inc[i], sizeof inc[i]);
+    /* The three petitions are durable and recorded; linkd stops (graceful). */
+    ldh_feed_close(&feed);
+    int old_exit = -1;
+    ldh_check(&env, ldh_env_restart(&env, false, &old_exit) == 0, "restart");
+    ldh_check(&env, old_exit == 0, "linkd exited %d", old_exit);
+    ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed");
+    ldh_check(&env, ldh_linkd_log_has(&env.linkd, "REWOUND"),
+              "the windows were rebuilt from ld:events");
+    for (int i = 3; i < 5; i++) petition(refs[i], inc[i], sizeof inc[i]);
+    ldh_task_match tm = {.incident_id = inc[0], .department = "political_legal"};
+    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "political_legal-duty", &tm, true, WAIT_MS);
+    ldh_check(&env, t, "no group petition on %s after the restart", inc[0]);
+    ldh_check(&env, t->leader && strcmp(t->leader, LEADER) == 0, "leader: %s",
+              t->leader ? t->leader : "(none)");
+    linkd__v1__task__free_unpacked(t, NULL);
+}

@@ -596,3 +596,57 @@ Test(correlate_check, the_default_rules_have_the_three_constructs)
     cr_expect_eq(r->correlations[2].type, LD_CORR_SEQUENCE);
     ld_rules_free(r);
 }
+
+/* ---- rebuilt after a restart (ld_engine_rewind) ------------------------------------ */
+
+static Linkd__V1__Envelope *smoke_env(ev_buf *b, const char *id, const char *sensor)
+{
+    base(b, id);
+    linkd__v1__sensor_alarm__init(&b->sensor);
+    b->sensor.sensor_id = (char *)sensor;
+    b->sensor.has_kind = 1;
+    b->sensor.kind = LINKD__V1__SENSOR_KIND__SENSOR_KIND_SMOKE;
+    b->sensor.location = &b->loc;
+    b->loc.district = "440106";
+    b->loc.address = "Bldg 12";
+    b->env.body_case = LINKD__V1__ENVELOPE__BODY_SENSOR;
+    b->env.sensor = &b->sensor;
+    return &b->env;
+}
+
+Test(upgrade, windows_rebuilt_from_the_stream_continue_a_count)
+{
+    ev_buf b;
+    cr_expect_eq(ld_engine_rewind(&eng, smoke_env(&b, "e1", "S1"), "1795000000000-0", T0), 1);
+    cr_expect_eq(ld_engine_rewind(&eng, smoke_env(&b, "e2", "S2"), "1795000060000-0", T0 + MIN),
+                 1);
+    cr_expect_eq(ld_engine_rewind(&eng, smoke_env(&b, "e2", "S2"), "1795000060000-0", T0 + MIN),
+                 0, "read twice (a recovery that runs again): counted once");
+    cr_expect_eq(upgraded_feed, 0, "rebuilding upgrades nothing");
+    ld_clock_advance(&clk, 2 * MIN);
+    ld_incident *inc = NULL;
+    /* Recovery's replay of an event the windows were rebuilt from: not counted again. */
+    ld_incident *replayed = NULL;
+    cr_assert_eq(ld_engine_open(&eng, smoke_env(&b, "e2", "S3"), "1795000060000-0", &replayed),
+                 0);
+    cr_expect_eq(upgraded_feed, 0);
+    inc = smoke("1795000120000-0", "S3", "Bldg 12");
+    cr_expect_eq(upgraded_feed, 1, "the third sensor after the restart completes the count");
+    cr_expect(ld_incident_upgraded_by(replayed, "smoke-one-building"),
+              "the oldest open incident of the counted events is upgraded");
+    cr_expect_not(ld_incident_upgraded_by(inc, "smoke-one-building"));
+}
+
+Test(upgrade, a_pattern_that_fired_before_the_restart_does_not_fire_again)
+{
+    ev_buf b;
+    ld_engine_rewind(&eng, smoke_env(&b, "e1", "S1"), "1795000000000-0", T0);
+    ld_engine_rewind(&eng, smoke_env(&b, "e2", "S2"), "1795000000000-1", T0);
+    ld_engine_rewind(&eng, smoke_env(&b, "e3", "S3"), "1795000000000-2", T0);
+    cr_expect_eq(upgraded_feed, 0);
+    ld_clock_advance(&clk, MIN);
+    smoke("1795000060000-0", "S4", "Bldg 12");
+    smoke("1795000060000-1", "S5", "Bldg 12");
+    smoke("1795000060000-2", "S6", "Bldg 12");
+    cr_expect_eq(upgraded_feed, 0, "the key rests for a window after it fired");
+}
