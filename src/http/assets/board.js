@@ -10,7 +10,7 @@ const S = {
   nowMs: 0, scale: 1, recvAt: 0, actions: false, open: 0, limit: 200, dirty: false,
 };
 const LEGS = ["acknowledge", "arrive", "resolve"];
-const LEG_SHORT = {acknowledge: "ack", arrive: "arrive", resolve: "resolve"};
+const LEG_SHORT = {acknowledge: "ack", arrive: "arrive", feedback: "feedback", resolve: "resolve"};
 const $ = (sel) => document.querySelector(sel);
 
 function el(tag, attrs, ...kids) {
