@@ -246,6 +246,12 @@ send --kind sensor --sensor-id CAM-YX0101-07 --sensor-kind crowd_density --value
   --address "Beijing Rd / Zhongshan 5th Rd metro exit"
 nap 1
 
+step "110 call: a fight in that crowd, same grid, minutes later (correlation: the crowd incident is upgraded to critical, with mediators and the command centre)"
+send --kind call --category dispute --event-id "gz-$RUN-008b" --source 110-console-2 \
+  --district 440104 --grid YX-0101 --address "Beijing Rd pedestrian street, metro exit" --people 6 \
+  --description "Scuffle in the crowd at the metro exit, several people pushing"
+nap 1
+
 step "Group petition: 23 construction workers, three months' wages unpaid, skipped a level, third visit"
 send --kind petition --petition-id "XF-2026-0317" --issue wage_arrears --petitioners 23 --bypass \
   --repeat 2 --office "Municipal Letters and Visits Bureau" --event-id "gz-$RUN-009" \

@@ -201,6 +201,7 @@ static const char *kind_colour(int kind)
     case LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED:
     case LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED: return CTL_BOLD CTL_RED;
     case LINKD__V1__FEED_KIND__FEED_KIND_TERMINAL_OFFLINE: return CTL_MAGENTA;
+    case LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UPGRADED: return CTL_BOLD CTL_MAGENTA;
     default: return "";
     }
 }

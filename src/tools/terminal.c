@@ -383,11 +383,17 @@ static void print_task(terminal *t, const Linkd__V1__Task *x, unsigned num, bool
     const char *prio = x->has_priority ? ld_enum_name(&linkd__v1__priority__descriptor, (int)x->priority) : NULL;
     ctl_fmt_clock(t->server_now, when, sizeof when);
     const char *on = t->colour ? (again ? CTL_DIM : CTL_BOLD CTL_YELLOW) : "", *off_c = t->colour ? CTL_RESET : "";
-    printf("%s %sTASK [%u] %s%s L%u %s %s \"%s\" (%s) %s%s\n", when, on, num,
+    char lead[LD_MAX_ID_LEN + 16] = "";
+    if (x->leader) {
+        char name[LD_MAX_ID_LEN];
+        snprintf(lead, sizeof lead, " leader: %s", ctl_sanitize(x->leader, name, sizeof name));
+    }
+    printf("%s %sTASK [%u] %s%s L%u %s %s \"%s\" (%s) %s%s%s\n", when, on, num,
            ctl_sanitize(x->task_id, id, sizeof id), off_c, x->has_level ? x->level : 0,
            ctl_sanitize(x->level_name, lname, sizeof lname), prio ? prio : "-",
            ctl_sanitize(x->summary, sum, sizeof sum), legs[0] ? legs : "no deadlines",
-           ctl_sanitize(x->rule, rule, sizeof rule), again || (x->has_redelivery && x->redelivery) ? " (redelivery)" : "");
+           ctl_sanitize(x->rule, rule, sizeof rule), lead,
+           again || (x->has_redelivery && x->redelivery) ? " (redelivery)" : "");
 }
 
 static void take_task(terminal *t, const Linkd__V1__Task *x, uint64_t now)

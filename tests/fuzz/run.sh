@@ -27,6 +27,10 @@ cp "$root/rules/routes.yaml" "$work/rules/default"
 for f in "$root"/tests/data/rules/*/routes.yaml; do
   cp "$f" "$work/rules/$(basename "$(dirname "$f")")"
 done
+cp "$root/rules/correlate.yaml" "$work/rules/default-correlate"
+for f in "$root"/tests/data/rules/correlate*/rules.yaml; do
+  cp "$f" "$work/rules/$(basename "$(dirname "$f")")"
+done
 
 # Crashing inputs are kept for reproduction: <build>/fuzz-artifacts/.
 art="$build/fuzz-artifacts/"
