@@ -188,6 +188,8 @@ term() { # term <id> <linkctl terminal options...>
 for dept in police traffic fire medical emergency_mgmt urban_mgmt civil_affairs grid; do
   term "$dept-duty" --auto-ack "$ACK_AFTER" --auto-arrive "$ARRIVE_AFTER" --auto-resolve "$RESOLVE_AFTER"
 done
+# The grid centre works by shift (rules/rosters.yaml): its night desk from 20:00 to 08:00.
+term grid-night --auto-ack "$ACK_AFTER" --auto-arrive "$ARRIVE_AFTER" --auto-resolve "$RESOLVE_AFTER"
 # Petition work is counted in days (acceptance notice within 15, conclusion
 # within 60): these duty officers sign for the case and nothing more today.
 for dept in petition political_legal justice; do term "$dept-duty" --auto-ack "$ACK_AFTER"; done
@@ -202,6 +204,12 @@ step "110 call: residential fire, Tianhe district, grid TH-0412 (fire, ambulance
 send --kind call --category fire --priority critical --event-id "gz-$RUN-001" --source 110-console-3 \
   --district 440106 --grid TH-0412 --address "Huajing Xincheng, Bldg 12, 6/F" --lat 23.1375 --lon 113.3631 \
   --caller C-0731 --people 4 --description "Kitchen fire in a flat, smoke in the stairwell, 4 residents upstairs"
+nap 1
+
+step "110 call: a neighbour reports the same fire from across the street (joins the open incident: merged, not sent again)"
+send --kind call --category fire --priority critical --event-id "gz-$RUN-011" --source 110-console-2 \
+  --district 440106 --grid TH-0412 --address "Huajing Xincheng, Bldg 11" --lat 23.1378 --lon 113.3633 \
+  --caller C-0745 --description "Flames from a 6th-floor window in the next building"
 nap 1
 
 step "110 call: robbery in progress, Yuexiu district"

@@ -396,6 +396,27 @@ static void print_task(terminal *t, const Linkd__V1__Task *x, unsigned num, bool
            again || (x->has_redelivery && x->redelivery) ? " (redelivery)" : "");
 }
 
+/* print_reminder shows a reminder of a task this terminal holds (rules:
+ * reminders): which deadline is near, and how much of its wait is gone. */
+static void print_reminder(terminal *t, const Linkd__V1__Task *x, unsigned num)
+{
+    char when[16], id[LD_MAX_ID_LEN + 1], left[32] = "";
+    int leg = x->has_reminder_leg ? (int)x->reminder_leg : 0;
+    int64_t by = leg == LINKD__V1__LEG__LEG_ACKNOWLEDGE ? x->acknowledge_by_ms
+                 : leg == LINKD__V1__LEG__LEG_ARRIVE   ? x->arrive_by_ms
+                 : leg == LINKD__V1__LEG__LEG_FEEDBACK ? x->feedback_by_ms
+                                                        : x->resolve_by_ms;
+    const char *name = leg == LINKD__V1__LEG__LEG_ACKNOWLEDGE ? "acknowledge"
+                       : leg == LINKD__V1__LEG__LEG_ARRIVE    ? "arrive"
+                       : leg == LINKD__V1__LEG__LEG_FEEDBACK  ? "feedback"
+                                                               : "resolve";
+    ctl_fmt_span(by - t->server_now, left, sizeof left);
+    ctl_fmt_clock(t->server_now, when, sizeof when);
+    printf("%s %sREMINDER [%u] %s%s: %s due in %s (%u%% of the wait gone)\n", when,
+           t->colour ? CTL_BOLD CTL_YELLOW : "", num, ctl_sanitize(x->task_id, id, sizeof id),
+           t->colour ? CTL_RESET : "", name, left, x->reminder_percent);
+}
+
 static void take_task(terminal *t, const Linkd__V1__Task *x, uint64_t now)
 {
     if (!x->task_id || !*x->task_id || strlen(x->task_id) > LD_MAX_ID_LEN) {
@@ -404,6 +425,11 @@ static void take_task(terminal *t, const Linkd__V1__Task *x, uint64_t now)
     }
     add_receipt(t, x->task_id);
     term_task *k = task_find(t, x->task_id);
+    if (k && x->has_reminder && x->reminder) {
+        /* Not a new task: one this terminal holds, with a deadline near. */
+        print_reminder(t, x, k->num);
+        return;
+    }
     bool again = k && k->level == (x->has_level ? x->level : 0);
     if (!k) {
         k = task_slot(t);
