@@ -172,9 +172,12 @@ typedef struct reconcile_op {
 } reconcile_op;
 
 /* reopen opens the incident of a spooled event the engine does not hold: it
- * was accepted by a run that died before Redis returned. */
-static void reopen(daemon *d, const ld_spool_entry *e)
+ * was accepted by a run that died before Redis returned. Once per run: an
+ * incident opened and closed meanwhile stays closed. */
+static void reopen(daemon *d, ld_spool_entry *e)
 {
+    if (e->opened) return;
+    e->opened = 1;
     char iid[LD_INCIDENT_ID_LEN];
     snprintf(iid, sizeof iid, "I%s", e->sid);
     if (ld_engine_find(&d->engine, iid)) return;
@@ -406,7 +409,7 @@ static void write_claims(daemon *d)
 
 /* ---- readiness ------------------------------------------------------------------ */
 
-static void reopen(daemon *d, const ld_spool_entry *e);
+static void reopen(daemon *d, ld_spool_entry *e);
 
 /* ready_degraded starts without Redis: with a spool, once a connection
  * attempt has failed, intake takes life-safety events into the spool and

@@ -428,6 +428,7 @@ int ld_spool_append(ld_spool *s, const ld_append_item *items, size_t n, ld_spool
             return LD_ENOMEM;
         }
         w->entries[i] = e;
+        e->opened = 1; /* the caller opens it once it is synced */
         memcpy(w->res[i].sid, sid, sizeof sid);
         s->stats.spooled++;
     }

@@ -47,6 +47,8 @@ typedef struct ld_spool_entry {
     int durable;               /* written and synced: ACCEPTED, may be reconciled */
     int claim;                 /* an escalation claim: src is the fence key, eid its value */
     int sending;               /* a claim on its way into Redis */
+    int opened;                /* its incident was opened by this run: spooled by it, or
+                                  read from the file and opened (the daemon sets it) */
 } ld_spool_entry;
 
 /* Per appended item: its spool id, and whether it was in the spool already. */

@@ -231,7 +231,8 @@ static long summary_escalations(void)
 }
 
 /* The escalation: Redis goes away, the fire call's acknowledge deadline
- * passes and fire-duty's task goes to the deputy; then linkd is killed. The
+ * passes and its tasks go up (fire-duty's to the deputy, medical-duty's to
+ * the command centre); then linkd is killed. The
  * fire call is sent before Redis goes (in Redis, in a record at level 0) or
  * after (spooled). Returns the fire task's id in <task>. */
 static void escalate_during_outage(bool spooled, char *inc, size_t ilen, char *task, size_t tlen)
@@ -254,9 +255,13 @@ static void escalate_during_outage(bool spooled, char *inc, size_t ilen, char *t
         int r = send1(&fire, inc, ilen);
         ldh_check(&env, r == LINKD__V1__RESULT__RESULT_ACCEPTED, "the fire call was answered %d", r);
     }
+    char med[96];
     snprintf(task, tlen, "%s/fire", inc);
+    snprintf(med, sizeof med, "%s/medical", inc);
     ldh_check(&env, ldh_feed_wait(&feed, WAIT_MS, escalated_from, task),
               "the unacknowledged fire task never escalated during the outage");
+    ldh_check(&env, ldh_feed_wait(&feed, WAIT_MS, escalated_from, med),
+              "the unacknowledged medical task never escalated during the outage");
     ldh_feed_close(&feed);
     ldh_check(&env, ldh_linkd_log_has(&env.linkd, "ESCALATION-UNFENCED") == false,
               "the escalation went out unfenced");
@@ -266,7 +271,8 @@ static void escalate_during_outage(bool spooled, char *inc, size_t ilen, char *t
 
 /* After the restart: the deputy gets the task once more, as a redelivery, at
  * level 1; both tasks are resolved so no later deadline escalates; the
- * stopped linkd's SUMMARY counts no escalation; and the record holds one. */
+ * stopped linkd's SUMMARY counts no escalation (neither task went up again);
+ * and the record holds one. */
 static void check_not_sent_again(const char *inc, const char *task)
 {
     ldh_task_match m = {.task_id = task};
