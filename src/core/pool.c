@@ -70,3 +70,74 @@ void ld_pool_put(ld_pool *p, void *obj)
     p->in_use--;
 }
 #endif
+
+/* ---- size classes ------------------------------------------------------------ */
+
+#define SLAB_BYTES 65536
+
+/* class_of maps a size to its class: 16, 32, ... 128 (eight classes), then
+ * four classes per doubling (160, 192, 224, 256, 320, ... 2048). */
+static int class_of(size_t size)
+{
+    if (size == 0 || size > LD_POOLS_MAX) return -1;
+    if (size <= 128) return (int)((size + 15) / 16) - 1;
+    int c = 8;
+    for (size_t base = 128; base < LD_POOLS_MAX; base *= 2) {
+        size_t step = base / 4;
+        for (int i = 1; i <= 4; i++, c++)
+            if (size <= base + (size_t)i * step) return c;
+    }
+    return -1;
+}
+
+static size_t class_size(int c)
+{
+    if (c < 8) return (size_t)(c + 1) * 16;
+    size_t base = (size_t)128 << ((c - 8) / 4);
+    return base + (size_t)((c - 8) % 4 + 1) * (base / 4);
+}
+
+void ld_pools_init(ld_pools *p)
+{
+    for (int c = 0; c < LD_POOLS_NCLASS; c++) {
+        size_t sz = class_size(c);
+        ld_pool_init(&p->cls[c], sz, SLAB_BYTES / sz);
+    }
+}
+
+void ld_pools_fini(ld_pools *p)
+{
+    for (int c = 0; c < LD_POOLS_NCLASS; c++) ld_pool_fini(&p->cls[c]);
+}
+
+void *ld_pools_get(ld_pools *p, size_t size)
+{
+    int c = class_of(size);
+    return c < 0 ? NULL : ld_pool_get(&p->cls[c]);
+}
+
+void ld_pools_put(ld_pools *p, void *obj, size_t size)
+{
+    int c = class_of(size);
+    if (obj && c >= 0) ld_pool_put(&p->cls[c], obj);
+}
+
+size_t ld_pools_block(size_t size)
+{
+    int c = class_of(size);
+    return c < 0 ? 0 : class_size(c);
+}
+
+size_t ld_pools_bytes(const ld_pools *p)
+{
+    size_t n = 0;
+    for (int c = 0; c < LD_POOLS_NCLASS; c++) {
+        const ld_pool *q = &p->cls[c];
+#ifdef LD_NO_POOL
+        n += q->in_use * q->size;
+#else
+        for (void *k = q->chunks; k; k = *(void **)k) n += q->size * (q->per_chunk + 1);
+#endif
+    }
+    return n;
+}
