@@ -9,10 +9,13 @@
  * The configuration: one aggregation group per incident (group_by: [incident],
  * group_wait: 0s, so every alert is notified at once and on its own), one
  * webhook receiver per department, and for every linkd route a route with the
- * same matchers (kind, category, priority, people) whose child routes send to
- * each of its departments (continue: true), so a multi-department incident
- * reaches several receivers, as linkd dispatches several tasks. Routes keep
- * linkd's order and its `continue`.
+ * same matchers (kind, category, priority, people, a petition's bypass and
+ * repeat count) whose child routes send to each of its departments
+ * (continue: true), so a multi-department incident reaches several receivers,
+ * as linkd dispatches several tasks. Routes keep linkd's order and its
+ * `continue`. A route with a condition the alerts' labels cannot carry
+ * (status, area, day, time of day, district, grid, office) is refused rather
+ * than left wider than linkd's.
  *
  * The load: alerts shaped like linkload's events (the default mix), each
  * request of --batch alerts due at start + i * batch / rate; latency from
@@ -91,6 +94,43 @@ static int people_regex(unsigned n, char *buf, size_t len)
     return 0;
 }
 
+/* num_label is the alert label that carries numeric field <field>, or NULL. */
+static const char *num_label(int field)
+{
+    switch (field) {
+    case LD_NUM_PEOPLE: return "people";
+    case LD_NUM_REPEAT: return "repeat";
+    default: return NULL;
+    }
+}
+
+/* num_regex writes a regular expression for the whole numbers that meet <c>
+ * (>=, > and = on whole numbers up to 99). */
+static int num_regex(const ld_num_cond *c, char *buf, size_t len)
+{
+    double a = c->a;
+    if (a < 0 || a > 99 || a != (double)(unsigned)a) return -1;
+    switch (c->op) {
+    case LD_OP_GE: return a == 0 ? (snprintf(buf, len, "[0-9]+"), 0) : people_regex((unsigned)a, buf, len);
+    case LD_OP_GT: return a >= 99 ? -1 : people_regex((unsigned)a + 1, buf, len);
+    case LD_OP_EQ: return snprintf(buf, len, "%u", (unsigned)a), 0;
+    default: return -1;
+    }
+}
+
+/* unexpressible names a condition of <rt> the configuration cannot say with
+ * the labels linkload's alerts carry, or NULL. */
+static const char *unexpressible(const ld_route *rt)
+{
+    if (rt->statuses) return "status";
+    if (rt->areas) return "area";
+    if (rt->days || rt->workday >= 0) return "day";
+    if (rt->from_min != rt->to_min) return "time of day";
+    for (int k = 0; k < LD_STR_COUNT; k++)
+        if (rt->sets[k].n) return "district, grid or office";
+    return NULL;
+}
+
 static int write_config(FILE *f, const ld_rules *r, const char *hook)
 {
     fprintf(f,
@@ -137,7 +177,27 @@ static int write_config(FILE *f, const ld_rules *r, const char *hook)
             }
             fprintf(f, "        - 'people=~\"%s\"'\n", re);
         }
-        if (rt->kind == LD_KIND_ANY && !rt->categories && !rt->priorities && !rt->min_people)
+        if (rt->bypass >= 0)
+            fprintf(f, "        - 'bypass%s\"true\"'\n", rt->bypass ? "=" : "!=");
+        for (int k = 0; k < rt->nnum; k++) {
+            char re[128];
+            const char *label = num_label(rt->num[k].field);
+            if (!label || num_regex(&rt->num[k], re, sizeof re) != 0) {
+                fprintf(stderr, "linkload am-config: route %s (%s): a numeric condition has no "
+                        "Alertmanager matcher here\n", rt->name, rt->where);
+                return -1;
+            }
+            fprintf(f, "        - '%s=~\"%s\"'\n", label, re);
+        }
+        const char *cannot = unexpressible(rt);
+        if (cannot) {
+            /* Leaving it out would route more alerts than linkd does. */
+            fprintf(stderr, "linkload am-config: route %s (%s): its %s condition has no "
+                    "Alertmanager matcher here\n", rt->name, rt->where, cannot);
+            return -1;
+        }
+        if (rt->kind == LD_KIND_ANY && !rt->categories && !rt->priorities && !rt->min_people &&
+            rt->bypass < 0 && rt->nnum == 0)
             fprintf(f, "        - 'alertname=\"linkload\"'\n");
         fprintf(f, "      continue: %s\n      routes:\n", rt->cont ? "true" : "false");
         for (int k = 0; k < rt->ndispatch; k++)
@@ -230,7 +290,7 @@ static size_t alert_json(am_run *a, uint64_t seq, uint64_t *rng, char *buf, size
         x -= a->mix.e[i].weight;
     }
     ld_match_input in = {.kind = m->kind, .category = m->value};
-    char prio[48] = "";
+    char prio[80] = "";   /* the priority, or a petition's bypass and repeat labels */
     if (m->kind == LD_KIND_CALL) {
         in.people = 1 + (uint32_t)(lg_rnd(rng) % 4);
         if (lg_rnd(rng) % 4 == 0) {
@@ -241,7 +301,14 @@ static size_t alert_json(am_run *a, uint64_t seq, uint64_t *rng, char *buf, size
     } else if (m->kind == LD_KIND_PETITION) {
         uint32_t r = (uint32_t)(lg_rnd(rng) % 100);
         in.people = r < 70 ? 1 : r < 90 ? 2 + (uint32_t)(lg_rnd(rng) % 3) : 5 + (uint32_t)(lg_rnd(rng) % 26);
+        /* As linkload's petitions (gen.c): one in ten bypassed a level, one
+         * in seven is a repeat (1 to 3 earlier petitions). */
+        in.bypass = lg_rnd(rng) % 10 == 0;
+        in.num[LD_NUM_REPEAT] = lg_rnd(rng) % 7 == 0 ? 1 + (double)(lg_rnd(rng) % 3) : 0;
+        snprintf(prio, sizeof prio, ",\"bypass\":\"%s\",\"repeat\":\"%u\"",
+                 in.bypass ? "true" : "false", (unsigned)in.num[LD_NUM_REPEAT]);
     }
+    in.num[LD_NUM_PEOPLE] = in.people;
     const ld_route *routes[MAX_ROUTES_PER_ALERT];
     size_t n = ld_rules_match(a->rules, &in, routes, MAX_ROUTES_PER_ALERT);
     unsigned exp = 0;

@@ -249,3 +249,40 @@ Test(linkload, every_shipped_scenario_loads_against_the_default_rules, .init = s
         cr_assert_eq(run_linkload(args), 69, "%s does not load", path);
     }
 }
+
+/* run_am_config runs `linkload am-config` on <rules> into dir/am.yml and
+ * returns its exit code; its messages go to dir/am.txt. */
+static int run_am_config(const char *rules)
+{
+    char out[192], yml[192];
+    snprintf(out, sizeof out, "%s/am.txt", dir);
+    snprintf(yml, sizeof yml, "%s/am.yml", dir);
+    char *argv[] = {LINKLOAD_BIN, "am-config", "--rules", (char *)rules, "--hook",
+                    "http://127.0.0.1:9", "--out", yml, NULL};
+    return ldh_run(argv, NULL, out, out, RUN_MS);
+}
+
+/* The peer's routing tree must route what linkd routes: a condition left out
+ * would send Alertmanager's alerts to more receivers than linkd's tasks (the
+ * default rules' bypass and repeat petitions once did), so the comparison
+ * counted phantom deliveries. */
+Test(linkload, alertmanager_config_keeps_every_condition_or_refuses, .init = setup_dir,
+     .fini = teardown)
+{
+    cr_assert_eq(run_am_config(LDH_DEFAULT_RULES), 0);
+    char *yml = read_out("am.yml");
+    const char *bypass = strstr(yml, "# petition-bypass-level ");
+    const char *repeat = strstr(yml, "# petition-repeat ");
+    cr_assert(bypass && repeat, "both petition routes are in the tree:\n%s", yml);
+    cr_expect(strstr(bypass, "'bypass=\"true\"'") && strstr(bypass, "'bypass=\"true\"'") < repeat,
+              "the bypass-level route matches on the bypass label");
+    cr_expect(strstr(repeat, "'repeat=~\"[1-9][0-9]*\"'"),
+              "the repeat route matches repeat counts of 1 and more");
+    free(yml);
+
+    /* A route on district and time of day has no equivalent: refused by name. */
+    cr_assert_neq(run_am_config(LD_SOURCE_DIR "/tests/data/rules/routing"), 0);
+    char *out = read_out("am.txt");
+    cr_expect(strstr(out, "has no Alertmanager matcher here"), "got:\n%s", out);
+    free(out);
+}
