@@ -58,6 +58,8 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     e->resend_after_ms = 30000;
     ld_pool_init(&e->incident_pool, sizeof(ld_incident), 256);
     ld_pool_init(&e->task_pool, sizeof(ld_task), 512);
+    ld_pools_init(&e->blocks);
+    ld_intern_init(&e->strings);
     ld_map_init(&e->by_id);
     ld_timers_init(&e->timers);
     e->nterms = r->nterminals;
@@ -81,6 +83,7 @@ static void incident_free(ld_engine *e, ld_incident *inc)
     }
     ld_notes_free(inc);
     ld__correlate_free(e, inc);
+    ld_pools_put(&e->blocks, inc->history, inc->history_cap * sizeof *inc->history);
     ld_pool_put(&e->incident_pool, inc);
 }
 
@@ -103,6 +106,8 @@ void ld_engine_fini(ld_engine *e)
     ld_timers_fini(&e->timers);
     ld_pool_fini(&e->task_pool);
     ld_pool_fini(&e->incident_pool);
+    ld_pools_fini(&e->blocks);
+    ld_intern_fini(&e->strings);
     free(e->terms);
     free(e->offline);
     e->offline = NULL;
@@ -122,10 +127,34 @@ static void mark_dirty(ld_engine *e, ld_incident *inc)
     e->dirty_head = inc;
 }
 
+/* history_room makes room for <want> entries in <inc>'s history, growing its
+ * block by doubling up to LD_HISTORY_MAX; 0, or LD_ENOMEM (the history keeps
+ * what it has). Most incidents record fewer than eight changes. */
+static int history_room(ld_engine *e, ld_incident *inc, size_t want)
+{
+    if (want <= inc->history_cap) return 0;
+    size_t cap = inc->history_cap ? inc->history_cap : 4;
+    while (cap < want) cap *= 2;
+    if (cap > LD_HISTORY_MAX) cap = LD_HISTORY_MAX;
+    ld_history *h = ld_pools_get(&e->blocks, cap * sizeof *h);
+    if (!h) return LD_ENOMEM;
+    if (inc->nhistory) memcpy(h, inc->history, inc->nhistory * sizeof *h);
+    ld_pools_put(&e->blocks, inc->history, inc->history_cap * sizeof *h);
+    inc->history = h;
+    inc->history_cap = (uint8_t)cap;
+    return 0;
+}
+
 static void history_at(ld_engine *e, ld_incident *inc, int kind, const ld_task *t, int leg,
                        uint64_t at)
 {
     ld_history *h;
+    if (inc->nhistory < LD_HISTORY_MAX && history_room(e, inc, inc->nhistory + 1u) != 0) {
+        /* Out of memory: the entry is lost here, but not on the feed or in the audit trail. */
+        inc->history_dropped++;
+        mark_dirty(e, inc);
+        return;
+    }
     if (inc->nhistory == LD_HISTORY_MAX) {
         /* Keep the opening entries and the latest ones; the feed has it all. */
         memmove(&inc->history[8], &inc->history[9],
@@ -585,7 +614,7 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
     }
     summarize(inc, ev);
     if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
-        ld_pool_put(&e->incident_pool, inc);
+        incident_free(e, inc);
         return LD_ENOMEM;
     }
     e->open_incidents++;
@@ -731,7 +760,12 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
         copy_str(inc->grid, sizeof inc->grid, rec->location->grid);
     }
     copy_str(inc->summary, sizeof inc->summary, rec->summary);
-    for (size_t i = 0; i < rec->n_history && inc->nhistory < LD_HISTORY_MAX; i++) {
+    size_t nh = rec->n_history < LD_HISTORY_MAX ? rec->n_history : LD_HISTORY_MAX;
+    if (nh && history_room(e, inc, nh) != 0) {
+        incident_free(e, inc);
+        return LD_ENOMEM;
+    }
+    for (size_t i = 0; i < nh; i++) {
         const Linkd__V1__HistoryEntry *h = rec->history[i];
         ld_history *o = &inc->history[inc->nhistory++];
         o->at = (uint64_t)h->at_ms;
@@ -743,7 +777,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
         o->note = h->note && *h->note ? ld_notes_restore(inc, o->at, h->note) : 0;
     }
     if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
-        ld_pool_put(&e->incident_pool, inc);
+        incident_free(e, inc);
         return LD_ENOMEM;
     }
     for (size_t i = 0; i < rec->n_tasks && inc->ntasks < LD_MAX_TASKS; i++)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+#include "core/intern.h"
 #include "core/list.h"
 #include "core/map.h"
 #include "core/pool.h"
@@ -105,8 +106,9 @@ struct ld_incident {
     char summary[200];
     ld_task *tasks[LD_MAX_TASKS];
     int ntasks, open_tasks;
-    ld_history history[LD_HISTORY_MAX];
-    int nhistory;
+    ld_history *history;        /* nhistory entries, oldest first, in a block of
+                                 * history_cap (ld_engine.blocks); NULL until the first */
+    uint8_t nhistory, history_cap;
     uint32_t history_dropped;
     struct ld_notes *notes;     /* supervisors' notes (who, why); NULL until one acts */
     struct ld_merged *merged;   /* duplicate events that joined it (correlate.c) */
@@ -187,6 +189,9 @@ typedef struct ld_engine {
     ld_clock *clock;
     ld_engine_hooks hooks;
     ld_pool incident_pool, task_pool;
+    ld_pools blocks;            /* what incidents and tasks hold beside themselves:
+                                 * histories, task arrays, strings */
+    ld_intern strings;          /* strings many incidents share (engine.c) */
     ld_map by_id;               /* incident id -> ld_incident */
     ld_timers timers;
     ld_term *terms;

@@ -356,3 +356,52 @@ Test(engine, petition_runs_its_sixty_days_in_microseconds)
     cr_assert_eq(t->terminal, term("command-supervisor"), "then to the command centre");
     cr_assert_eq(t->inc->priority, LINKD__V1__PRIORITY__PRIORITY_LOW);
 }
+
+/* An incident's history starts small and grows with its changes; past
+ * LD_HISTORY_MAX it keeps the opening entries and the latest ones and counts
+ * what it dropped. The record carries what is kept, and a restart restores it
+ * entry for entry. */
+Test(engine, a_long_history_keeps_its_opening_and_latest_entries_across_a_restart)
+{
+    ld_incident *inc = open_fire("107-0");
+    ld_task *t = task_of(inc, "fire");
+    int fire = term("fire-duty");
+    int opened = inc->nhistory;
+    cr_assert_lt(opened, 8, "a new incident records a few entries");
+    ld_delivery_item items[8];
+    char tid[LD_TASK_ID_LEN];
+    snprintf(tid, sizeof tid, "%s/fire", inc->id);
+    for (int i = 0; i < 40; i++) {
+        ld_clock_advance(&clk, 1000);
+        size_t n = ld_engine_collect(&eng, fire, (uint64_t)i, items, 8);
+        cr_assert_eq(n, 1, "round %d: the task goes again until acknowledged", i);
+        ld_engine_receipt(&eng, fire, tid, (uint64_t)i);
+    }
+    cr_assert_eq(inc->nhistory, LD_HISTORY_MAX);
+    cr_assert_eq(inc->history_dropped, (uint32_t)(opened + 40 - LD_HISTORY_MAX));
+    cr_assert_eq(inc->history[0].kind, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED);
+    cr_assert_eq(inc->history[LD_HISTORY_MAX - 1].kind,
+                 LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED);
+    cr_assert_eq(inc->history[LD_HISTORY_MAX - 1].at, T0 + 40 * 1000, "the latest is kept");
+    cr_assert_eq(t->state, LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED);
+
+    uint8_t buf[16384];
+    size_t len = ld_engine_record_pack(&eng, inc, buf, sizeof buf);
+    cr_assert_leq(len, sizeof buf);
+    Linkd__V1__IncidentRecord *rec = linkd__v1__incident_record__unpack(NULL, len, buf);
+    cr_assert_not_null(rec);
+    ld_engine other;
+    ld_engine_hooks h = {0};
+    cr_assert_eq(ld_engine_init(&other, rules, &clk, &h), 0);
+    cr_assert_eq(ld_engine_restore(&other, rec), 0);
+    ld_incident *back = ld_engine_find(&other, inc->id);
+    cr_assert_not_null(back);
+    cr_assert_eq(back->nhistory, inc->nhistory);
+    for (int i = 0; i < inc->nhistory; i++) {
+        cr_expect_eq(back->history[i].kind, inc->history[i].kind, "entry %d", i);
+        cr_expect_eq(back->history[i].at, inc->history[i].at, "entry %d", i);
+        cr_expect_eq(back->history[i].terminal, inc->history[i].terminal, "entry %d", i);
+    }
+    linkd__v1__incident_record__free_unpacked(rec, NULL);
+    ld_engine_fini(&other);
+}
