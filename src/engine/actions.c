@@ -358,15 +358,10 @@ static void move_task(ld_engine *e, ld_incident *into, ld_task *t, ld_task *n, l
     n->ladder = NULL; /* its own reference: the chain its department has now */
     ld__ladder_take(e, n);
     if (n->level >= ld_task_chain_len(n)) n->level = ld_task_chain_len(n) - 1;
-    if (old) {
-        into->tasks[old->idx] = n;
-        ld_timers_cancel(&e->timers, &old->timer);
-        ld_list_remove(&old->term_link);
-        ld__ladder_drop(e, old);
-        ld_pool_put(&e->task_pool, old);
-    } else {
-        into->tasks[into->ntasks++] = n;
-    }
+    if (old)
+        ld__engine_replace_task(e, into, old, n);
+    else
+        ld__engine_append_task(e, into, n); /* room made by ld_action_merge */
     into->open_tasks++;
     snprintf(t->disposition, sizeof t->disposition, "merged: moved to %s/%s", into->id, dept);
     ld__engine_hand_to(e, n, n->terminal);
@@ -430,7 +425,8 @@ int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld
     while (own && got < moving && (copies[got] = ld_pool_get(&e->task_pool))) got++;
     char what[160];
     snprintf(what, sizeof what, "merged %s into %s", from->id, into->id);
-    if (!own || got < moving || (rv = begin(e, into, a, what, err, len)) != 0) {
+    if (!own || got < moving || ld__engine_task_room(e, into, adding) != 0 ||
+        (rv = begin(e, into, a, what, err, len)) != 0) {
         while (got) ld_pool_put(&e->task_pool, copies[--got]);
         if (own) ld__correlate_drop(e, own);
         if (rv) return rv;

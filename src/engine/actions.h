@@ -96,6 +96,13 @@ void ld__engine_feed(ld_engine *e, int kind, ld_incident *inc, const ld_task *t,
                      const char *text);
 void ld__engine_escalate(ld_engine *e, ld_task *t, int leg, const char *why);
 void ld__engine_hand_to(ld_engine *e, ld_task *t, int terminal);
+/* ld__engine_task_room makes room for <more> tasks in <inc> (0, LD_EFULL or
+ * LD_ENOMEM); ld__engine_append_task then appends <t>, which cannot fail. */
+int ld__engine_task_room(ld_engine *e, ld_incident *inc, int more);
+void ld__engine_append_task(ld_engine *e, ld_incident *inc, ld_task *t);
+/* ld__engine_replace_task puts <n> in the place of <inc>'s task <old>, which
+ * is freed. */
+void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_task *n);
 void ld__engine_arm(ld_engine *e, ld_task *t);
 int ld__engine_leg_pending(const ld_task *t, int leg);
 void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text);

@@ -84,6 +84,7 @@ static void incident_free(ld_engine *e, ld_incident *inc)
     ld_notes_free(inc);
     ld__correlate_free(e, inc);
     ld_pools_put(&e->blocks, inc->history, inc->history_cap * sizeof *inc->history);
+    ld_pools_put(&e->blocks, (void *)inc->tasks, inc->tasks_cap * sizeof *inc->tasks);
     ld_pool_put(&e->incident_pool, inc);
 }
 
@@ -497,6 +498,33 @@ int ld_engine_life_safety(const ld_engine *e, const Linkd__V1__Envelope *ev, uin
     return e->rules->life_safety && (e->rules->life_safety >> ld_engine_priority(e, ev, now)) & 1;
 }
 
+/* task_room makes room in <inc>'s task array for <more> tasks, growing it
+ * by doubling from two (most incidents have one or two tasks). 0, or
+ * LD_EFULL (past LD_MAX_TASKS) or LD_ENOMEM with the tasks unchanged. */
+static int task_room(ld_engine *e, ld_incident *inc, int more)
+{
+    size_t want = (size_t)inc->ntasks + (size_t)more;
+    if (want > LD_MAX_TASKS) return LD_EFULL;
+    if (want <= inc->tasks_cap) return 0;
+    size_t cap = inc->tasks_cap ? inc->tasks_cap : 2u;
+    while (cap < want) cap *= 2;
+    ld_task **v = ld_pools_get(&e->blocks, cap * sizeof *v);
+    if (!v) return LD_ENOMEM;
+    if (inc->ntasks) memcpy(v, inc->tasks, (size_t)inc->ntasks * sizeof *v);
+    ld_pools_put(&e->blocks, (void *)inc->tasks, inc->tasks_cap * sizeof *v);
+    inc->tasks = v;
+    inc->tasks_cap = (uint8_t)cap;
+    return 0;
+}
+
+/* add_task appends <t> to <inc>'s tasks: 0, or an error of task_room. */
+static int add_task(ld_engine *e, ld_incident *inc, ld_task *t)
+{
+    int rv = task_room(e, inc, 1);
+    if (rv == 0) ((ld_task **)inc->tasks)[inc->ntasks++] = t;
+    return rv;
+}
+
 /* new_task adds a task of <dept> to <inc>, with its legs due at <due>. */
 static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_t *due,
                          const char *rule_where, const char *rule_name, uint64_t now)
@@ -518,7 +546,11 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
     t->rule[w] = ' ';
     copy_str(t->rule + w + 1, sizeof t->rule - w - 1, rule_name);
     ld__ladder_take(e, t);
-    inc->tasks[inc->ntasks++] = t;
+    if (add_task(e, inc, t) != 0) {
+        ld__ladder_drop(e, t);
+        ld_pool_put(&e->task_pool, t);
+        return NULL;
+    }
     inc->open_tasks++;
     return t;
 }
@@ -723,7 +755,11 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     copy_str(t->disposition, sizeof t->disposition, tr->disposition);
     ld__remind_restore(e, t, tr);
     t->leader = ld__engine_leader(e, tk->leader);
-    inc->tasks[inc->ntasks++] = t;
+    if (add_task(e, inc, t) != 0) {
+        ld__ladder_drop(e, t);
+        ld_pool_put(&e->task_pool, t);
+        return;
+    }
     if (t->state == T_RESOLVED) return;
     inc->open_tasks++;
     if (t->state < T_ACKNOWLEDGED || !tr->received) {
@@ -1298,6 +1334,25 @@ void ld__engine_escalate(ld_engine *e, ld_task *t, int leg, const char *why)
     claim(e, t, leg, 0); /* recorded in the fence, as a rejection's move is */
     escalate(e, t, leg, why);
     mark_dirty(e, t->inc);
+}
+
+int ld__engine_task_room(ld_engine *e, ld_incident *inc, int more)
+{
+    return task_room(e, inc, more);
+}
+
+void ld__engine_append_task(ld_engine *e, ld_incident *inc, ld_task *t)
+{
+    add_task(e, inc, t);
+}
+
+void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_task *n)
+{
+    ((ld_task **)inc->tasks)[old->idx] = n;
+    ld_timers_cancel(&e->timers, &old->timer);
+    ld_list_remove(&old->term_link);
+    ld__ladder_drop(e, old);
+    ld_pool_put(&e->task_pool, old);
 }
 
 void ld__engine_hand_to(ld_engine *e, ld_task *t, int terminal)

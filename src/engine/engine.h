@@ -104,8 +104,10 @@ struct ld_incident {
     char district[33];
     char grid[65];
     char summary[200];
-    ld_task *tasks[LD_MAX_TASKS];
+    ld_task *const *tasks;      /* ntasks, in dispatch order, in a block of tasks_cap
+                                 * (ld_engine.blocks); only the engine adds to it */
     int ntasks, open_tasks;
+    uint8_t tasks_cap;
     ld_history *history;        /* nhistory entries, oldest first, in a block of
                                  * history_cap (ld_engine.blocks); NULL until the first */
     uint8_t nhistory, history_cap;
