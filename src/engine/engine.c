@@ -72,6 +72,38 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     return 0;
 }
 
+/* incident_strings sets <inc>'s strings (NULLs are ""), cut to their limits:
+ * 0, or LD_ENOMEM with whatever was set left for incident_strings_free. */
+static int incident_strings(ld_engine *e, ld_incident *inc, const char *event_id,
+                            const char *source_id, const char *district, const char *grid,
+                            const char *summary)
+{
+    size_t ne = event_id ? strnlen(event_id, LD_MAX_ID_LEN) : 0;
+    size_t ns = summary ? strnlen(summary, LD_SUMMARY_LEN - 1) : 0;
+    char *b = ld_pools_get(&e->blocks, ne + ns + 2);
+    if (!b) return LD_ENOMEM;
+    memcpy(b, event_id ? event_id : "", ne);
+    memcpy(b + ne + 1, summary ? summary : "", ns); /* the block comes zeroed */
+    inc->event_id = b;
+    inc->summary = b + ne + 1;
+    if (!(inc->source_id = ld_intern_ref(&e->strings, source_id, LD_MAX_ID_LEN)) ||
+        !(inc->district = ld_intern_ref(&e->strings, district, 32)) ||
+        !(inc->grid = ld_intern_ref(&e->strings, grid, 64)))
+        return LD_ENOMEM;
+    return 0;
+}
+
+static void incident_strings_free(ld_engine *e, ld_incident *inc)
+{
+    if (inc->event_id)
+        ld_pools_put(&e->blocks, (void *)inc->event_id,
+                     strlen(inc->event_id) + strlen(inc->summary) + 2);
+    ld_intern_unref(&e->strings, inc->source_id);
+    ld_intern_unref(&e->strings, inc->district);
+    ld_intern_unref(&e->strings, inc->grid);
+    inc->event_id = inc->summary = inc->source_id = inc->district = inc->grid = NULL;
+}
+
 static void incident_free(ld_engine *e, ld_incident *inc)
 {
     for (int i = 0; i < inc->ntasks; i++) {
@@ -83,6 +115,7 @@ static void incident_free(ld_engine *e, ld_incident *inc)
     }
     ld_notes_free(inc);
     ld__correlate_free(e, inc);
+    incident_strings_free(e, inc);
     ld_pools_put(&e->blocks, inc->history, inc->history_cap * sizeof *inc->history);
     ld_pools_put(&e->blocks, (void *)inc->tasks, inc->tasks_cap * sizeof *inc->tasks);
     ld_pool_put(&e->incident_pool, inc);
@@ -444,7 +477,8 @@ static void copy_str(char *dst, size_t len, const char *src)
     dst[n] = '\0';
 }
 
-static void summarize(ld_incident *inc, const Linkd__V1__Envelope *ev)
+static void summarize(const ld_incident *inc, const Linkd__V1__Envelope *ev, char *out,
+                      size_t len)
 {
     const Linkd__V1__Location *loc = ld_envelope_location(ev);
     const char *cat = ld_envelope_category_name(ev);
@@ -469,7 +503,7 @@ static void summarize(ld_incident *inc, const Linkd__V1__Envelope *ev)
         break;
     default: break;
     }
-    snprintf(inc->summary, sizeof inc->summary, "%s %s%s%s%s%s%s", ld_kind_name(inc->kind), cat,
+    snprintf(out, len, "%s %s%s%s%s%s%s", ld_kind_name(inc->kind), cat,
              extra, loc && loc->address ? " at " : "", loc && loc->address ? loc->address : "",
              what && *what ? ": " : "", what && *what ? what : "");
 }
@@ -628,8 +662,6 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
     ld_incident *inc = ld_pool_get(&e->incident_pool);
     if (!inc) return LD_ENOMEM;
     copy_str(inc->id, sizeof inc->id, id);
-    copy_str(inc->event_id, sizeof inc->event_id, ev->event_id);
-    copy_str(inc->source_id, sizeof inc->source_id, ev->source_id);
     inc->kind = in.kind;
     inc->category = in.category;
     inc->status = ev->has_status ? (int)ev->status : 0;
@@ -641,11 +673,12 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
         inc->has_ll = loc->has_lat && loc->has_lon;
         inc->lat = loc->lat;
         inc->lon = loc->lon;
-        copy_str(inc->district, sizeof inc->district, loc->district);
-        copy_str(inc->grid, sizeof inc->grid, loc->grid);
     }
-    summarize(inc, ev);
-    if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
+    char summary[LD_SUMMARY_LEN];
+    summarize(inc, ev, summary, sizeof summary);
+    if (incident_strings(e, inc, ev->event_id, ev->source_id, loc ? loc->district : NULL,
+                         loc ? loc->grid : NULL, summary) != 0 ||
+        ld_map_put(&e->by_id, inc->id, inc) != 0) {
         incident_free(e, inc);
         return LD_ENOMEM;
     }
@@ -778,8 +811,6 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     ld_incident *inc = ld_pool_get(&e->incident_pool);
     if (!inc) return LD_ENOMEM;
     copy_str(inc->id, sizeof inc->id, rec->incident_id);
-    copy_str(inc->event_id, sizeof inc->event_id, rec->event_id);
-    copy_str(inc->source_id, sizeof inc->source_id, rec->source_id);
     inc->kind = kind_from_name(rec->kind);
     int cat = 0;
     if (inc->kind != LD_KIND_ANY && rec->category) ld_enum_parse(category_enum(inc->kind), rec->category, &cat);
@@ -788,16 +819,16 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     inc->status = rec->has_status ? (int)rec->status : 0;
     inc->people = rec->people;
     inc->opened_at = (uint64_t)rec->opened_at_ms;
-    if (rec->location) {
-        inc->has_ll = rec->location->has_lat && rec->location->has_lon;
-        inc->lat = rec->location->lat;
-        inc->lon = rec->location->lon;
-        copy_str(inc->district, sizeof inc->district, rec->location->district);
-        copy_str(inc->grid, sizeof inc->grid, rec->location->grid);
+    const Linkd__V1__Location *loc = rec->location;
+    if (loc) {
+        inc->has_ll = loc->has_lat && loc->has_lon;
+        inc->lat = loc->lat;
+        inc->lon = loc->lon;
     }
-    copy_str(inc->summary, sizeof inc->summary, rec->summary);
     size_t nh = rec->n_history < LD_HISTORY_MAX ? rec->n_history : LD_HISTORY_MAX;
-    if (nh && history_room(e, inc, nh) != 0) {
+    if (incident_strings(e, inc, rec->event_id, rec->source_id, loc ? loc->district : NULL,
+                         loc ? loc->grid : NULL, rec->summary) != 0 ||
+        (nh && history_room(e, inc, nh) != 0)) {
         incident_free(e, inc);
         return LD_ENOMEM;
     }

@@ -27,6 +27,7 @@
 #define LD_MAX_TASKS 16
 #define LD_HISTORY_MAX 32
 #define LD_TASK_ID_LEN (LD_INCIDENT_ID_LEN + 40)
+#define LD_SUMMARY_LEN 200      /* an incident's summary, with its NUL */
 
 typedef struct ld_incident ld_incident;
 struct ld_notes;
@@ -94,16 +95,18 @@ typedef struct ld_history {
 
 struct ld_incident {
     char id[LD_INCIDENT_ID_LEN];
-    char event_id[LD_MAX_ID_LEN + 1];
-    char source_id[LD_MAX_ID_LEN + 1];
+    /* Strings, never NULL once the incident is open ("" when absent):
+     * event_id and summary share one block of ld_engine.blocks; source_id,
+     * district and grid are kept once in ld_engine.strings. Cut to
+     * LD_MAX_ID_LEN, 32, 64 and 199 bytes. */
+    const char *event_id, *summary;
+    const char *source_id;
     int kind, category, priority, status;
     uint32_t people;
     uint64_t opened_at, closed_at;
     int has_ll;
     double lat, lon;
-    char district[33];
-    char grid[65];
-    char summary[200];
+    const char *district, *grid;
     ld_task *const *tasks;      /* ntasks, in dispatch order, in a block of tasks_cap
                                  * (ld_engine.blocks); only the engine adds to it */
     int ntasks, open_tasks;

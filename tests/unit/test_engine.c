@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/diag.h"
+#include "engine/actions.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
 
@@ -404,4 +405,48 @@ Test(engine, a_long_history_keeps_its_opening_and_latest_entries_across_a_restar
     }
     linkd__v1__incident_record__free_unpacked(rec, NULL);
     ld_engine_fini(&other);
+}
+
+/* An incident keeps its strings as the record and the API show them, cut
+ * where they always were; the strings incidents share (source, district,
+ * grid) are held once and go with the last incident holding them. */
+Test(engine, incident_strings_are_cut_at_their_limits_and_shared_ones_kept_once)
+{
+    Linkd__V1__Envelope ev;
+    Linkd__V1__Call110 call;
+    Linkd__V1__Location loc;
+    char long_id[LD_MAX_ID_LEN + 40], long_grid[100], long_text[400];
+    memset(long_id, 'e', sizeof long_id - 1), long_id[sizeof long_id - 1] = '\0';
+    memset(long_grid, 'g', sizeof long_grid - 1), long_grid[sizeof long_grid - 1] = '\0';
+    memset(long_text, 'x', sizeof long_text - 1), long_text[sizeof long_text - 1] = '\0';
+    fire_call(&ev, &call, long_id);
+    linkd__v1__location__init(&loc);
+    loc.district = "440106";
+    loc.grid = long_grid;
+    call.location = &loc;
+    call.description = long_text;
+    ld_incident *a = NULL, *b = NULL;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "108-0", &a), 0);
+    cr_expect_eq(strlen(a->event_id), LD_MAX_ID_LEN);
+    cr_expect_eq(strlen(a->grid), 64);
+    cr_expect_eq(strlen(a->summary), LD_SUMMARY_LEN - 1);
+    cr_expect_str_eq(a->district, "440106");
+    cr_expect_str_eq(a->source_id, "cc-1");
+    cr_expect(strncmp(a->summary, "call fire", 9) == 0, "summary: %s", a->summary);
+
+    ev.event_id = "second-call";
+    loc.grid = NULL;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "109-0", &b), 0);
+    cr_expect_str_eq(b->event_id, "second-call");
+    cr_expect_str_eq(b->grid, "", "no grid is an empty string");
+    cr_expect_eq(a->district, b->district, "one copy of the district");
+    cr_expect_eq(a->source_id, b->source_id, "one copy of the source");
+    size_t held = ld_intern_count(&eng.strings);
+    char err[128];
+    ld_actor who = {"tester", "a duplicate"};
+    cr_assert_eq(ld_action_close(&eng, a, "closed by the test", &who, err, sizeof err), 0, "%s", err);
+    int written = 0;
+    ld_engine_take_dirty(&eng, count_written, &written);
+    cr_expect_eq(ld_intern_count(&eng.strings), held - 1, "the long grid went with its incident");
+    cr_expect_str_eq(b->district, "440106", "the other incident still has the district");
 }
