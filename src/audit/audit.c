@@ -205,13 +205,14 @@ static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
         ld_buf_json_str(b, r->terminals[t->terminal].id);
         ld_buf_puts(b, ",\"state\":");
         ld_buf_json_str(b, ld_enum_name(&linkd__v1__task_state__descriptor, t->state));
-        if (o->kind == FK(TASK_RESOLVED) && t->disposition[0]) {
+        if (o->kind == FK(TASK_RESOLVED) && ld_task_disposition(t)[0]) {
             ld_buf_puts(b, ",\"disposition\":");
-            ld_buf_json_str(b, t->disposition);
+            ld_buf_json_str(b, ld_task_disposition(t));
         }
-        if ((o->kind == FK(TASK_REJECTED) || o->kind == FK(TASK_ESCALATED)) && t->reason[0]) {
+        if ((o->kind == FK(TASK_REJECTED) || o->kind == FK(TASK_ESCALATED)) &&
+            ld_task_reason(t)[0]) {
             ld_buf_puts(b, ",\"why\":");
-            ld_buf_json_str(b, t->reason);
+            ld_buf_json_str(b, ld_task_reason(t));
         }
     }
     if (o->leg >= 0 && o->leg < LD_LEG_COUNT) {

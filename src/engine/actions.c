@@ -158,7 +158,7 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
                  from_term, r->terminals[terminal].id);
         if ((rv = begin(e, t->inc, a, what, err, len)) != 0) return rv;
         t->level = level;
-        snprintf(t->reason, sizeof t->reason, "reassigned by %.40s: %.70s", a->who, a->why);
+        ld__task_printf(e, t, LD_TEXT_REASON, "reassigned by %.40s: %.70s", a->who, a->why);
         ld__engine_hand_to(e, t, terminal);
     } else {
         if (dept == t->dept && terminal < 0) {
@@ -192,11 +192,11 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
             t->state = T_DISPATCHED;
             memset(t->done_at, 0, sizeof t->done_at);
             t->overdue_top = 0;
-            t->disposition[0] = '\0';
+            ld__task_set_text(e, t, LD_TEXT_DISPOSITION, NULL);
         }
         t->level = level < 0 ? 0 : level;
-        snprintf(t->reason, sizeof t->reason, "reassigned from %s by %.40s: %.60s", from_dept,
-                 a->who, a->why);
+        ld__task_printf(e, t, LD_TEXT_REASON, "reassigned from %s by %.40s: %.60s", from_dept,
+                        a->who, a->why);
         ld__engine_hand_to(e, t, terminal);
     }
     ld__ladder_take(e, t); /* a reassigned task climbs the chain of the rules running now */
@@ -300,8 +300,8 @@ int ld_action_close(ld_engine *e, ld_incident *inc, const char *disposition, con
     if ((rv = begin(e, inc, a, what, err, len)) != 0) return rv;
     for (int i = 0; i < inc->ntasks; i++)
         if (inc->tasks[i]->state != T_RESOLVED)
-            snprintf(inc->tasks[i]->disposition, sizeof inc->tasks[i]->disposition,
-                     "closed by supervisor: %s", disposition);
+            ld__task_printf(e, inc->tasks[i], LD_TEXT_DISPOSITION, "closed by supervisor: %s",
+                            disposition);
     char text[320];
     snprintf(text, sizeof text, "%s closed by %.48s: %.100s (%.100s)", inc->id, a->who,
              disposition, a->why);
@@ -350,6 +350,7 @@ static void move_task(ld_engine *e, ld_incident *into, ld_task *t, ld_task *n, l
 {
     const char *dept = e->rules->departments[t->dept].id;
     *n = *t;
+    ld__task_copied(e, n);
     n->inc = into;
     n->idx = old ? old->idx : into->ntasks;
     memset(&n->timer, 0, sizeof n->timer);
@@ -363,7 +364,7 @@ static void move_task(ld_engine *e, ld_incident *into, ld_task *t, ld_task *n, l
     else
         ld__engine_append_task(e, into, n); /* room made by ld_action_merge */
     into->open_tasks++;
-    snprintf(t->disposition, sizeof t->disposition, "merged: moved to %s/%s", into->id, dept);
+    ld__task_printf(e, t, LD_TEXT_DISPOSITION, "merged: moved to %s/%s", into->id, dept);
     ld__engine_hand_to(e, n, n->terminal);
     ld__engine_arm(e, n);
     ld__engine_history(e, into, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, n, -1);
@@ -443,8 +444,7 @@ int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld
         ld_task *have = ld_engine_task_of(into, t->dept);
         if (have && have->state != T_RESOLVED) {
             /* The disposition has 63 bytes: the task it duplicates is <into>/<dept>. */
-            snprintf(t->disposition, sizeof t->disposition, "duplicate: merged into %s",
-                     into->id);
+            ld__task_printf(e, t, LD_TEXT_DISPOSITION, "duplicate: merged into %s", into->id);
             closed++;
         } else {
             move_task(e, into, t, copies[moved++], have, a);

@@ -116,5 +116,15 @@ void ld__engine_dispatch(ld_engine *e, ld_task *t);
  * elsewhere (TASK_REASSIGNED with <text>); its incident closes if it was the
  * last open task. */
 void ld__engine_withdraw(ld_engine *e, ld_task *t, const char *disposition, const char *text);
+/* ld__task_set_text sets text <which> (enum ld_task_text) of <t> to <s>, cut
+ * to its length; NULL or "" clears it. ld__task_printf formats it. 0, or
+ * LD_ENOMEM with the texts as they were. */
+int ld__task_set_text(ld_engine *e, ld_task *t, int which, const char *s);
+__attribute__((format(printf, 4, 5))) int ld__task_printf(ld_engine *e, ld_task *t, int which,
+                                                          const char *fmt, ...);
+/* ld__task_copied gives <n>, a byte copy of another task, references of its
+ * own to the strings it shares with that task (its texts, if out of memory,
+ * are left empty). */
+void ld__task_copied(ld_engine *e, ld_task *n);
 
 #endif

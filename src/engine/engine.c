@@ -72,6 +72,14 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     return 0;
 }
 
+/* copy_str copies <src> into <dst> of <len> bytes, cut and terminated. */
+static void copy_str(char *dst, size_t len, const char *src)
+{
+    size_t n = src ? strnlen(src, len - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 /* incident_strings sets <inc>'s strings (NULLs are ""), cut to their limits:
  * 0, or LD_ENOMEM with whatever was set left for incident_strings_free. */
 static int incident_strings(ld_engine *e, ld_incident *inc, const char *event_id,
@@ -104,15 +112,101 @@ static void incident_strings_free(ld_engine *e, ld_incident *inc)
     inc->event_id = inc->summary = inc->source_id = inc->district = inc->grid = NULL;
 }
 
+/* ---- a task's texts: "reason\0disposition\0feedback\0" in one block ---------- */
+
+static const size_t text_len[LD_TEXT_COUNT] = {128, 64, 96};
+
+const char *ld_task_text(const ld_task *t, int which)
+{
+    const char *p = t->texts;
+    if (!p || which < 0 || which >= LD_TEXT_COUNT) return "";
+    for (int i = 0; i < which; i++) p += strlen(p) + 1;
+    return p;
+}
+
+static size_t texts_size(const char *b)
+{
+    size_t n = 0;
+    for (int i = 0; b && i < LD_TEXT_COUNT; i++) n += strlen(b + n) + 1;
+    return n;
+}
+
+int ld__task_set_text(ld_engine *e, ld_task *t, int which, const char *s)
+{
+    const char *v[LD_TEXT_COUNT];
+    size_t n[LD_TEXT_COUNT], total = 0;
+    for (int i = 0; i < LD_TEXT_COUNT; i++) {
+        v[i] = i == which ? (s ? s : "") : ld_task_text(t, i);
+        n[i] = strnlen(v[i], text_len[i] - 1);
+        total += n[i] + 1;
+    }
+    char *b = NULL;
+    if (total > LD_TEXT_COUNT) {
+        /* Built before the old block goes: <s> may point into it. */
+        if (!(b = ld_pools_get(&e->blocks, total))) {
+            ld_log_rl(LD_ERR, "ENGINE-NOMEM", "cannot keep a text of a task of %s", t->inc->id);
+            return LD_ENOMEM;
+        }
+        for (size_t i = 0, off = 0; i < LD_TEXT_COUNT; off += n[i] + 1, i++)
+            memcpy(b + off, v[i], n[i]);
+    }
+    ld_pools_put(&e->blocks, t->texts, texts_size(t->texts));
+    t->texts = b;
+    return 0;
+}
+
+int ld__task_printf(ld_engine *e, ld_task *t, int which, const char *fmt, ...)
+{
+    char buf[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return ld__task_set_text(e, t, which, buf);
+}
+
+void ld__task_copied(ld_engine *e, ld_task *n)
+{
+    const char *b = n->texts;
+    size_t len = texts_size(b);
+    n->rule = ld_intern_ref(&e->strings, n->rule, SIZE_MAX); /* held already: cannot fail */
+    n->texts = b ? ld_pools_get(&e->blocks, len) : NULL;
+    if (n->texts) memcpy(n->texts, b, len);
+    else if (b) ld_log_rl(LD_ERR, "ENGINE-NOMEM", "cannot keep the texts of a task of %s",
+                          n->inc->id);
+}
+
+/* task_set_rule keeps <t>'s rule citation "<where> <name>", cut to 95 bytes. */
+static int task_set_rule(ld_engine *e, ld_task *t, const char *where, const char *name)
+{
+    char rule[96];
+    if (name) {
+        size_t w = strnlen(where, sizeof rule - 2);
+        memcpy(rule, where, w);
+        rule[w] = ' ';
+        copy_str(rule + w + 1, sizeof rule - w - 1, name);
+        where = rule;
+    }
+    const char *k = ld_intern_ref(&e->strings, where, sizeof rule - 1);
+    if (!k) return LD_ENOMEM;
+    ld_intern_unref(&e->strings, t->rule);
+    t->rule = k;
+    return 0;
+}
+
+static void task_free(ld_engine *e, ld_task *t)
+{
+    ld_timers_cancel(&e->timers, &t->timer);
+    ld_list_remove(&t->term_link);
+    ld__ladder_drop(e, t);
+    ld_intern_unref(&e->strings, t->rule);
+    ld_pools_put(&e->blocks, t->texts, texts_size(t->texts));
+    ld_pool_put(&e->task_pool, t);
+}
+
 static void incident_free(ld_engine *e, ld_incident *inc)
 {
-    for (int i = 0; i < inc->ntasks; i++) {
-        ld_task *t = inc->tasks[i];
-        ld_timers_cancel(&e->timers, &t->timer);
-        ld_list_remove(&t->term_link);
-        ld__ladder_drop(e, t);
-        ld_pool_put(&e->task_pool, t);
-    }
+    for (int i = 0; i < inc->ntasks; i++) task_free(e, inc->tasks[i]);
     ld_notes_free(inc);
     ld__correlate_free(e, inc);
     incident_strings_free(e, inc);
@@ -267,7 +361,7 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->dispatched_at_ms = (int64_t)t->dispatched_at;
     pb->has_state = 1;
     pb->state = (Linkd__V1__TaskState)t->state;
-    if (t->reason[0]) pb->reason = (char *)t->reason;
+    if (t->texts && ld_task_reason(t)[0]) pb->reason = (char *)ld_task_reason(t);
     if (t->leader) pb->leader = (char *)t->leader;
     if (loc) {
         linkd__v1__location__init(loc);
@@ -469,13 +563,6 @@ void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id, uint64_t
 
 /* ---- opening ---------------------------------------------------------------- */
 
-/* copy_str copies <src> into <dst> of <len> bytes, cut and terminated. */
-static void copy_str(char *dst, size_t len, const char *src)
-{
-    size_t n = src ? strnlen(src, len - 1) : 0;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
-}
 
 static void summarize(const ld_incident *inc, const Linkd__V1__Envelope *ev, char *out,
                       size_t len)
@@ -575,14 +662,9 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
         t->deadline[l] = due[l];
         t->budget[l] = due[l] - now;
     }
-    size_t w = strnlen(rule_where, sizeof t->rule - 2);
-    memcpy(t->rule, rule_where, w);
-    t->rule[w] = ' ';
-    copy_str(t->rule + w + 1, sizeof t->rule - w - 1, rule_name);
     ld__ladder_take(e, t);
-    if (add_task(e, inc, t) != 0) {
-        ld__ladder_drop(e, t);
-        ld_pool_put(&e->task_pool, t);
+    if (task_set_rule(e, t, rule_where, rule_name) != 0 || add_task(e, inc, t) != 0) {
+        task_free(e, t);
         return NULL;
     }
     inc->open_tasks++;
@@ -782,15 +864,13 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     t->deadline[LD_LEG_FEEDBACK] =
         tk->has_feedback_by_ms ? (uint64_t)tk->feedback_by_ms : t->deadline[LD_LEG_RESOLVE];
     t->done_at[LD_LEG_FEEDBACK] = tr->has_feedback_at_ms ? (uint64_t)tr->feedback_at_ms : 0;
-    copy_str(t->feedback, sizeof t->feedback, tr->feedback);
-    copy_str(t->rule, sizeof t->rule, tk->rule);
-    copy_str(t->reason, sizeof t->reason, tk->reason);
-    copy_str(t->disposition, sizeof t->disposition, tr->disposition);
     ld__remind_restore(e, t, tr);
     t->leader = ld__engine_leader(e, tk->leader);
-    if (add_task(e, inc, t) != 0) {
-        ld__ladder_drop(e, t);
-        ld_pool_put(&e->task_pool, t);
+    if (task_set_rule(e, t, tk->rule ? tk->rule : "", NULL) != 0 ||
+        ld__task_set_text(e, t, LD_TEXT_REASON, tk->reason) != 0 ||
+        ld__task_set_text(e, t, LD_TEXT_DISPOSITION, tr->disposition) != 0 ||
+        ld__task_set_text(e, t, LD_TEXT_FEEDBACK, tr->feedback) != 0 || add_task(e, inc, t) != 0) {
+        task_free(e, t);
         return;
     }
     if (t->state == T_RESOLVED) return;
@@ -880,7 +960,7 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
     if (drill || t->level + 1 >= ld_task_chain_len(t)) {
         /* Top of the chain: nobody above. Record it once per leg. */
         t->overdue_top |= 1u << leg;
-        snprintf(t->reason, sizeof t->reason, "%s overdue at the top of the chain", leg_names[leg]);
+        ld__task_printf(e, t, LD_TEXT_REASON, "%s overdue at the top of the chain", leg_names[leg]);
         arm(e, t);
         if (!announce) {
             if (!has_history(t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_MISSED, t->idx, leg,
@@ -907,8 +987,8 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
             t->deadline[l] = at + lv->wait_ms;
             ld__remind_window(t, l, at);
         }
-    snprintf(t->reason, sizeof t->reason, "%s at level %d (%s)", why, from,
-             ld_task_level(t, from)->name);
+    ld__task_printf(e, t, LD_TEXT_REASON, "%s at level %d (%s)", why, from,
+                    ld_task_level(t, from)->name);
     hand_to(e, t, lv->terminal);
     arm(e, t);
     if (!announce) {
@@ -928,7 +1008,7 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
     history_at(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t, leg, at);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED, t->inc, t, leg, from, "%s/%s escalated to level %d %s (%s%s): %s", t->inc->id,
              r->departments[t->dept].id, t->level, lv->name, r->terminals[lv->terminal].id,
-             to_command ? ", command centre" : "", t->reason);
+             to_command ? ", command centre" : "", ld_task_reason(t));
 }
 
 /* escalate moves <t> one level up now because <leg> was missed (or rejected). */
@@ -1052,10 +1132,13 @@ static int feedback_update(ld_engine *e, ld_task *t, int terminal, const Linkd__
         return LINKD__V1__RESULT__RESULT_REJECTED;
     }
     if (t->state == T_RESOLVED) return LINKD__V1__RESULT__RESULT_DUPLICATE;
-    if (t->done_at[LD_LEG_FEEDBACK] && strncmp(t->feedback, u->disposition,
-                                               sizeof t->feedback - 1) == 0)
+    if (t->done_at[LD_LEG_FEEDBACK] && strncmp(ld_task_feedback(t), u->disposition,
+                                               text_len[LD_TEXT_FEEDBACK] - 1) == 0)
         return LINKD__V1__RESULT__RESULT_DUPLICATE;
-    copy_str(t->feedback, sizeof t->feedback, u->disposition);
+    if (ld__task_set_text(e, t, LD_TEXT_FEEDBACK, u->disposition) != 0) {
+        snprintf(why, len, "out of memory");
+        return LINKD__V1__RESULT__RESULT_RETRY_LATER;
+    }
     if (!t->done_at[LD_LEG_FEEDBACK]) t->done_at[LD_LEG_FEEDBACK] = now;
     if (!t->done_at[LD_LEG_ACK]) {
         t->done_at[LD_LEG_ACK] = now;
@@ -1067,7 +1150,7 @@ static int feedback_update(ld_engine *e, ld_task *t, int terminal, const Linkd__
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK, t, -1);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK, t->inc, t, -1, 0,
          "%s/%s feedback by %s: %s", t->inc->id, r->departments[t->dept].id,
-         r->terminals[terminal].id, t->feedback);
+         r->terminals[terminal].id, ld_task_feedback(t));
     ld__sign_off_check(e, t->inc);
     arm(e, t);
     return LINKD__V1__RESULT__RESULT_ACCEPTED;
@@ -1140,15 +1223,15 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
     for (int l = 0; l < done_legs; l++)
         if (!t->done_at[l]) t->done_at[l] = now;
     if (target == T_RESOLVED && u->disposition)
-        copy_str(t->disposition, sizeof t->disposition, u->disposition);
+        ld__task_set_text(e, t, LD_TEXT_DISPOSITION, u->disposition);
     if (kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED) e->stats.acknowledged++;
     /* Acknowledged: no more resends; the holder has it. */
     if (t->delivery != LD_DELIVERY_NONE && target >= T_ACKNOWLEDGED) release(e, t);
     history(e, t->inc, fk, t, -1);
     feed(e, fk, t->inc, t, -1, 0, "%s/%s %s by %s%s%s", t->inc->id, r->departments[t->dept].id,
              ld_enum_name(&linkd__v1__task_state__descriptor, target), r->terminals[terminal].id,
-             t->disposition[0] && target == T_RESOLVED ? ": " : "",
-             target == T_RESOLVED ? t->disposition : "");
+             ld_task_disposition(t)[0] && target == T_RESOLVED ? ": " : "",
+             target == T_RESOLVED ? ld_task_disposition(t) : "");
     ld__sign_off_check(e, t->inc);
     if (target == T_RESOLVED) {
         e->stats.resolved++;
@@ -1272,8 +1355,8 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
                                        trec[i].resolved_at_ms = (int64_t)t->done_at[LD_LEG_RESOLVE];
         if (t->done_at[LD_LEG_FEEDBACK]) trec[i].has_feedback_at_ms = 1,
                                          trec[i].feedback_at_ms = (int64_t)t->done_at[LD_LEG_FEEDBACK];
-        if (t->feedback[0]) trec[i].feedback = (char *)t->feedback;
-        if (t->disposition[0]) trec[i].disposition = (char *)t->disposition;
+        if (ld_task_feedback(t)[0]) trec[i].feedback = (char *)ld_task_feedback(t);
+        if (ld_task_disposition(t)[0]) trec[i].disposition = (char *)ld_task_disposition(t);
         trec[i].has_received = 1;
         trec[i].received = t->delivery == LD_DELIVERY_RECEIVED || t->delivery == LD_DELIVERY_NONE;
         trec[i].n_reminders = ld__remind_pack(t, rem[i], rpct[i], rptr[i]);
@@ -1380,10 +1463,7 @@ void ld__engine_append_task(ld_engine *e, ld_incident *inc, ld_task *t)
 void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_task *n)
 {
     ((ld_task **)inc->tasks)[old->idx] = n;
-    ld_timers_cancel(&e->timers, &old->timer);
-    ld_list_remove(&old->term_link);
-    ld__ladder_drop(e, old);
-    ld_pool_put(&e->task_pool, old);
+    task_free(e, old);
 }
 
 void ld__engine_hand_to(ld_engine *e, ld_task *t, int terminal)
@@ -1405,7 +1485,7 @@ int ld__engine_leg_pending(const ld_task *t, int leg)
 void ld__engine_withdraw(ld_engine *e, ld_task *t, const char *disposition, const char *text)
 {
     t->state = T_RESOLVED;
-    copy_str(t->disposition, sizeof t->disposition, disposition);
+    ld__task_set_text(e, t, LD_TEXT_DISPOSITION, disposition);
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t, -1);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t->inc, t, -1, t->level, "%s", text);
     close_task(e, t);

@@ -70,10 +70,9 @@ typedef struct ld_task {
     uint32_t sends;             /* replies that carried it to the current holder */
     int fencing;                /* a deadline escalation waits for its fence (timer unarmed) */
     uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
-    char rule[96];              /* "routes.yaml:14:5 structure-fire" */
-    char reason[128];           /* why it is at this level */
-    char disposition[64];
-    char feedback[96];          /* the latest feedback report (反馈) */
+    const char *rule;           /* "routes.yaml:14:5 structure-fire", kept once in
+                                 * ld_engine.strings; never NULL once dispatched */
+    char *texts;                /* reason, disposition, feedback: see ld_task_text */
     ld_ladder *ladder;          /* the chain it climbs (ladder.c) */
     ld_reminders rem;           /* its reminders, as dispatched */
     uint64_t rem_from[LD_LEG_COUNT]; /* start of each leg's current wait */
@@ -82,6 +81,32 @@ typedef struct ld_task {
     uint8_t remind_pct;
     const char *leader;         /* the leader responsible (a correlation rule's); engine-owned */
 } ld_task;
+
+/* A task's texts, kept in one block only while one is set (most tasks have
+ * none): why it is at its level, how it was resolved, the latest feedback
+ * report (反馈). Each is cut to its length here, NUL included. */
+enum ld_task_text {
+    LD_TEXT_REASON,             /* 128 */
+    LD_TEXT_DISPOSITION,        /* 64 */
+    LD_TEXT_FEEDBACK,           /* 96 */
+    LD_TEXT_COUNT
+};
+
+/* ld_task_text returns text <which> of <t>, "" if it has none; valid until
+ * that task's texts change. */
+const char *ld_task_text(const ld_task *t, int which);
+static inline const char *ld_task_reason(const ld_task *t)
+{
+    return ld_task_text(t, LD_TEXT_REASON);
+}
+static inline const char *ld_task_disposition(const ld_task *t)
+{
+    return ld_task_text(t, LD_TEXT_DISPOSITION);
+}
+static inline const char *ld_task_feedback(const ld_task *t)
+{
+    return ld_task_text(t, LD_TEXT_FEEDBACK);
+}
 
 typedef struct ld_history {
     uint64_t at;

@@ -74,8 +74,8 @@ void ld__roster_terminal_offline(ld_engine *e, int terminal)
         char why[128];
         e->stats.offline_moves++;
         if (t->level == 0 && stand_in >= 0 && stand_in != terminal && !offline(e, stand_in)) {
-            snprintf(t->reason, sizeof t->reason, "%s offline: stand-in %s",
-                     r->terminals[terminal].id, r->terminals[stand_in].id);
+            ld__task_printf(e, t, LD_TEXT_REASON, "%s offline: stand-in %s",
+                            r->terminals[terminal].id, r->terminals[stand_in].id);
             ld__engine_hand_to(e, t, stand_in);
             ld__engine_history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t, -1);
             snprintf(why, sizeof why, "%s/%s reassigned to stand-in %s: %s is offline",

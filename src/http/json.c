@@ -70,8 +70,8 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
     kv_u64(b, "dispatched_at_ms", t->dispatched_at);
     kv_str(b, "delivery", delivery_names[t->delivery & 3]);
     kv_str(b, "rule", t->rule);
-    if (t->reason[0]) kv_str(b, "reason", t->reason);
-    if (t->disposition[0]) kv_str(b, "disposition", t->disposition);
+    if (ld_task_reason(t)[0]) kv_str(b, "reason", ld_task_reason(t));
+    if (ld_task_disposition(t)[0]) kv_str(b, "disposition", ld_task_disposition(t));
     key(b, "legs");
     ld_buf_put(b, "[", 1);
     for (int l = 0; l < LD_LEG_COUNT; l++) {

@@ -186,7 +186,7 @@ Test(engine, unacknowledged_task_climbs_the_chain_to_command_at_each_deadline)
     cr_assert_eq(t->level, 3);
     advance(1);
     cr_assert_eq(t->terminal, term("command-director"));
-    cr_assert(strstr(t->reason, "arrive deadline missed"), "reason: %s", t->reason);
+    cr_assert(strstr(ld_task_reason(t), "arrive deadline missed"), "reason: %s", ld_task_reason(t));
     /* 9m30s: the supervisor's acknowledge wait ends at the top: overdue, no move. */
     advance(90000);
     cr_assert_eq(t->terminal, term("command-director"));
@@ -214,7 +214,7 @@ Test(engine, acknowledgement_stops_the_acknowledge_leg_but_arrive_still_counts)
     advance(MIN);
     cr_assert_eq(t->level, 1, "arrive deadline (8m) missed: deputy told");
     cr_assert_eq(t->terminal, term("fire-deputy"));
-    cr_assert(strstr(t->reason, "arrive deadline missed"), "reason: %s", t->reason);
+    cr_assert(strstr(ld_task_reason(t), "arrive deadline missed"), "reason: %s", ld_task_reason(t));
     cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE, NULL),
                  LINKD__V1__RESULT__RESULT_ACCEPTED);
     advance(10 * MIN);
@@ -277,7 +277,7 @@ Test(engine, rejection_escalates_at_once_and_needs_a_reason)
                  LINKD__V1__RESULT__RESULT_ACCEPTED);
     cr_assert_eq(t->level, 1);
     cr_assert_eq(t->terminal, term("fire-deputy"));
-    cr_assert(strstr(t->reason, "crew already committed"), "reason: %s", t->reason);
+    cr_assert(strstr(ld_task_reason(t), "crew already committed"), "reason: %s", ld_task_reason(t));
     cr_assert_eq(count_feed(LINKD__V1__FEED_KIND__FEED_KIND_TASK_REJECTED), 1);
 }
 
@@ -449,4 +449,37 @@ Test(engine, incident_strings_are_cut_at_their_limits_and_shared_ones_kept_once)
     ld_engine_take_dirty(&eng, count_written, &written);
     cr_expect_eq(ld_intern_count(&eng.strings), held - 1, "the long grid went with its incident");
     cr_expect_str_eq(b->district, "440106", "the other incident still has the district");
+}
+
+/* A task's three texts share one block: each is kept apart from the others,
+ * cut to its length, and the block goes when the last is cleared. */
+Test(engine, task_texts_are_kept_apart_cut_and_cleared)
+{
+    ld_incident *inc = open_fire("110-0");
+    ld_task *t = task_of(inc, "fire");
+    cr_expect_null(t->texts, "a fresh task holds no texts");
+    cr_expect_str_eq(ld_task_feedback(t), "");
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_FEEDBACK, "crew on the way"), 0);
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_REASON, "acknowledge deadline missed"), 0);
+    cr_expect_str_eq(ld_task_feedback(t), "crew on the way");
+    cr_expect_str_eq(ld_task_reason(t), "acknowledge deadline missed");
+    cr_expect_str_eq(ld_task_disposition(t), "");
+    char long_text[300];
+    memset(long_text, 'd', sizeof long_text - 1), long_text[sizeof long_text - 1] = '\0';
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_DISPOSITION, long_text), 0);
+    cr_expect_eq(strlen(ld_task_disposition(t)), 63);
+    cr_assert_eq(ld__task_printf(&eng, t, LD_TEXT_REASON, "%s", long_text), 0);
+    cr_expect_eq(strlen(ld_task_reason(t)), 127);
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_FEEDBACK, long_text), 0);
+    cr_expect_eq(strlen(ld_task_feedback(t)), 95);
+    /* A text set from the task's own block. */
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_REASON, ld_task_feedback(t)), 0);
+    cr_expect_eq(strlen(ld_task_reason(t)), 95);
+    cr_expect_eq(strlen(ld_task_disposition(t)), 63, "the others are untouched");
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_REASON, NULL), 0);
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_DISPOSITION, ""), 0);
+    cr_expect_eq(strlen(ld_task_feedback(t)), 95);
+    cr_assert_eq(ld__task_set_text(&eng, t, LD_TEXT_FEEDBACK, NULL), 0);
+    cr_expect_null(t->texts, "no text left, no block");
+    cr_expect_str_eq(t->rule + strlen(t->rule) - strlen("fire"), "fire", "rule: %s", t->rule);
 }

@@ -144,10 +144,10 @@ Test(plan, feedback_completes_its_leg_and_implies_acknowledgement)
     cr_expect_neq(t->done_at[LD_LEG_FEEDBACK], 0);
     cr_expect_neq(t->done_at[LD_LEG_ACK], 0, "feedback implies acknowledgement");
     cr_expect_eq(t->state, LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED);
-    cr_expect_str_eq(t->feedback, "suspect detained, one injured");
+    cr_expect_str_eq(ld_task_feedback(t), "suspect detained, one injured");
     cr_expect_eq(update(t, "police-duty", FEEDBACK, "suspect detained, one injured"), DUPLICATE);
     cr_expect_eq(update(t, "police-duty", FEEDBACK, "injured person to hospital"), ACCEPTED);
-    cr_expect_str_eq(t->feedback, "injured person to hospital");
+    cr_expect_str_eq(ld_task_feedback(t), "injured person to hospital");
     cr_expect_eq(eng.stats.feedbacks, 2);
     /* The acknowledge deadline has passed without escalation: it was met. */
     advance(1 * MIN);
@@ -218,7 +218,7 @@ Test(plan, the_record_keeps_the_feedback_leg_across_a_restart)
     ld_task *r = ld_engine_find(&e2, "I1-0")->tasks[0];
     cr_expect_eq(r->deadline[LD_LEG_FEEDBACK], due);
     cr_expect_eq(r->done_at[LD_LEG_FEEDBACK], done);
-    cr_expect_str_eq(r->feedback, "on it");
+    cr_expect_str_eq(ld_task_feedback(r), "on it");
     cr_expect_eq(r->legs_off, 0);
     /* A record written before the feedback leg existed has none. */
     char *own = rec->incident_id, other[] = "I2-0";

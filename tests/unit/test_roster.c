@@ -125,7 +125,7 @@ Test(roster, nobody_on_duty_escalates_at_once)
     ld_task *t = open_call("1-0", CRIME, ACTUAL);
     cr_expect_eq(t->level, 1, "straight to the deputy");
     cr_expect_str_eq(holder(t), "police-deputy");
-    cr_expect(strstr(t->reason, "nobody on duty for police") != NULL, "reason: %s", t->reason);
+    cr_expect(strstr(ld_task_reason(t), "nobody on duty for police") != NULL, "reason: %s", ld_task_reason(t));
     set_time(local(2026, 11, 25, 12, 0));
     cr_expect_str_eq(holder(open_call("2-0", CRIME, ACTUAL)), "police-day", "override over");
 }
@@ -140,7 +140,7 @@ Test(roster, an_offline_terminal_gets_nothing_new)
     t = open_call("2-0", CRIME, ACTUAL);
     cr_expect_eq(t->level, 1, "no stand-in online: up at once");
     cr_expect_str_eq(holder(t), "police-deputy");
-    cr_expect(strstr(t->reason, "police-day is offline") != NULL, "reason: %s", t->reason);
+    cr_expect(strstr(ld_task_reason(t), "police-day is offline") != NULL, "reason: %s", ld_task_reason(t));
     ld_engine_terminal_presence(&eng, term("police-day"), 1);
     cr_expect_str_eq(holder(open_call("3-0", CRIME, ACTUAL)), "police-day", "back online");
 }

@@ -159,7 +159,7 @@ Test(supervisor_merge, a_task_the_incident_lacks_moves_and_the_other_closes)
     cr_expect_eq(moved->deadline[LD_LEG_ACK], T0 + MIN + 30 * SEC, "its deadlines stand");
     cr_expect(delivered_to("police-duty", "I1-0/police"),
               "the police terminal gets the task under its new id");
-    cr_expect_str_eq(b->tasks[0]->disposition, "merged: moved to I1-0/police");
+    cr_expect_str_eq(ld_task_disposition(b->tasks[0]), "merged: moved to I1-0/police");
 
     cr_assert_eq(a->nmerged, 1);
     cr_expect_str_eq(a->merged->incident_id, "I2-0");
@@ -193,7 +193,7 @@ Test(supervisor_merge, a_task_for_a_department_it_has_closes_as_a_duplicate)
     char err[320] = "";
     cr_assert_eq(ld_action_merge(&eng, a, b, &sup, err, sizeof err), 0, "%s", err);
     cr_expect_eq(a->ntasks, 1, "still one fire task");
-    cr_expect_str_eq(b->tasks[0]->disposition, "duplicate: merged into I1-0");
+    cr_expect_str_eq(ld_task_disposition(b->tasks[0]), "duplicate: merged into I1-0");
     cr_expect_eq(b->tasks[0]->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED);
     cr_expect(!delivered_to("fire-duty", "I2-0/fire"), "the duplicate task is withdrawn");
     int m = find_seen(FK(INCIDENT_MERGED), "I1-0");
@@ -281,7 +281,7 @@ Test(supervisor_merge, split_reopens_a_merged_incident_with_its_own_plan)
     ld_task *back = ld_engine_task_of(a, ld_rules_department(rules, "police"));
     cr_assert_not_null(back);
     cr_expect_eq(back->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED);
-    cr_expect_str_eq(back->disposition, "split off: I2-0.2/police holds it");
+    cr_expect_str_eq(ld_task_disposition(back), "split off: I2-0.2/police holds it");
     cr_expect_eq(a->open_tasks, 1, "the fire task stays");
     cr_expect(!delivered_to("police-duty", "I1-0/police"), "the withdrawn task is not sent");
     cr_expect(delivered_to("police-duty", "I2-0.2/police"), "the new incident's task is");
