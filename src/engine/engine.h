@@ -54,32 +54,33 @@ typedef struct ld_task {
     ld_incident *inc;
     ld_timer timer;             /* earliest pending leg deadline */
     ld_list term_link;          /* in its terminal's delivery list */
-    int idx;                    /* position in the incident */
     int dept;                   /* rules index */
-    int level;                  /* position in the chain: department levels, then command's */
     int terminal;               /* rules index of the current holder */
-    int state;                  /* Linkd__V1__TaskState */
     uint64_t dispatched_at;
     uint64_t deadline[LD_LEG_COUNT];
     uint64_t done_at[LD_LEG_COUNT];  /* 0 = not done */
     uint64_t budget[LD_LEG_COUNT];   /* the leg's budget at dispatch (0 if unknown, as
                                       * after a restart) */
-    unsigned overdue_top;       /* bit per leg: missed at the top of the chain */
-    unsigned legs_off;          /* bit per leg the task does not have (no feedback budget) */
-    int delivery;               /* enum ld_delivery */
-    uint32_t sends;             /* replies that carried it to the current holder */
-    int fencing;                /* a deadline escalation waits for its fence (timer unarmed) */
     uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
     const char *rule;           /* "routes.yaml:14:5 structure-fire", kept once in
                                  * ld_engine.strings; never NULL once dispatched */
     char *texts;                /* reason, disposition, feedback: see ld_task_text */
     ld_ladder *ladder;          /* the chain it climbs (ladder.c) */
-    ld_reminders rem;           /* its reminders, as dispatched */
+    const char *leader;         /* the leader responsible (a correlation rule's); engine-owned */
     uint64_t rem_from[LD_LEG_COUNT]; /* start of each leg's current wait */
+    ld_reminders rem;           /* its reminders, as dispatched */
     uint8_t rem_sent[LD_LEG_COUNT];  /* reminders sent in that wait */
     uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
     uint8_t remind_pct;
-    const char *leader;         /* the leader responsible (a correlation rule's); engine-owned */
+    uint32_t sends;             /* replies that carried it to the current holder */
+    uint8_t idx;                /* position in the incident (< LD_MAX_TASKS) */
+    int8_t level;               /* position in the chain: department levels, then
+                                 * command's (< 2 * LD_MAX_LEVELS) */
+    uint8_t state;              /* Linkd__V1__TaskState */
+    uint8_t delivery;           /* enum ld_delivery */
+    uint8_t fencing;            /* a deadline escalation waits for its fence (timer unarmed) */
+    uint8_t overdue_top;        /* bit per leg: missed at the top of the chain */
+    uint8_t legs_off;           /* bit per leg the task does not have (no feedback budget) */
 } ld_task;
 
 /* A task's texts, kept in one block only while one is set (most tasks have
@@ -126,27 +127,30 @@ struct ld_incident {
      * LD_MAX_ID_LEN, 32, 64 and 199 bytes. */
     const char *event_id, *summary;
     const char *source_id;
-    int kind, category, priority, status;
-    uint32_t people;
-    uint64_t opened_at, closed_at;
-    int has_ll;
-    double lat, lon;
     const char *district, *grid;
     ld_task *const *tasks;      /* ntasks, in dispatch order, in a block of tasks_cap
                                  * (ld_engine.blocks); only the engine adds to it */
-    int ntasks, open_tasks;
-    uint8_t tasks_cap;
     ld_history *history;        /* nhistory entries, oldest first, in a block of
                                  * history_cap (ld_engine.blocks); NULL until the first */
-    uint8_t nhistory, history_cap;
-    uint32_t history_dropped;
     struct ld_notes *notes;     /* supervisors' notes (who, why); NULL until one acts */
     struct ld_merged *merged;   /* duplicate events that joined it (correlate.c) */
+    ld_incident *dirty_next;
+    uint64_t signed_at;         /* when the last sign_off task acknowledged; 0 while one
+                                 * is missing */
+    uint64_t opened_at, closed_at;
+    double lat, lon;
+    uint32_t people;
+    uint32_t history_dropped;
     uint16_t nmerged;
     uint16_t sign_need;         /* bit per task that must acknowledge (rules: sign_off) */
-    uint64_t signed_at;         /* when the last of them did; 0 while one is missing */
-    ld_incident *dirty_next;
-    int dirty;
+    uint8_t kind;               /* enum ld_kind */
+    uint8_t category;           /* CallCategory, SensorKind or PetitionIssue value (< 64) */
+    uint8_t priority;           /* Linkd__V1__Priority */
+    uint8_t status;             /* Linkd__V1__Status */
+    uint8_t has_ll;
+    uint8_t ntasks, open_tasks, tasks_cap;
+    uint8_t nhistory, history_cap;
+    uint8_t dirty;
 };
 
 /* Per terminal: who holds what. Indexed like ld_rules.terminals. */

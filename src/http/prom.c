@@ -44,7 +44,7 @@ static void count_tasks(void *arg, const ld_incident *inc)
     task_gauge *g = arg;
     for (int i = 0; i < inc->ntasks; i++) {
         const ld_task *t = inc->tasks[i];
-        if (t->dept < g->ndept && t->state >= 0 && t->state < 8) g->by_state[t->dept * 8 + t->state]++;
+        if (t->dept < g->ndept && t->state < 8) g->by_state[t->dept * 8 + t->state]++;
     }
 }
 
