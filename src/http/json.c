@@ -72,6 +72,7 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
     kv_str(b, "rule", t->rule);
     if (ld_task_reason(t)[0]) kv_str(b, "reason", ld_task_reason(t));
     if (ld_task_disposition(t)[0]) kv_str(b, "disposition", ld_task_disposition(t));
+    if (t->leader) kv_str(b, "leader", t->leader); /* named by a correlation rule */
     key(b, "legs");
     ld_buf_put(b, "[", 1);
     for (int l = 0; l < LD_LEG_COUNT; l++) {

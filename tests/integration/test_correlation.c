@@ -3,7 +3,9 @@
  * distinct petitioners on one issue at one office within 24 hours become a
  * group petition for political_legal, with the leader the rule names).
  * Five petitioners: one political_legal task, on the first petition's
- * incident, naming the leader, on the feed and in the Redis record. Four
+ * incident, naming the leader, on the feed, in the JSON API and in the Redis
+ * record. Three petitioners, a restart, two more: the same (the windows are
+ * rebuilt from ld:events). Four
  * petitioners, or one petitioner five times: none. "None" is settled by a
  * later event on the same feed: an upgrade happens inside the event that
  * completes the count, so it is published before anything that follows. */
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "http_client.h"
 #include "wire/wire.h"
 
 #define WAIT_MS 20000
@@ -20,10 +23,15 @@
 static ldh_env env;
 static ldh_feed feed;
 static char office[64];
+static int http_port;
+static char port_arg[32];
 
 static void setup(void)
 {
-    ldh_env_start_or_fail(&env, NULL);
+    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
+    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", http_port);
+    ldh_linkd_opts o = {.extra = {"--http", port_arg, NULL}};
+    ldh_env_start_or_fail(&env, &o);
     ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed");
     ldh_unique_id(office, sizeof office, "office");
 }
@@ -120,6 +128,20 @@ Test(group_petition, five_distinct_petitioners_are_one_task_for_political_legal_
     ldh_check(&env, count(LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, "political_legal") == 1,
               "one political_legal task, got %zu",
               count(LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, "political_legal"));
+
+    /* The command centre's view (JSON API): the task names the leader, the
+     * history the rule. */
+    char path[128];
+    ldh_http_reply hr;
+    snprintf(path, sizeof path, "/api/incidents/%s", inc[0]);
+    ldh_check(&env, ldh_http(http_port, "GET", path, NULL, NULL, &hr) == 0 && hr.status == 200,
+              "GET %s", path);
+    ldh_check(&env, strstr(hr.body, "\"leader\":\"Deputy Secretary Li Wei") != NULL,
+              "no leader in %s", hr.body);
+    ldh_check(&env, strstr(hr.body, "\"kind\":\"incident_upgraded\"") &&
+                        strstr(hr.body, "rule " RULE " ["),
+              "no upgrade in the history of %s", hr.body);
+    ldh_http_reply_free(&hr);
 
     char leader[128] = "";
     for (int i = 0; i < 100 && strcmp(leader, LEADER) != 0; i++) {
