@@ -137,3 +137,30 @@ Test(ladder_live, an_incident_shows_who_has_not_signed_until_all_have)
               "signed off: %s", j);
     free(j);
 }
+
+/* metric reads one sample of GET /metrics. */
+static double metric(const char *series)
+{
+    ldh_http_reply r;
+    ldh_check(&env, ldh_http(port, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
+              "GET /metrics");
+    double v = ldh_metric(r.body, series);
+    ldh_http_reply_free(&r);
+    return v;
+}
+
+Test(ladder_live, drills_are_counted_apart_in_metrics)
+{
+    ldh_event real, drill;
+    char inc[64];
+    ldh_accept_call(&env, &real, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
+    ldh_event_call(&drill, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_EXPLOSION);
+    drill.env.status = LINKD__V1__STATUS__STATUS_EXERCISE;
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &drill, inc, sizeof inc) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED,
+              "the exercise is accepted");
+    ldh_check(&env, metric("linkd_incidents_opened_total") == 2, "both incidents opened");
+    ldh_check(&env, metric("linkd_drill_incidents_total") == 1, "one of them a drill");
+    ldh_check(&env, metric("linkd_drill_tasks_total") == 3,
+              "the exercise's three tasks (fire, police, emergency_mgmt) counted apart");
+}
