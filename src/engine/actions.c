@@ -402,6 +402,13 @@ int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld
         snprintf(err, len, "incident %s is already closed", into->closed_at ? into->id : from->id);
         return LD_ESTATE;
     }
+    if (into->status != from->status) {
+        /* A drill or a test never mixes with a real emergency. */
+        snprintf(err, len, "incident %s is %s and %s is %s: only incidents of one status merge",
+                 from->id, ld_enum_name(&linkd__v1__status__descriptor, from->status), into->id,
+                 ld_enum_name(&linkd__v1__status__descriptor, into->status));
+        return LD_ESTATE;
+    }
     for (int i = 0; i < from->ntasks; i++) {
         const ld_task *have = ld_engine_task_of(into, from->tasks[i]->dept);
         if (from->tasks[i]->state == T_RESOLVED || (have && have->state != T_RESOLVED)) continue;

@@ -57,7 +57,8 @@ int ld_action_close(ld_engine *e, ld_incident *inc, const char *disposition, con
  * two. <from> then closes, "merged into <into>"; both incidents get the
  * note, the history entry and the feed event (INCIDENT_MERGED on <into>,
  * INCIDENT_CLOSED on <from>). LD_ESTATE if <from> is <into>, either is
- * closed, or the result would not fit (tasks, merged events, notes). */
+ * closed, their statuses differ (an exercise never joins a real incident),
+ * or the result would not fit (tasks, merged events, notes). */
 int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld_actor *a,
                     char *err, size_t len);
 /* ld_action_split takes event <event_id> (an event id or stream id) out of

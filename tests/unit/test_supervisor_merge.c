@@ -109,7 +109,7 @@ static size_t envelope(const char *id, int category, double metres, uint8_t *buf
     return linkd__v1__envelope__pack(ev, buf);
 }
 
-static ld_incident *call(const char *stream_id, int category, double metres)
+static ld_incident *call_as(const char *stream_id, int category, double metres, int status)
 {
     Linkd__V1__Envelope ev;
     Linkd__V1__Call110 c;
@@ -117,8 +117,14 @@ static ld_incident *call(const char *stream_id, int category, double metres)
     uint8_t buf[512];
     ld_incident *inc = NULL;
     envelope(stream_id, category, metres, buf, sizeof buf, &ev, &c, &loc);
+    ev.status = (Linkd__V1__Status)status;
     cr_assert_eq(ld_engine_open(&eng, &ev, stream_id, &inc), 0);
     return inc;
+}
+
+static ld_incident *call(const char *stream_id, int category, double metres)
+{
+    return call_as(stream_id, category, metres, LINKD__V1__STATUS__STATUS_ACTUAL);
 }
 
 static const ld_actor sup = {"Supervisor Wang", "the same fight, reported by the shop owner"};
@@ -230,9 +236,13 @@ Test(supervisor_merge, what_no_longer_applies_is_refused_and_changes_nothing)
     ld_actor noreason = {"Wang", NULL};
     cr_expect_eq(ld_action_merge(&eng, a, b, &noreason, err, sizeof err), LD_EINVAL);
     cr_expect(strncmp(err, "reason:", 7) == 0, "%s", err);
+    ld_incident *drill = call_as("4-0", CRIME, 9000, LINKD__V1__STATUS__STATUS_EXERCISE);
+    cr_expect_eq(ld_action_merge(&eng, a, drill, &sup, err, sizeof err), LD_ESTATE);
+    cr_expect_str_eq(err, "incident I4-0 is exercise and I1-0 is actual: only incidents of one "
+                          "status merge");
     cr_expect_eq(a->ntasks, 1);
     cr_expect_eq(a->notes, NULL, "no note for an action that did not happen");
-    cr_expect_eq(eng.open_incidents, 3);
+    cr_expect_eq(eng.open_incidents, 4);
 
     cr_assert_eq(ld_action_merge(&eng, a, b, &sup, err, sizeof err), 0, "%s", err);
     /* b is closed now (still in memory until its record is written). */
