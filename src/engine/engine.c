@@ -52,6 +52,12 @@ static int chain_dept(const ld_rules *r, const ld_task *t, int level)
 int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_engine_hooks *h)
 {
     memset(e, 0, sizeof *e);
+    if (r->ndepartments > INT16_MAX || r->nterminals > INT16_MAX) {
+        /* Tasks and their history hold these indexes in 16 bits. */
+        ld_log(LD_ERR, "ENGINE-RULES", "%d departments and %d terminals: at most %d each",
+               r->ndepartments, r->nterminals, INT16_MAX);
+        return LD_EINVAL;
+    }
     e->rules = r;
     e->clock = clock;
     e->hooks = *h;
@@ -526,7 +532,7 @@ size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_deliv
         t->remind_leg = 0;
         n++;
         if (t->sends > 0) e->stats.tasks_redelivered++;
-        t->sends++;
+        if (t->sends < UINT16_MAX) t->sends++;
         t->delivery = LD_DELIVERY_SENT;
     }
     return n;

@@ -54,8 +54,13 @@ typedef struct ld_task {
     ld_incident *inc;
     ld_timer timer;             /* earliest pending leg deadline */
     ld_list term_link;          /* in its terminal's delivery list */
-    int dept;                   /* rules index */
-    int terminal;               /* rules index of the current holder */
+    int16_t dept;               /* rules index (ld_engine_init checks the rules fit) */
+    int16_t terminal;           /* rules index of the current holder */
+    uint16_t sends;             /* replies that carried it to the current holder (stops
+                                 * counting at 65535) */
+    uint8_t idx;                /* position in the incident (< LD_MAX_TASKS) */
+    int8_t level;               /* position in the chain: department levels, then
+                                 * command's (< 2 * LD_MAX_LEVELS) */
     uint64_t dispatched_at;
     uint64_t deadline[LD_LEG_COUNT];
     uint64_t done_at[LD_LEG_COUNT];  /* 0 = not done */
@@ -72,10 +77,6 @@ typedef struct ld_task {
     uint8_t rem_sent[LD_LEG_COUNT];  /* reminders sent in that wait */
     uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
     uint8_t remind_pct;
-    uint32_t sends;             /* replies that carried it to the current holder */
-    uint8_t idx;                /* position in the incident (< LD_MAX_TASKS) */
-    int8_t level;               /* position in the chain: department levels, then
-                                 * command's (< 2 * LD_MAX_LEVELS) */
     uint8_t state;              /* Linkd__V1__TaskState */
     uint8_t delivery;           /* enum ld_delivery */
     uint8_t fencing;            /* a deadline escalation waits for its fence (timer unarmed) */
