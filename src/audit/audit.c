@@ -24,14 +24,16 @@ static const char *const leg_names[LD_LEG_COUNT] = {"acknowledge", "arrive", "re
 enum { TAIL_UNKNOWN, TAIL_READING, TAIL_KNOWN };
 enum { E_WAITING, E_QUEUED, E_SENT };
 
+/* One per open incident (and per closed one with lines still waiting), so
+ * kept small: the last hash as its 32 bytes, not its 64 hex digits. */
 typedef struct audit_tail {
     char id[LD_INCIDENT_ID_LEN];
-    int state;
-    int closed;                   /* the incident closed: free once nothing waits on it */
+    uint8_t hash[32];
     uint64_t n;                   /* entries so far */
-    char hash[65];
-    size_t waiting;               /* entries waiting for this tail */
     ld_audit *a;
+    uint32_t waiting;             /* entries waiting for this tail */
+    uint8_t state;
+    uint8_t closed;               /* the incident closed: free once nothing waits on it */
 } audit_tail;
 
 typedef struct audit_entry {
@@ -79,22 +81,40 @@ void ld_audit_fini(ld_audit *a)
 
 /* ---- hashing -------------------------------------------------------------------- */
 
-static void chain_hash(const char *prev, const char *body, size_t len, char hex[65])
+static void chain_hash_raw(const char *prev, const char *body, size_t len, uint8_t d[32])
 {
     ld_sha256 c;
-    uint8_t d[32];
     ld_sha256_init(&c);
     ld_sha256_update(&c, prev, 64);
     ld_sha256_update(&c, "\n", 1);
     ld_sha256_update(&c, body, len);
     ld_sha256_final(&c, d);
+}
+
+static void chain_hash(const char *prev, const char *body, size_t len, char hex[65])
+{
+    uint8_t d[32];
+    chain_hash_raw(prev, body, len, d);
     ld_sha256_hex(d, hex);
+}
+
+/* hash_parse reads 64 hex digits into <d>; 0, or -1 if they are not hex. */
+static int hash_parse(const char *hex, uint8_t d[32])
+{
+    for (int i = 0; i < 64; i++) {
+        char c = hex[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (v < 0) return -1;
+        d[i / 2] = (uint8_t)(i % 2 ? (d[i / 2] << 4) | v : v);
+    }
+    return 0;
 }
 
 /* seal gives entry <e> (a body without its end) its number, prev and hash. */
 static void seal(audit_tail *t, audit_entry *e)
 {
-    char n[32], hash[65];
+    char n[32], prev[65], hash[65];
     int w = snprintf(n, sizeof n, "{\"n\":%llu,", (unsigned long long)(t->n + 1));
     /* The body was built after a 1-byte "{" placeholder; put the number in front. */
     size_t body = e->len - 1;
@@ -102,10 +122,11 @@ static void seal(audit_tail *t, audit_entry *e)
     memmove(e->line + w, e->line + 1, body);
     memcpy(e->line, n, (size_t)w);
     size_t len = (size_t)w + body;
-    chain_hash(t->hash, e->line, len, hash);
+    ld_sha256_hex(t->hash, prev);
+    chain_hash_raw(prev, e->line, len, t->hash);
+    ld_sha256_hex(t->hash, hash);
     len += (size_t)snprintf(e->line + len, sizeof e->line - len, ",\"hash\":\"%s\"}", hash);
     e->len = (uint16_t)len;
-    memcpy(t->hash, hash, sizeof hash);
     t->n++;
     e->state = E_QUEUED;
     e->tail = NULL;
@@ -144,7 +165,14 @@ static void on_tail(void *arg, redisReply *r)
     if (r->type == REDIS_REPLY_STRING) {
         const char *h = strstr(r->str, "\"hash\":\"");
         const char *n = strstr(r->str, "{\"n\":");
-        if (h && strlen(h + 8) >= 64) memcpy(t->hash, h + 8, 64), t->hash[64] = '\0';
+        uint8_t d[32];
+        if (h && strlen(h + 8) >= 64) {
+            if (hash_parse(h + 8, d) == 0)
+                memcpy(t->hash, d, sizeof d);
+            else
+                ld_log_rl(LD_WARN, "AUDIT-TAIL", "%s: the last audit line's hash is not hex; "
+                          "the chain goes on from zeros", t->id);
+        }
         if (n) t->n = strtoull(n + 5, NULL, 10);
     }
     a->stats.tail_reads++;
@@ -169,7 +197,7 @@ static audit_tail *tail_for(ld_audit *a, const ld_incident *inc, int opened)
     if (!(t = ld_pool_get(&a->tail_pool))) return NULL;
     snprintf(t->id, sizeof t->id, "%s", inc->id);
     t->a = a;
-    memcpy(t->hash, ZERO_HASH, 65);
+    memset(t->hash, 0, sizeof t->hash); /* the hex of 32 zero bytes is ZERO_HASH */
     /* A new incident starts a chain; any other was open before a restart. */
     t->state = opened ? TAIL_KNOWN : TAIL_UNKNOWN;
     if (ld_map_put(&a->tails, t->id, t) != 0) {
