@@ -57,7 +57,7 @@ for n in $COUNTS; do
         --terminals "$terminals" --feed "tcp://127.0.0.1:$("$LINKLOAD" free-port)" --time-scale 1 \
         --log-level notice 2>"$dir/linkd.log" &
     LINKD_PID=$!
-    for _ in $(seq 100); do grep -q READY "$dir/linkd.log" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs READY "$dir/linkd.log" && break; sleep 0.1; done
     idle=$(rss_kb "$LINKD_PID")
     redis_idle=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/{print $2+0}')
     secs=$(python3 -c "print(round($n / $RATE, 2))")
