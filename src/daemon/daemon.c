@@ -495,6 +495,10 @@ static void on_store_state(void *arg, int up)
 {
     daemon *d = arg;
     if (up) write_claims(d); /* before recovery or any new claim */
+    if (d->degraded_start && !d->stopping)
+        ld_ingest_hold(&d->ingest, up ? "recovering after a restart: send again"
+                                      : "redis unavailable since start: only life-safety "
+                                        "events are taken; send again");
     if (up && !d->recovered && !d->recovery.running && !d->stopping) {
         if (ld_recover_start(&d->recovery, &d->store, &d->engine, on_recovered, d) != 0)
             ld_log(LD_WARN, "RECOVER-RETRY", "cannot start recovery; retrying when redis returns");

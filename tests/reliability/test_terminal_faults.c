@@ -254,7 +254,9 @@ Test(terminal_faults, partitioned_terminals_get_every_task_and_missed_deadlines_
     for (int i = 0; i < 2 * CALLS; i++)
         ldh_check(&env, !escalated(&feed, a[i]), "%s escalated over a merely slow link", a[i]);
 
-    /* 2. Partition link A. */
+    /* 2. Partition link A, once the terminals are back in their long polls
+     * (the replies to their acknowledgements cross the proxy first). */
+    ldh_feed_collect(&feed, 1500);
     int part_s = long_run() ? 60 : 20;
     ldh_check(&env, ip("link set %s down", ns[0].host_if) == 0, "cannot take link A down");
     uint64_t t_part = ldh_wall_ms(), m_part = ldh_mono_ms();
