@@ -3,16 +3,17 @@
  * ld_windows is the state alone: keyed windows, counting with distinct-by
  * and two-step sequences, on the times it is given (the engine's ld_clock).
  * It knows nothing of incidents beyond their ids, so unit tests and the rule
- * benchmark drive it directly. The engine's side (ld__window_observe) reads
- * each opened event's key and distinct values and upgrades the incident a
- * rule picks when it fires.
+ * benchmark drive it directly. ld_windows_event reads an event's key and
+ * distinct values for each rule; the engine's side (upgrade.c) upgrades the
+ * incident a rule picks when it fires.
  *
  * Keys: a window is found by a 64-bit hash of the rule's name and the values
  * of its `by` fields (the raw strings of the event's location, its office,
  * its category number); distinct values are 64-bit hashes of the caller,
- * sensor, petitioner or source id. No string is compared or copied on the
- * way; two different keys share a window only on a 64-bit hash collision
- * (about 1 in 10^10 among a million live keys). Windows come from pools by
+ * sensor, petitioner or source id. No key or value string is kept or
+ * compared (only the incident id each value came from is copied, for the
+ * upgrade); two different keys share a window only on a 64-bit hash
+ * collision (any two of a million open keys: about 3 in 10^8). Windows come from pools by
  * size class; the table of keys is bounded (max_keys), and an event that
  * would open a key beyond it is not counted (stats.keys_full). A window
  * whose newest value and last firing are older than its rule's window is
