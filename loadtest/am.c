@@ -264,7 +264,11 @@ typedef struct am_run {
     uint64_t nreq, nalerts, start_ns, end_ns;
     _Atomic uint64_t next_req;
     uint8_t *expected, *received;   /* per alert */
+    uint8_t *doubt;                 /* per alert: its POST timed out or broke off, so whether
+                                     * Alertmanager took it is unknown */
     pthread_mutex_t mu;
+    uint64_t doubt_alerts, doubt_expected, doubt_got; /* in doubt: counted apart */
+    uint64_t got;                   /* deliveries of alerts not in doubt, within expected */
     uint64_t posted, post_ok, post_err, conn_err, timeouts, expected_total, received_total, dups,
         unexpected, last_delivery_ns, max_lag_ns;
     char sample_err[160];
@@ -349,8 +353,13 @@ static void on_delivery(void *arg, const char *path, const char *body, size_t le
             continue;
         }
         a->received_total++;
-        if (a->received[seq] >= a->expected[seq]) a->dups++;
-        else a->received[seq]++;
+        if (a->received[seq] >= a->expected[seq]) {
+            a->dups++;
+        } else {
+            a->received[seq]++;
+            if (a->doubt[seq]) a->doubt_got++;
+            else a->got++;
+        }
         uint64_t req = seq / a->o.batch, t0 = intended_ns(a, req);
         ld_hist_record(&a->deliver_lat, now > t0 ? now - t0 : 0);
     }
@@ -473,9 +482,22 @@ static void *client_main(void *arg)
             if (fd < 0) a->conn_err += a->o.batch;
             else if (status == -2) a->timeouts += a->o.batch;
             else a->post_err += a->o.batch;
-            for (unsigned i = 0; i < a->o.batch; i++) {   /* never delivered: not expected */
-                a->expected_total -= a->expected[req * a->o.batch + i];
-                a->expected[req * a->o.batch + i] = 0;
+            /* Refused or never sent: not expected. Timed out or cut off:
+             * Alertmanager may have taken it, so its deliveries are counted
+             * apart, neither missing nor duplicate. */
+            int unknown = fd >= 0 && (status == -2 || status < 0);
+            for (unsigned i = 0; i < a->o.batch; i++) {
+                uint64_t k = req * a->o.batch + i;
+                a->expected_total -= a->expected[k];
+                a->got -= a->received[k];
+                if (unknown) {
+                    a->doubt[k] = 1;
+                    a->doubt_alerts++;
+                    a->doubt_expected += a->expected[k];
+                    a->doubt_got += a->received[k];
+                } else {
+                    a->expected[k] = 0;
+                }
             }
             if (!a->sample_err[0])
                 snprintf(a->sample_err, sizeof a->sample_err, "%s",
@@ -522,8 +544,7 @@ static void print_hist(const char *label, const ld_hist *h)
 
 static void report(am_run *a)
 {
-    uint64_t missing = 0;
-    for (uint64_t i = 0; i < a->nalerts; i++) missing += a->expected[i] - a->received[i];
+    uint64_t missing = a->expected_total - a->got;
     double secs = a->o.duration;
     double achieved = (double)a->post_ok / secs;
     printf("linkload am %s: %.0f alerts/s offered for %.0f s (batch %u, %u connections) to %s:%d\n", a->run_id,
@@ -535,7 +556,10 @@ static void report(am_run *a)
     printf("  achieved  %.0f alerts/s accepted (%.1f%% of offered)\n", achieved, 100.0 * achieved / a->o.rate);
     printf("  delivered %" PRIu64 " of %" PRIu64 " expected notifications (missing %" PRIu64 ", duplicate %" PRIu64
            ", unexpected %" PRIu64 ")\n",
-           a->received_total - a->dups, a->expected_total, missing, a->dups, a->unexpected);
+           a->got, a->expected_total, missing, a->dups, a->unexpected);
+    if (a->doubt_alerts)
+        printf("  in doubt  %" PRIu64 " alerts whose POST timed out or broke off: %" PRIu64 " of their %" PRIu64
+               " notifications arrived\n", a->doubt_alerts, a->doubt_got, a->doubt_expected);
     print_hist("intake->accepted", &a->post_lat);
     print_hist("intake->webhook", &a->deliver_lat);
     if (!a->o.json) return;
@@ -549,10 +573,10 @@ static void report(am_run *a)
             "\"batch\":%u,\"connections\":%u,\"posted\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"http_errors\":%" PRIu64
             ",\"timeouts\":%" PRIu64 ",\"connect_errors\":%" PRIu64 ",\"achieved_rate\":%.0f,\"max_send_lag_us\":%.1f,"
             "\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"duplicates\":%" PRIu64
-            ",\"unexpected\":%" PRIu64 ",",
+            ",\"unexpected\":%" PRIu64 ",\"in_doubt\":%" PRIu64 ",\"in_doubt_delivered\":%" PRIu64 ",",
             a->run_id, a->post_ok ? "false" : "true", a->o.rate, a->o.duration, a->o.batch, a->o.connections,
             a->posted, a->post_ok, a->post_err, a->timeouts, a->conn_err, achieved, (double)a->max_lag_ns / 1e3,
-            a->expected_total, a->received_total - a->dups, missing, a->dups, a->unexpected);
+            a->expected_total, a->got, missing, a->dups, a->unexpected, a->doubt_alerts, a->doubt_got);
     json_hist(f, "accept_latency", &a->post_lat);
     fputc(',', f);
     json_hist(f, "terminal_latency", &a->deliver_lat);
@@ -630,7 +654,8 @@ int lg_cmd_am(int argc, char **argv)
     a->nalerts = a->nreq * a->o.batch;
     a->expected = calloc(a->nalerts, 1);
     a->received = calloc(a->nalerts, 1);
-    if (!a->expected || !a->received) goto out;
+    a->doubt = calloc(a->nalerts, 1);
+    if (!a->expected || !a->received || !a->doubt) goto out;
     pthread_mutex_init(&a->mu, NULL);
     ld_hist_init(&a->post_lat);
     ld_hist_init(&a->deliver_lat);
@@ -651,7 +676,7 @@ int lg_cmd_am(int argc, char **argv)
     uint64_t until = ld_mono_ns() + (uint64_t)(a->o.drain * 1e9);
     for (;;) {
         pthread_mutex_lock(&a->mu);
-        int done = a->received_total - a->dups >= a->expected_total;
+        int done = a->got >= a->expected_total;
         pthread_mutex_unlock(&a->mu);
         if (done || ld_mono_ns() >= until) break;
         lg_sleep_until(ld_mono_ns() + 50000000ull);
@@ -665,6 +690,7 @@ out:
     if (a->rules) ld_rules_free(a->rules);
     free(a->expected);
     free(a->received);
+    free(a->doubt);
     free(a);
     return code;
 usage:
