@@ -54,6 +54,7 @@ typedef struct daemon {
     uint64_t armed_due;
     uint64_t drain_started;
     int listening, ready_logged, stopping;
+    uint64_t recovery_retry_at; /* mono ms: the next try of a recovery or catch-up that failed */
     int degraded_start;         /* READY without Redis: life safety only until recovered */
     struct fence_claim *fence_answers; /* claims answered from the spool, given next turn */
     uint64_t claims_doubled;    /* claims made here while away that another instance made */
@@ -153,9 +154,12 @@ static void rearm_deadline(daemon *d)
 static void reconcile_spool(daemon *d);
 static void write_claims(daemon *d);
 
+static void retry_recovery(daemon *d);
+
 static void on_flush(uv_timer_t *t)
 {
     daemon *d = t->data;
+    retry_recovery(d);
     flush_dirty(d);
     if (d->spooling && ld_spool_first_claim(&d->spool)) write_claims(d);
     if (d->spooling && ld_spool_first(&d->spool)) reconcile_spool(d);
@@ -460,7 +464,7 @@ static void catch_up(daemon *d);
 static void on_caught_up(void *arg, int status)
 {
     daemon *d = arg;
-    if (status == 0) d->store.doubt = 0; /* else: again when Redis is back */
+    if (status == 0) d->store.doubt = 0; /* else: again soon (retry_recovery) */
 }
 
 /* catch_up opens what intake calls cut off by a lost connection may have
@@ -491,6 +495,27 @@ static void on_recovered(void *arg, int status)
     if (d->spooling) reconcile_spool(d);
 }
 
+/* A recovery or catch-up that failed while Redis stayed connected (it
+ * answers LOADING while it reads its append-only file back after a restart)
+ * is tried again from the flush timer, every RECOVERY_RETRY_MS, instead of
+ * waiting for a reconnection that will not come. */
+enum { RECOVERY_RETRY_MS = 250 };
+
+static void retry_recovery(daemon *d)
+{
+    if (!ld_store_up(&d->store) || d->recovery.running || d->stopping) return;
+    if (d->recovered && !d->store.doubt) return;
+    uint64_t now = ld_mono_ms();
+    if (now < d->recovery_retry_at) return;
+    d->recovery_retry_at = now + RECOVERY_RETRY_MS;
+    if (d->recovered) {
+        catch_up(d);
+        return;
+    }
+    if (ld_recover_start(&d->recovery, &d->store, &d->engine, on_recovered, d) != 0)
+        ld_log_rl(LD_WARN, "RECOVER-RETRY", "cannot start recovery; trying again");
+}
+
 static void on_store_state(void *arg, int up)
 {
     daemon *d = arg;
@@ -500,6 +525,7 @@ static void on_store_state(void *arg, int up)
                                       : "redis unavailable since start: only life-safety "
                                         "events are taken; send again");
     if (up && !d->recovered && !d->recovery.running && !d->stopping) {
+        d->recovery_retry_at = ld_mono_ms() + RECOVERY_RETRY_MS;
         if (ld_recover_start(&d->recovery, &d->store, &d->engine, on_recovered, d) != 0)
             ld_log(LD_WARN, "RECOVER-RETRY", "cannot start recovery; retrying when redis returns");
     }
