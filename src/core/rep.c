@@ -11,18 +11,24 @@
 
 enum { BATCH = 256 }; /* requests per wakeup, so timers and Redis replies get their turn */
 
-/* Send aios at most: one per context, plus those whose replies wait behind a
- * connection that does not read. Beyond it a reply is dropped and counted;
- * its peer resends or times out. */
-#define LD_REP_SENDS_MAX 65536
-
-/* Runs on an NNG thread: a receive completed. */
+/* Runs on an NNG thread. */
 static void on_aio(void *arg)
 {
     ld_rep_ctx *c = arg;
     ld_rep *r = c->rep;
     int rv = nng_aio_result(c->aio);
 
+    if (c->sending) {
+        c->sending = 0;
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->aio));
+            nng_aio_set_msg(c->aio, NULL);
+            __atomic_add_fetch(&r->send_errors, 1, __ATOMIC_RELAXED);
+        }
+        if (rv == NNG_ECLOSED || __atomic_load_n(&r->closing, __ATOMIC_ACQUIRE)) return;
+        nng_ctx_recv(c->ctx, c->aio);
+        return;
+    }
     if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) return;
     if (rv != 0) {
         nng_ctx_recv(c->ctx, c->aio);
@@ -37,85 +43,6 @@ static void on_aio(void *arg)
     r->tail = c;
     pthread_mutex_unlock(&r->mu);
     uv_async_send(&r->async);
-}
-
-/* ---- replies: send aios without a callback ---------------------------------- */
-
-/* send_done tells whether <s>'s last send has finished, and takes care of a
- * message it could not send. A send that went out leaves no message in its
- * aio; one still queued keeps its message and a zero result; one that
- * failed keeps its message and says why. nng_aio_wait then covers the few
- * instructions between NNG clearing the message and finishing the aio. */
-static int send_done(ld_rep *r, ld_rep_send *s)
-{
-    nng_msg *m = nng_aio_get_msg(s->aio);
-    if (m && nng_aio_result(s->aio) == 0) return 0;
-    nng_aio_wait(s->aio);
-    if ((m = nng_aio_get_msg(s->aio)) != NULL) {
-        nng_aio_set_msg(s->aio, NULL);
-        nng_msg_free(m);
-        r->send_errors++;
-    }
-    return 1;
-}
-
-/* reclaim moves the sends that have finished from the in-flight list to the spares. */
-static void reclaim(ld_rep *r)
-{
-    for (ld_rep_send **pp = &r->inflight; *pp;) {
-        ld_rep_send *s = *pp;
-        if (!send_done(r, s)) {
-            pp = &s->next;
-            continue;
-        }
-        *pp = s->next;
-        s->next = r->spare;
-        r->spare = s;
-    }
-}
-
-/* send_get returns a send aio for context <c>: its own if its last reply has
- * gone, else a spare (the busy one waits in the in-flight list). */
-static ld_rep_send *send_get(ld_rep *r, ld_rep_ctx *c)
-{
-    ld_rep_send *s = c->send;
-    if (s && send_done(r, s)) return s;
-    if (s) {
-        s->next = r->inflight;
-        r->inflight = s;
-        c->send = NULL;
-    }
-    if (!r->spare) reclaim(r);
-    if ((s = r->spare) != NULL) {
-        r->spare = s->next;
-    } else {
-        if (r->nsend >= LD_REP_SENDS_MAX || !(s = calloc(1, sizeof *s))) return NULL;
-        if (nng_aio_alloc(&s->aio, NULL, NULL) != 0) {
-            free(s);
-            return NULL;
-        }
-        r->nsend++;
-    }
-    s->next = NULL;
-    c->send = s;
-    return s;
-}
-
-static void send_free(ld_rep_send *s)
-{
-    nng_aio_stop(s->aio);
-    nng_msg_free(nng_aio_get_msg(s->aio));
-    nng_aio_free(s->aio);
-    free(s);
-}
-
-static void send_free_list(ld_rep_send *s)
-{
-    while (s) {
-        ld_rep_send *next = s->next;
-        send_free(s);
-        s = next;
-    }
 }
 
 static void on_ready(uv_async_t *h)
@@ -198,18 +125,14 @@ fail:
 void ld_rep_reply(ld_rep_ctx *c, nng_msg *reply)
 {
     ld_rep *r = c->rep;
-    ld_rep_send *s = NULL;
-    if (r->closing || !reply || !(s = send_get(r, c))) {
-        if (reply && !r->closing) r->send_errors++;
+    if (r->closing || !reply) {
         nng_msg_free(reply);
         if (!r->closing) nng_ctx_recv(c->ctx, c->aio);
         return;
     }
-    nng_aio_set_msg(s->aio, reply);
-    nng_ctx_send(c->ctx, s->aio);
-    /* The reply is on its way (or queued in NNG): this context may take the
-     * next request at once. */
-    nng_ctx_recv(c->ctx, c->aio);
+    c->sending = 1;
+    nng_aio_set_msg(c->aio, reply);
+    nng_ctx_send(c->ctx, c->aio);
 }
 
 void ld_rep_close(ld_rep *r)
@@ -225,13 +148,7 @@ void ld_rep_close(ld_rep *r)
             nng_aio_free(c->aio);
             c->aio = NULL;
         }
-        if (c->send) send_free(c->send);
-        c->send = NULL;
     }
-    send_free_list(r->spare);
-    send_free_list(r->inflight);
-    r->spare = r->inflight = NULL;
-    r->nsend = 0;
     pthread_mutex_lock(&r->mu);
     for (ld_rep_ctx *c = r->head; c; c = c->next) {
         nng_msg_free(c->msg);

@@ -10,12 +10,6 @@
  * not receive again until it has answered, so <nctx> bounds the requests in
  * hand; further requests wait in NNG.
  *
- * Replies are sent on aios without a callback: NNG then finishes them in the
- * sending thread instead of waking one of its workers for a completion
- * nobody needs (one thread handoff less per request). A send aio is reused
- * once its message has left it; a reply queued behind a busy connection
- * keeps its aio until it goes, and the context takes a spare meanwhile.
- *
  * Thread rules: ld_rep_open/close/reply on the loop thread only. */
 #ifndef LD_CORE_REP_H
 #define LD_CORE_REP_H
@@ -30,18 +24,13 @@
 
 typedef struct ld_rep ld_rep;
 
-typedef struct ld_rep_send {
-    nng_aio *aio;                  /* no callback: see above */
-    struct ld_rep_send *next;      /* in the spare or the in-flight list */
-} ld_rep_send;
-
 typedef struct ld_rep_ctx {
     ld_rep *rep;
     nng_ctx ctx;
-    nng_aio *aio;                  /* receives; completes on an NNG thread */
-    ld_rep_send *send;             /* the last reply's send */
+    nng_aio *aio;
     nng_msg *msg;                  /* the request, between the NNG thread and the loop */
     struct ld_rep_ctx *next;       /* in the ready queue */
+    int sending;                   /* the aio is a send, not a receive */
     void *user;                    /* the owner's per-context state */
 } ld_rep_ctx;
 
@@ -58,9 +47,6 @@ struct ld_rep {
     ld_rep_cb on_request;
     void *user;
     int open, closing;
-    ld_rep_send *spare;            /* send aios free to use (loop thread) */
-    ld_rep_send *inflight;         /* replies still queued in NNG (loop thread) */
-    size_t nsend;                  /* send aios allocated */
     uint64_t requests, send_errors;
 };
 
