@@ -155,11 +155,13 @@ void lg_print_report(const run *r, const snapshot *s, const figures *f)
     }
     if (r->o.terminals)
         printf("  terminals %zu staffed of %zu: %" PRIu64 " tasks (%" PRIu64 " first deliveries, %" PRIu64
-               " redelivered, %" PRIu64 " escalated to them, %" PRIu64 " other runs); %" PRIu64
+               " redelivered, %" PRIu64 " escalated to them, %" PRIu64 " added later by upgrades, %" PRIu64
+               " other runs); %" PRIu64
                " no-shows, %" PRIu64 " offline periods; updates sent: ack %" PRIu64 " on-scene %" PRIu64
                " resolved %" PRIu64 " feedback %" PRIu64 "; results ACCEPTED %" PRIu64 " DUPLICATE %" PRIu64 " REJECTED %" PRIu64
                "; poll errors %" PRIu64 ", refused %" PRIu64 "\n",
-               r->nstaffed, r->nterms, t->tasks, t->first, t->redelivered, t->escalated, t->foreign,
+               r->nstaffed, r->nterms, t->tasks, t->first, t->redelivered, t->escalated, t->added_later,
+               t->foreign,
                t->no_shows, t->offline_periods, t->updates_sent[1], t->updates_sent[3], t->updates_sent[4],
                t->updates_sent[LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK],
                t->updates[1], t->updates[2], t->updates[3], t->poll_errors, t->refused);
@@ -286,11 +288,12 @@ int lg_write_json(const run *r, const snapshot *s, const figures *f)
     }
     fprintf(out,
             "],\"terminals\":%zu,\"tasks\":%" PRIu64 ",\"tasks_first\":%" PRIu64
-            ",\"tasks_redelivered\":%" PRIu64 ",\"tasks_escalated\":%" PRIu64 ",\"no_shows\":%" PRIu64
+            ",\"tasks_redelivered\":%" PRIu64 ",\"tasks_escalated\":%" PRIu64
+            ",\"tasks_added_later\":%" PRIu64 ",\"no_shows\":%" PRIu64
             ",\"offline_periods\":%" PRIu64 ",\"updates_sent\":%" PRIu64 ",\"updates_accepted\":%" PRIu64
             ",\"updates_duplicate\":%" PRIu64 ",\"updates_rejected\":%" PRIu64 ",\"poll_errors\":%" PRIu64,
             r->o.terminals ? r->nstaffed : 0, t->tasks, t->first, t->redelivered, t->escalated,
-            t->no_shows, t->offline_periods,
+            t->added_later, t->no_shows, t->offline_periods,
             t->updates_sent[1] + t->updates_sent[2] + t->updates_sent[3] + t->updates_sent[4] +
                 t->updates_sent[LINKD__V1__UPDATE_KIND__UPDATE_KIND_FEEDBACK],
             t->updates[1], t->updates[2], t->updates[3], t->poll_errors);

@@ -58,7 +58,7 @@ typedef struct ingest_stats {
 } ingest_stats;
 
 typedef struct term_stats {
-    uint64_t tasks, first, redelivered, escalated, warm, foreign;
+    uint64_t tasks, first, redelivered, escalated, added_later, warm, foreign;
     uint64_t polls, poll_errors, refused, no_shows, offline_periods;
     uint64_t updates_sent[8];   /* by UpdateKind */
     uint64_t updates[LG_RESULT_MAX + 1];   /* update results by Result value */

@@ -19,8 +19,9 @@
  * Intake-to-terminal latency is the time a terminal receives a task minus
  * the intended send time of the event that opened the incident: Task.event_id
  * is "<run id>-<seq>", and the seq gives the request and its intended time.
- * Only first deliveries at level 0 count; escalated and redelivered tasks are
- * counted apart.
+ * Only first deliveries at level 0 of the plan the incident opened with
+ * count; escalated and redelivered tasks, and tasks added to the incident
+ * later (a correlation rule's upgrade), are counted apart.
  *
  * A task is acted on by one officer: when it escalates to a terminal while a
  * lower level is already handling it (acknowledged late), the new holder
@@ -176,6 +177,12 @@ static void tally_task(run *r, const Linkd__V1__Task *task, uint64_t now)
     }
     if (task->level > 0) {
         st->escalated++;
+        return;
+    }
+    /* Added to the incident after it opened (a correlation rule's upgrade
+     * adds departments minutes later): not a delivery of the opening event's plan. */
+    if (task->has_incident_opened_at_ms && task->dispatched_at_ms > task->incident_opened_at_ms) {
+        st->added_later++;
         return;
     }
     if (event_seq(r, task->event_id, &seq) != 0 || seq >= r->nevents) {

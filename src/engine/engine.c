@@ -365,6 +365,8 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->event_id = (char *)inc->event_id;
     pb->has_dispatched_at_ms = 1;
     pb->dispatched_at_ms = (int64_t)t->dispatched_at;
+    pb->has_incident_opened_at_ms = 1;
+    pb->incident_opened_at_ms = (int64_t)inc->opened_at;
     pb->has_state = 1;
     pb->state = (Linkd__V1__TaskState)t->state;
     if (t->texts && ld_task_reason(t)[0]) pb->reason = (char *)ld_task_reason(t);
