@@ -102,33 +102,38 @@ static void answer_malformed(ingest_req *q, size_t len, const char *what)
     answer_refused(q, LD_REJECT_MALFORMED, why);
 }
 
+/* take answers event <i>, stored under <sid> (a stream or a spool id): a
+ * duplicate with the incident its first copy opened; a new one ACCEPTED and
+ * opened, answered with its incident, or with the open one a duplicate
+ * report merged into. <where> says where it is kept, for the log. Returns
+ * whether it was new. */
+static int take(ingest_req *q, size_t i, const char *sid, int duplicate, const char *where)
+{
+    char iid[LD_INCIDENT_ID_LEN];
+    snprintf(iid, sizeof iid, "I%s", sid);
+    set_result(q, i, duplicate ? R_DUPLICATE : R_ACCEPTED, NULL);
+    const char *answer_id = iid;
+    if (!duplicate) {
+        ld_incident *inc = NULL;
+        if (ld_engine_open(q->in->engine, q->req->events[i], sid, &inc) != 0)
+            ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is %s but its incident could not be "
+                      "opened: out of memory", q->req->events[i]->event_id, where);
+        else if (inc)
+            answer_id = inc->id;
+    }
+    q->res[i].incident_id = arena_strdup(&q->arena, answer_id);
+    return !duplicate;
+}
+
 static void on_appended(void *arg, int status, const ld_append_result *res, size_t n)
 {
     ingest_req *q = arg;
-    ld_ingest *in = q->in;
-    in->inflight--;
+    q->in->inflight--;
     for (size_t k = 0; k < n; k++) {
-        size_t i = q->valid[k];
-        const Linkd__V1__Envelope *ev = q->req->events[i];
-        if (status != 0) {
-            set_result(q, i, R_RETRY, "storage unavailable: not accepted, send again");
-            continue;
-        }
-        char iid[LD_INCIDENT_ID_LEN];
-        snprintf(iid, sizeof iid, "I%s", res[k].stream_id);
-        if (res[k].duplicate) {
-            set_result(q, i, R_DUPLICATE, NULL);
-            q->res[i].incident_id = arena_strdup(&q->arena, iid);
-            continue;
-        }
-        set_result(q, i, R_ACCEPTED, NULL);
-        ld_incident *inc = NULL;
-        int orv = ld_engine_open(in->engine, ev, res[k].stream_id, &inc);
-        if (orv != 0)
-            ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is durable but its incident could not "
-                      "be opened: out of memory", ev->event_id);
-        /* A duplicate report merged into an open incident answers with that one. */
-        q->res[i].incident_id = arena_strdup(&q->arena, orv == 0 && inc ? inc->id : iid);
+        if (status != 0)
+            set_result(q, q->valid[k], R_RETRY, "storage unavailable: not accepted, send again");
+        else
+            take(q, q->valid[k], res[k].stream_id, res[k].duplicate, "durable");
     }
     if (status != 0)
         ld_log_rl(LD_WARN, "INGEST-RETRY", "%zu events answered RETRY_LATER: %s", n,
@@ -148,10 +153,7 @@ static int spooled_before(ingest_req *q, size_t i, const Linkd__V1__Envelope *ev
         set_result(q, i, R_RETRY, "being written to the local spool: send again");
         return 1;
     }
-    char iid[LD_INCIDENT_ID_LEN];
-    snprintf(iid, sizeof iid, "I%s", e->sid);
-    set_result(q, i, R_DUPLICATE, NULL);
-    q->res[i].incident_id = arena_strdup(&q->arena, iid);
+    take(q, i, e->sid, 1, "spooled");
     return 1;
 }
 
@@ -163,26 +165,11 @@ static void on_spooled(void *arg, int status, const ld_spool_result *res, size_t
     ld_ingest *in = q->in;
     in->inflight--;
     for (size_t k = 0; k < n; k++) {
-        size_t i = q->valid[k];
-        const Linkd__V1__Envelope *ev = q->req->events[i];
-        if (status != 0) {
-            set_result(q, i, R_RETRY, "storage unavailable and the local spool failed: send again");
-            continue;
-        }
-        char iid[LD_INCIDENT_ID_LEN];
-        snprintf(iid, sizeof iid, "I%s", res[k].sid);
-        set_result(q, i, res[k].duplicate ? R_DUPLICATE : R_ACCEPTED, NULL);
-        q->res[i].incident_id = arena_strdup(&q->arena, iid);
-        if (res[k].duplicate) continue;
-        in->stats.spooled++;
-        ld_incident *inc = NULL;
-        int orv = ld_engine_open(in->engine, ev, res[k].sid, &inc);
-        if (orv != 0)
-            ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is spooled but its incident could not "
-                      "be opened: out of memory", ev->event_id);
-        /* A duplicate report merged into an open incident answers with that one. */
-        else if (inc && strcmp(inc->id, iid) != 0)
-            q->res[i].incident_id = arena_strdup(&q->arena, inc->id);
+        if (status != 0)
+            set_result(q, q->valid[k], R_RETRY,
+                       "storage unavailable and the local spool failed: send again");
+        else if (take(q, q->valid[k], res[k].sid, res[k].duplicate, "spooled"))
+            in->stats.spooled++;
     }
     if (status != 0)
         ld_log_rl(LD_ERR, "INGEST-SPOOL", "%zu life-safety events answered RETRY_LATER: the "

@@ -344,18 +344,9 @@ void rules__read_correlations(rules_loader *L, const rules_src *src, struct fy_n
     void *it = NULL;
     struct fy_node *item;
     while ((item = fy_node_sequence_iterate(v, &it)) != NULL) {
-        if (L->ncorrs == L->cap_corrs) {
-            int ncap = L->cap_corrs ? L->cap_corrs * 2 : 8;
-            ld_correlation *nc = realloc(L->corrs, (size_t)ncap * sizeof *nc);
-            if (nc) L->corrs = nc;
-            rules_route_aux *na = nc ? realloc(L->corr_aux, (size_t)ncap * sizeof *na) : NULL;
-            if (!na) {
-                L->nomem = 1;
-                return;
-            }
-            L->corr_aux = na;
-            L->cap_corrs = ncap;
-        }
+        if (rules__grow_pair(L, (void **)&L->corrs, sizeof *L->corrs, (void **)&L->corr_aux,
+                             sizeof *L->corr_aux, L->ncorrs, &L->cap_corrs) != 0)
+            return;
         ld_correlation *o = &L->corrs[L->ncorrs];
         rules_route_aux *aux = &L->corr_aux[L->ncorrs];
         memset(o, 0, sizeof *o);

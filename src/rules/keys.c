@@ -40,16 +40,7 @@ void rules__add_key(rules_loader *L, int source, const char *id, const char *val
                      id);
         return;
     }
-    if (L->nkeys == L->cap_keys) {
-        int cap = L->cap_keys ? L->cap_keys * 2 : 16;
-        void *p = realloc(L->keys, (size_t)cap * sizeof *L->keys);
-        if (!p) {
-            L->nomem = 1;
-            return;
-        }
-        L->keys = p;
-        L->cap_keys = cap;
-    }
+    if (rules__grow(L, (void **)&L->keys, sizeof *L->keys, L->nkeys, &L->cap_keys) != 0) return;
     rules_key_def *k = &L->keys[L->nkeys++];
     k->source = source;
     strcpy(k->id, id);

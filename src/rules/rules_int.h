@@ -136,6 +136,12 @@ void rules__error(rules_loader *L, const rules_pos *at, const char *fmt, ...)
 void rules__warn(rules_loader *L, const rules_pos *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* rules__grow makes room for element <n> of the loader array <a> (elements of
+ * <size> bytes, <cap> of them), doubling it; rules__grow_pair grows two arrays
+ * that share one count. New room is not zeroed. 0, or -1 with L->nomem set. */
+int rules__grow(rules_loader *L, void **a, size_t size, int n, int *cap);
+int rules__grow_pair(rules_loader *L, void **a, size_t asz, void **b, size_t bsz, int n, int *cap);
+
 /* rules__where writes "base:line:col" for ld_route.where and friends. */
 void rules__where(const rules_pos *at, char *buf, size_t len);
 

@@ -615,8 +615,21 @@ static const key_table dept_table = {
     .what = "department", .in = "in department", .keys = dept_keys, .n = DP_NKEYS,
 };
 
-/* Appends to the loader's arrays; 0, or -1 with L->nomem set. */
-static int grow(rules_loader *L, void **a, size_t asz, void **b, size_t bsz, int n, int *cap)
+int rules__grow(rules_loader *L, void **a, size_t size, int n, int *cap)
+{
+    if (n < *cap) return 0;
+    int ncap = *cap ? *cap * 2 : 16;
+    void *na = realloc(*a, (size_t)ncap * size);
+    if (!na) {
+        L->nomem = 1;
+        return -1;
+    }
+    *a = na;
+    *cap = ncap;
+    return 0;
+}
+
+int rules__grow_pair(rules_loader *L, void **a, size_t asz, void **b, size_t bsz, int n, int *cap)
 {
     if (n < *cap) return 0;
     int ncap = *cap ? *cap * 2 : 16;
@@ -641,16 +654,16 @@ static void finish_dept(rctx *c, const char *id, const rules_pos *id_at, dept_b 
     int first = L->nterms;
 
     for (int i = 0; i < b->terms.n; i++) {
-        if (grow(L, (void **)&L->terms, sizeof *L->terms, (void **)&L->term_at,
+        if (rules__grow_pair(L, (void **)&L->terms, sizeof *L->terms, (void **)&L->term_at,
                  sizeof *L->term_at, L->nterms, &L->cap_terms))
             return;
         ld_terminal_def *t = &L->terms[L->nterms];
-        memset(t, 0, sizeof *t); /* grow() does not zero: drill and has_key start off */
+        memset(t, 0, sizeof *t); /* rules__grow_pair() does not zero: drill and has_key start off */
         memcpy(t->id, b->terms.id[i], sizeof t->id);
         t->dept = L->ndepts;
         L->term_at[L->nterms++] = b->terms.at[i];
     }
-    if (grow(L, (void **)&L->depts, sizeof *L->depts, (void **)&L->dept_at, sizeof *L->dept_at,
+    if (rules__grow_pair(L, (void **)&L->depts, sizeof *L->depts, (void **)&L->dept_at, sizeof *L->dept_at,
              L->ndepts, &L->cap_depts))
         return;
     ld_department *d = &L->depts[L->ndepts];
@@ -1288,7 +1301,7 @@ static void finish_route(rctx *c, const rules_pos *route_at, route_b *b,
                          const rules_pos at[RT_NKEYS])
 {
     rules_loader *L = c->L;
-    if (grow(L, (void **)&L->routes, sizeof *L->routes, (void **)&L->route_aux,
+    if (rules__grow_pair(L, (void **)&L->routes, sizeof *L->routes, (void **)&L->route_aux,
              sizeof *L->route_aux, L->nroutes, &L->cap_routes))
         return;
     ld_route *r = &L->routes[L->nroutes];
@@ -1405,16 +1418,9 @@ static void read_area_list(rctx *c, struct fy_node *v, const rules_pos *at, int 
                 dup = 1;
             }
         if (dup) continue;
-        if (L->nareas == L->cap_areas) {
-            int ncap = L->cap_areas ? L->cap_areas * 2 : 64;
-            void *nv = realloc(L->area_defs, (size_t)ncap * sizeof *L->area_defs);
-            if (!nv) {
-                L->nomem = 1;
-                return;
-            }
-            L->area_defs = nv;
-            L->cap_areas = ncap;
-        }
+        if (rules__grow(L, (void **)&L->area_defs, sizeof *L->area_defs, L->nareas,
+                        &L->cap_areas) != 0)
+            return;
         L->area_defs[L->nareas++] = (struct rules_area_def){id, area, iat};
     }
 }
@@ -1614,16 +1620,9 @@ static void set_rosters(rctx *c, const slot *s)
             rules__error(L, &id_at, "roster of '%s' has no definition", id);
             continue;
         }
-        if (L->nrosters == L->cap_rosters) {
-            int ncap = L->cap_rosters ? L->cap_rosters * 2 : 8;
-            void *nv = realloc(L->rosters, (size_t)ncap * sizeof *L->rosters);
-            if (!nv) {
-                L->nomem = 1;
-                return;
-            }
-            L->rosters = nv;
-            L->cap_rosters = ncap;
-        }
+        if (rules__grow(L, (void **)&L->rosters, sizeof *L->rosters, L->nrosters,
+                        &L->cap_rosters) != 0)
+            return;
         rules_roster_aux *x = &L->rosters[L->nrosters++];
         memset(x, 0, sizeof *x);
         memcpy(x->dept, id, sizeof id);
@@ -1690,16 +1689,9 @@ static void set_merges(rctx *c, const slot *s)
     void *it = NULL;
     struct fy_node *item;
     while ((item = fy_node_sequence_iterate(s->v, &it)) != NULL) {
-        if (L->nmerges == L->cap_merges) {
-            int ncap = L->cap_merges ? L->cap_merges * 2 : 8;
-            void *nv = realloc(L->merges, (size_t)ncap * sizeof *L->merges);
-            if (!nv) {
-                L->nomem = 1;
-                return;
-            }
-            L->merges = nv;
-            L->cap_merges = ncap;
-        }
+        if (rules__grow(L, (void **)&L->merges, sizeof *L->merges, L->nmerges,
+                        &L->cap_merges) != 0)
+            return;
         route_b *b = calloc(1, sizeof *b); /* large: off the stack */
         merge_b *m = calloc(1, sizeof *m);
         rules_pos at[MG_NKEYS], item_at = pos_of(c, item, &s->at);
