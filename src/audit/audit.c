@@ -312,43 +312,49 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-/* Everything queued goes to Redis in one script call per write-behind tick:
- * per incident, one RPUSH of its lines in order (and an EXPIRE once it
- * closed). One command instead of one per incident and tick keeps the audit
- * off the intake's back: Redis parses, dispatches and answers one request,
- * and linkd allocates one callback. A call the connection lost is sent again
- * whole, in its place, on the next tick.
- *   KEYS: the incidents' lists; ARGV[1]: ttl of a closed trail; then per key:
- *   its line count, "1" if it closed, its lines. */
-static const char write_script[] =
-    "local a = 2\n"
-    "for i = 1, #KEYS do\n"
-    "  local n = tonumber(ARGV[a])\n"
-    "  local closed = ARGV[a + 1] == '1'\n"
-    "  redis.call('RPUSH', KEYS[i], unpack(ARGV, a + 2, a + 1 + n))\n"
-    "  if closed then redis.call('EXPIRE', KEYS[i], ARGV[1]) end\n"
-    "  a = a + 2 + n\n"
-    "end\n"
-    "return #KEYS\n";
+/* What waits goes to Redis as plain commands, pipelined, once per
+ * write-behind tick: per incident one RPUSH of its lines in order (and an
+ * EXPIRE once it closed). No script: Redis runs each RPUSH natively and can
+ * serve the intake between them, where a script over a whole tick's lines
+ * held it for a millisecond or two and cost twice the CPU per line. Each
+ * RPUSH answers for its own lines: one Redis refused, or the connection
+ * lost, is sent again in its place on a later tick; a line sent twice that
+ * way reaches Redis as an identical repeat, which the checker accepts. */
 
-#define BATCH_MAX 1024   /* lines per call: about 300 KB, which Redis runs in about a millisecond */
-#define RUN_MAX 256      /* lines of one incident per RPUSH (unpack's stack) */
+#define BATCH_MAX 1024   /* lines per batch: about 200 KB, handed to the socket at once */
 
-typedef struct audit_batch {
+typedef struct audit_batch audit_batch;
+
+typedef struct audit_run {    /* one incident's lines in a batch: one RPUSH */
+    audit_batch *batch;
+    uint32_t first, n;        /* into the batch's sorted lines */
+} audit_run;
+
+struct audit_batch {
     ld_audit *a;
-    size_t n;
+    size_t n, pending;        /* lines; commands not yet answered */
     audit_entry *v[BATCH_MAX];   /* in queue order */
-} audit_batch;
+    audit_entry *sorted[BATCH_MAX];
+    audit_run runs[BATCH_MAX];
+    const char *argv[2 + BATCH_MAX];
+    size_t lens[2 + BATCH_MAX];
+};
+
+static void batch_answered(audit_batch *b)
+{
+    if (--b->pending == 0) free(b);
+}
 
 static void on_written(void *arg, redisReply *r)
 {
-    audit_batch *b = arg;
+    audit_run *run = arg;
+    audit_batch *b = run->batch;
     ld_audit *a = b->a;
     int ok = r && r->type == REDIS_REPLY_INTEGER;
     if (!ok && r && r->type == REDIS_REPLY_ERROR)
-        ld_log_rl(LD_ERR, "AUDIT-WRITE", "redis refused %zu audit lines: %s", b->n, r->str);
-    for (size_t i = 0; i < b->n; i++) {
-        audit_entry *e = b->v[i];
+        ld_log_rl(LD_ERR, "AUDIT-WRITE", "redis refused %u audit lines: %s", run->n, r->str);
+    for (uint32_t i = run->first; i < run->first + run->n; i++) {
+        audit_entry *e = b->sorted[i];
         if (!ok) {
             e->state = E_QUEUED;
             continue;
@@ -358,16 +364,29 @@ static void on_written(void *arg, redisReply *r)
         ld_pool_put(&a->entries, e);
     }
     if (ok) {
-        a->stats.written += b->n;
+        a->stats.written += run->n;
         a->backoff_ms = 0;
     } else {
-        /* Sent again whole, but not at once: a write Redis refuses must not
+        /* Sent again, but not at once: a write Redis refuses must not
          * become a storm that starves the intake on the same connection. */
-        a->stats.resent += b->n;
+        a->stats.resent += run->n;
         a->backoff_ms = a->backoff_ms ? (a->backoff_ms * 2 > 5000 ? 5000 : a->backoff_ms * 2) : 100;
         a->retry_at = ld_mono_ms() + a->backoff_ms;
     }
-    free(b);
+    batch_answered(b);
+}
+
+/* on_expired: a closed trail's time to live; if Redis refused it the trail
+ * stays until removed by hand, which is said once in a while. */
+static void on_expired(void *arg, redisReply *r)
+{
+    audit_batch *b = arg;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        b->a->stats.unexpired++;
+        ld_log_rl(LD_WARN, "AUDIT-EXPIRE", "a closed audit trail got no expiry: %s",
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost");
+    }
+    batch_answered(b);
 }
 
 /* by_key orders a batch by incident, keeping each incident's lines in order. */
@@ -378,54 +397,43 @@ static int by_key(const void *x, const void *y)
     return c ? c : ((*p)->seq > (*q)->seq) - ((*p)->seq < (*q)->seq);
 }
 
+/* send_batch sends <b>'s lines, one RPUSH per incident; 0, or -1 if none
+ * could be queued (the lines stay queued). Once a command is queued, the
+ * batch lives until every queued command is answered. */
 static int send_batch(ld_audit *a, audit_batch *b)
 {
-    audit_entry **v = malloc(b->n * sizeof *v);
-    /* EVAL, script, numkeys, ttl; per run a key, a count and a flag; per line the line. */
-    size_t cap = 4 + 3 * b->n + b->n;
-    const char **argv = malloc(cap * sizeof *argv);
-    size_t *lens = malloc(cap * sizeof *lens);
-    char (*nums)[24] = malloc(b->n * sizeof *nums);
-    int rv = -1;
-    if (!v || !argv || !lens || !nums) goto out;
-    for (size_t i = 0; i < b->n; i++) v[i] = b->v[i], v[i]->seq = (uint32_t)i;
-    qsort(v, b->n, sizeof *v, by_key);
-    /* Runs of one key (at most RUN_MAX lines each): KEYS first, then ARGV;
-     * count them the way the loop below cuts them, to place ARGV. */
-    size_t nkeys = 0;
-    for (size_t i = 0, run = 0; i < b->n; i++, run++)
-        if (i == 0 || run == RUN_MAX || strcmp(v[i]->key, v[i - 1]->key) != 0) nkeys++, run = 0;
-    char numkeys[24], ttl[24];
-    snprintf(numkeys, sizeof numkeys, "%zu", nkeys);
+    for (size_t i = 0; i < b->n; i++) b->sorted[i] = b->v[i], b->sorted[i]->seq = (uint32_t)i;
+    qsort(b->sorted, b->n, sizeof *b->sorted, by_key);
+    char ttl[24];
     snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
-    size_t k = 3, g = 3 + nkeys;
-    argv[0] = "EVAL", lens[0] = 4;
-    argv[1] = write_script, lens[1] = sizeof write_script - 1;
-    argv[2] = numkeys, lens[2] = strlen(numkeys);
-    argv[g] = ttl, lens[g] = strlen(ttl), g++;
+    b->pending = 1; /* held by this function until the loop below ends */
+    size_t runs = 0;
     for (size_t i = 0; i < b->n;) {
-        size_t j = i, closes = 0;
-        while (j < b->n && j - i < RUN_MAX && strcmp(v[j]->key, v[i]->key) == 0) {
-            closes |= v[j]->closes;
-            j++;
+        size_t j = i;
+        int closes = 0;
+        while (j < b->n && strcmp(b->sorted[j]->key, b->sorted[i]->key) == 0)
+            closes |= b->sorted[j++]->closes;
+        const char *key = b->sorted[i]->key;
+        size_t kl = strlen(key), c = 0;
+        b->argv[c] = "RPUSH", b->lens[c++] = 5;
+        b->argv[c] = key, b->lens[c++] = kl;
+        for (size_t m = i; m < j; m++)
+            b->argv[c] = b->sorted[m]->line, b->lens[c++] = b->sorted[m]->len;
+        audit_run *run = &b->runs[runs];
+        *run = (audit_run){b, (uint32_t)i, (uint32_t)(j - i)};
+        /* hiredis copies the command into its buffer before this returns. */
+        if (ld_store_commandv(a->store, on_written, run, (int)c, b->argv, b->lens) != 0) break;
+        runs++, b->pending++;
+        for (size_t m = i; m < j; m++) b->sorted[m]->state = E_SENT;
+        if (closes) {
+            const char *ev[] = {"EXPIRE", key, ttl};
+            size_t el[] = {6, kl, strlen(ttl)};
+            if (ld_store_commandv(a->store, on_expired, b, 3, ev, el) == 0) b->pending++;
         }
-        argv[k] = v[i]->key, lens[k] = strlen(v[i]->key), k++;
-        snprintf(nums[i], sizeof nums[i], "%zu", j - i);
-        argv[g] = nums[i], lens[g] = strlen(nums[i]), g++;
-        argv[g] = closes ? "1" : "0", lens[g] = 1, g++;
-        for (size_t m = i; m < j; m++) argv[g] = v[m]->line, lens[g] = v[m]->len, g++;
         i = j;
     }
-    /* hiredis copies the command into its buffer before this returns. */
-    if (ld_store_commandv(a->store, on_written, b, (int)g, argv, lens) != 0) goto out;
-    for (size_t i = 0; i < b->n; i++) b->v[i]->state = E_SENT;
-    rv = 0;
-out:
-    free(v);
-    free(argv);
-    free(lens);
-    free(nums);
-    return rv;
+    batch_answered(b);
+    return runs ? 0 : -1;
 }
 
 void ld_audit_flush(ld_audit *a)
@@ -438,8 +446,9 @@ void ld_audit_flush(ld_audit *a)
         if (e->state == E_WAITING && e->tail->state == TAIL_UNKNOWN) read_tail(a, e->tail);
         if (e->state != E_QUEUED) continue;
         if (b && b->n == BATCH_MAX) {
-            if (send_batch(a, b) != 0) break;
+            int rv = send_batch(a, b); /* consumes b */
             b = NULL;
+            if (rv != 0) return;
             ld_store_write_now(a->store);
             if (!ld_store_up(a->store) || ld_store_unsent(a->store) > LD_STORE_UNSENT_MAX)
                 return; /* the rest next tick */
@@ -451,7 +460,8 @@ void ld_audit_flush(ld_audit *a)
         }
         b->v[b->n++] = e;
     }
-    if (b && (!b->n || send_batch(a, b) != 0)) free(b);
+    if (b && b->n) send_batch(a, b);
+    else free(b);
 }
 
 /* ---- checking ----------------------------------------------------------------------- */

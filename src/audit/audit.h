@@ -37,7 +37,7 @@ struct ld_store;
 #define LD_AUDIT_KEEP_S 7776000        /* 90 days, seconds: a closed trail lives as its record */
 
 typedef struct ld_audit_stats {
-    uint64_t appended, written, resent, dropped, tail_reads;
+    uint64_t appended, written, resent, dropped, tail_reads, unexpired;
 } ld_audit_stats;
 
 typedef struct ld_audit {

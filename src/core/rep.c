@@ -1,7 +1,9 @@
 #include "core/rep.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/protocol/reqrep0/rep.h>
 
@@ -139,7 +141,10 @@ void ld_rep_close(ld_rep *r)
 {
     if (!r->open) return;
     __atomic_store_n(&r->closing, 1, __ATOMIC_RELEASE);
-    nng_close(r->sock);
+    if (ld_nng_close(r->sock, "REP socket", LD_NNG_CLOSE_MS) != 0) {
+        uv_unref((uv_handle_t *)&r->async); /* the loop may end without it */
+        return;
+    }
     for (size_t i = 0; i < r->nctx; i++) {
         ld_rep_ctx *c = &r->ctxs[i];
         if (c->aio) {
@@ -161,6 +166,86 @@ void ld_rep_close(ld_rep *r)
     r->nctx = 0;
     uv_close((uv_handle_t *)&r->async, NULL);
     r->open = 0;
+}
+
+/* ---- closing a socket with a time limit ------------------------------------------------ */
+
+typedef struct closer {
+    nng_socket s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, abandoned;
+} closer;
+
+static void closer_free(closer *c)
+{
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static void *close_main(void *arg)
+{
+    closer *c = arg;
+    nng_close(c->s);
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    int abandoned = c->abandoned;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (abandoned) closer_free(c);
+    return NULL;
+}
+
+int ld_nng_close(nng_socket s, const char *what, unsigned timeout_ms)
+{
+    /* After one close got stuck, NNG's reaper is stuck with it, so any
+     * socket with a connection left would wait as well: do not wait long. */
+    static int stuck;
+    if (stuck && timeout_ms > 500) timeout_ms = 500;
+    closer *c = calloc(1, sizeof *c);
+    pthread_condattr_t ca;
+    pthread_t t;
+    pthread_attr_t ta;
+    if (!c || pthread_condattr_init(&ca) != 0) {
+        free(c);
+        nng_close(s); /* no thread to spare: close in place */
+        return 0;
+    }
+    c->s = s;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    int started = pthread_create(&t, &ta, close_main, c) == 0;
+    pthread_attr_destroy(&ta);
+    if (!started) {
+        closer_free(c);
+        nng_close(s);
+        return 0;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&c->mu);
+    int rv = 0;
+    while (!c->done && rv != ETIMEDOUT) rv = pthread_cond_timedwait(&c->cv, &c->mu, &until);
+    int done = c->done;
+    if (!done) c->abandoned = 1;
+    pthread_mutex_unlock(&c->mu);
+    if (done) {
+        closer_free(c);
+        return 0;
+    }
+    stuck = 1;
+    ld_log(LD_WARN, "NNG-CLOSE-STUCK", "the %s did not close within %u ms (a known NNG 1.5.2 "
+           "defect: a pipe closed while a reply was half written); left open, going on",
+           what, timeout_ms);
+    return LD_ETIMEDOUT;
 }
 
 nng_msg *ld_msg_from_pb(const ProtobufCMessage *m)

@@ -61,8 +61,22 @@ int ld_rep_open(ld_rep *r, uv_loop_t *loop, const char *url, size_t nctx, size_t
 void ld_rep_reply(ld_rep_ctx *c, nng_msg *reply);
 
 /* ld_rep_close stops receiving, closes the socket and the async handle.
- * Requests not yet answered are dropped; their peers resend or time out. */
+ * Requests not yet answered are dropped; their peers resend or time out.
+ * The socket is closed with ld_nng_close: if NNG does not return, the
+ * contexts, their aios and the async handle are left as they are (and
+ * r->open stays 1), since NNG may still call into them. */
 void ld_rep_close(ld_rep *r);
+
+#define LD_NNG_CLOSE_MS 3000
+
+/* ld_nng_close closes <s> and waits at most <timeout_ms> for NNG to return.
+ * NNG 1.5.2 can wait for ever in nng_close: its TCP transport drops a send
+ * completion when a pipe closes while a reply is half written (the partial
+ * send is re-issued on an aio the close has just stopped), and the reaper
+ * then waits on that send for good. The close runs on a thread of its own;
+ * 0 if it returned in time, else LD_ETIMEDOUT, logged once, with the thread
+ * left blocked and the socket's resources not to be freed. Loop thread. */
+int ld_nng_close(nng_socket s, const char *what, unsigned timeout_ms);
 
 /* ld_msg_from_pb packs a protobuf message into a new NNG message. NULL on ENOMEM. */
 nng_msg *ld_msg_from_pb(const ProtobufCMessage *m);

@@ -597,15 +597,42 @@ static void on_store_stopped(void *arg)
     ld_notify_close(&d->notify);
 }
 
+/* writes_pending: state changes not yet handed to Redis and confirmed. */
+static int writes_pending(const daemon *d)
+{
+    return d->engine.dirty_head || d->audit.queued || ld_reload_log_unwritten(&d->reload_log);
+}
+
+/* The last writes: nothing changes state any more (intake, terminals and
+ * HTTP are closed, deadlines stopped), so write ticks run until every record
+ * and audit line is in Redis, or Redis is gone, or the time is up. */
+static void on_final_flush(uv_timer_t *t)
+{
+    daemon *d = t->data;
+    flush_dirty(d);
+    uint64_t waited = uv_now(&d->loop) - d->drain_started;
+    int pending = writes_pending(d);
+    if (pending && ld_store_up(&d->store) && waited < d->o->redis_timeout_ms + 2000ULL) return;
+    if (pending)
+        ld_log(LD_WARN, "STOP-UNWRITTEN", "stopping with writes not in redis (%s): %zu audit "
+               "lines%s", ld_store_up(&d->store) ? "time is up" : "redis is away",
+               d->audit.queued, d->engine.dirty_head ? ", incident records (recovery "
+               "rebuilds them from ld:events)" : "");
+    uv_timer_stop(t);
+    ld_store_stop(&d->store, on_store_stopped, d);
+}
+
 static void finish_stop(daemon *d)
 {
     uv_timer_stop(&d->drain_check);
     uv_timer_stop(&d->flush);
-    ld_ingest_close(&d->ingest);
+    /* Writes first: closing an NNG socket can take seconds (ld_nng_close). */
     flush_dirty(d);
+    ld_ingest_close(&d->ingest);
     ld_dispatch_close(&d->dispatch);
     ld_http_close(d->http);
-    ld_store_stop(&d->store, on_store_stopped, d);
+    d->drain_started = uv_now(&d->loop);
+    uv_timer_start(&d->drain_check, on_final_flush, 0, 10);
 }
 
 /* Waits until no request waits for Redis: each one is answered before intake closes. */
@@ -781,6 +808,12 @@ static void http_status(void *arg, ld_http_status *st)
     st->reloads = d->reloads;
     st->reload_failures = d->reload_failures;
     st->reload_records_unwritten = ld_reload_log_unwritten(&d->reload_log);
+    st->audit_appended = d->audit.stats.appended;
+    st->audit_written = d->audit.stats.written;
+    st->audit_resent = d->audit.stats.resent;
+    st->audit_dropped = d->audit.stats.dropped;
+    st->audit_unexpired = d->audit.stats.unexpired;
+    st->audit_waiting = d->audit.queued;
     st->intake_open = d->ready_logged;
     st->life_safety_only = d->degraded_start || (d->spooling && !ld_store_up(&d->store));
     st->stopping = d->stopping;

@@ -140,8 +140,9 @@ static void feed_close(ld_dispatch *d)
 {
     ld_feedq *q = &d->fq;
     if (d->feed_open) {
-        nng_close(d->feed);
         d->feed_open = 0;
+        /* Stuck in NNG: leave the queue and its aio, which NNG may still use. */
+        if (ld_nng_close(d->feed, "feed socket", LD_NNG_CLOSE_MS) != 0) return;
     }
     if (q->aio) {
         nng_aio_stop(q->aio);

@@ -34,6 +34,8 @@ typedef struct ld_http_status {
     int last_reload_ok;            /* 1 unless the last reload failed */
     uint64_t reloads, reload_failures;
     uint64_t reload_records_unwritten; /* reload records not yet in Redis (ld:reloads) */
+    uint64_t audit_appended, audit_written, audit_resent, audit_dropped, audit_unexpired;
+    uint64_t audit_waiting;        /* audit lines not yet in Redis */
     int intake_open;               /* recovery done, sockets listening: READY */
     int life_safety_only;          /* Redis away: only life-safety events, into the spool */
     int stopping;

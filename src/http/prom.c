@@ -296,6 +296,20 @@ static void process(ld_http *h, ld_buf *b)
         st.reload_failures);
     one(b, "linkd_rules_reload_records_unwritten", "gauge",
         "Reload records waiting for Redis (ld:reloads).", st.reload_records_unwritten);
+    head(b, "linkd_audit_lines_total", "counter",
+         "Audit trail lines: made, written to Redis, sent again after Redis refused them "
+         "or the connection dropped, dropped because too many waited.");
+    ld_buf_printf(b, "linkd_audit_lines_total{outcome=\"appended\"} %llu\n"
+                  "linkd_audit_lines_total{outcome=\"written\"} %llu\n"
+                  "linkd_audit_lines_total{outcome=\"resent\"} %llu\n"
+                  "linkd_audit_lines_total{outcome=\"dropped\"} %llu\n",
+                  (unsigned long long)st.audit_appended, (unsigned long long)st.audit_written,
+                  (unsigned long long)st.audit_resent, (unsigned long long)st.audit_dropped);
+    one(b, "linkd_audit_lines_waiting", "gauge", "Audit trail lines not yet in Redis.",
+        st.audit_waiting);
+    one(b, "linkd_audit_unexpired_total", "counter",
+        "Closed incidents' audit trails Redis did not give their time to live.",
+        st.audit_unexpired);
     one(b, "linkd_ready", "gauge", "1 when intake is open (recovered, Redis up, listening).",
         (uint64_t)(st.intake_open && ld_store_up(h->src.store) && !st.stopping &&
                    !st.life_safety_only));

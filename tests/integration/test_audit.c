@@ -156,3 +156,80 @@ Test(audit, removed_entry_is_caught, .fini = teardown, .timeout = 240)
     cr_expect_eq(audit("I0-0", &out), 66, "an unknown incident has no trail: %s", out);
     free(out);
 }
+
+static double metric(const char *series)
+{
+    ldh_http_reply r;
+    double v = -1;
+    if (ldh_http(http_port, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200)
+        v = ldh_metric(r.body, series);
+    ldh_http_reply_free(&r);
+    return v;
+}
+
+static bool wait_metric(const char *series, double at_least)
+{
+    uint64_t end = ldh_mono_ms() + WAIT_MS;
+    for (int i = 0; i < 400 && ldh_mono_ms() < end; i++) {
+        if (metric(series) >= at_least) return true;
+        ldh_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Redis refusing writes (out of memory here) must not cost a line: the line
+ * waits, is counted as sent again, and lands once, in its place, when Redis
+ * takes writes again. A closed incident's trail gets its time to live. */
+Test(audit, refused_line_is_sent_again_and_closed_trail_expires, .fini = teardown,
+     .timeout = 240)
+{
+    start();
+    ldh_event ev;
+    char inc[64];
+    ldh_event_petition(&ev, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, 2);
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted");
+    ldh_check(&env, wait_len(inc, 3), "the trail has %lld entries, expected 3", trail_len(inc));
+    cr_expect_eq(ldh_redis_int(&env.redis, "TTL ld:audit:%s", inc), -1,
+                 "an open incident's trail must not expire");
+
+    redisReply *r = ldh_redis_cmd(&env.redis, "CONFIG SET maxmemory 1");
+    ldh_check(&env, r && r->type == REDIS_REPLY_STATUS, "CONFIG SET maxmemory refused");
+    freeReplyObject(r);
+    extend(inc, "while redis refuses writes");
+    bool resent = wait_metric("linkd_audit_lines_total{outcome=\"resent\"}", 1);
+    long long during = trail_len(inc);
+    r = ldh_redis_cmd(&env.redis, "CONFIG SET maxmemory 0");
+    ldh_check(&env, r && r->type == REDIS_REPLY_STATUS, "CONFIG SET maxmemory 0 refused");
+    freeReplyObject(r);
+    ldh_check(&env, resent, "no audit line was counted as sent again while Redis refused");
+    cr_expect_eq(during, 3, "a line Redis refused is in the trail: %lld entries", during);
+
+    ldh_check(&env, wait_len(inc, 4), "the refused line never landed: %lld entries",
+              trail_len(inc));
+    char *out;
+    int code = audit(inc, &out);
+    cr_expect_eq(code, 0, "linkctl audit: exit %d\n%s", code, out);
+    cr_expect(strstr(out, "audit trail intact: 4 entries") &&
+                  strstr(out, "while redis refuses writes"), "%s", out);
+    free(out);
+    cr_expect_eq(metric("linkd_audit_lines_total{outcome=\"dropped\"}"), 0);
+
+    char path[160];
+    snprintf(path, sizeof path, "/api/incidents/%s/close", inc);
+    ldh_http_reply h;
+    ldh_check(&env, ldh_http(http_port, "POST", path,
+                             "{\"by\":\"Supervisor Wang\",\"reason\":\"paid\","
+                             "\"disposition\":\"wages paid\"}", TOKEN, &h) == 0 &&
+                        h.status == 200, "close failed: %d %s", h.status, h.body);
+    ldh_http_reply_free(&h);
+    ldh_check(&env, wait_len(inc, 5), "no closing entry: %lld entries", trail_len(inc));
+    long long ttl = -1;
+    uint64_t end = ldh_mono_ms() + WAIT_MS;
+    for (int i = 0; i < 400 && ldh_mono_ms() < end && ttl < 0; i++) {
+        ttl = ldh_redis_int(&env.redis, "TTL ld:audit:%s", inc);
+        if (ttl < 0) ldh_sleep_ms(50);
+    }
+    cr_expect(ttl > 80LL * 86400 && ttl <= 90LL * 86400,
+              "a closed trail must live about 90 days, TTL %lld", ttl);
+}

@@ -2,10 +2,12 @@
  * ACCEPTED, the event is in Redis's ld:events stream; once linkd stops, the
  * incident's record ld:inc:<id> is in Redis and holds its tasks; a linkd
  * killed outright and restarted still knows the event and the incident. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "load.h"
 #include "wire/wire.h"
 
 #define WAIT_MS 20000
@@ -209,4 +211,70 @@ Test(durability, a_crash_loses_nothing_accepted, .init = setup, .fini = teardown
     }
     ldh_check(&env, ldh_redis_int(&env.redis, "XLEN ld:events") == 1, "ld:events length");
     ldh_check(&env, ldh_redis_int(&env.redis, "ZCARD ld:open") == 1, "ld:open size");
+}
+
+/* count_keys counts the keys matching <pattern> (SCAN, bounded). */
+static long long count_keys(const char *pattern)
+{
+    long long n = 0;
+    char cursor[32] = "0";
+    for (int i = 0; i < 100000; i++) {
+        redisReply *r = ldh_redis_cmd(&env.redis, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r) freeReplyObject(r);
+            return -1;
+        }
+        n += (long long)r->element[1]->elements;
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        freeReplyObject(r);
+        if (strcmp(cursor, "0") == 0) return n;
+    }
+    return -1;
+}
+
+/* summary_count reads the number after <what> in linkd's SUMMARY line. */
+static long long summary_count(const char *what)
+{
+    char *log = ldh_linkd_log(&env.linkd);
+    const char *s = log ? strstr(log, "\"SUMMARY\"") : NULL;
+    const char *p = s ? strstr(s, what) : NULL;
+    long long v = p ? strtoll(p + strlen(what), NULL, 10) : -1;
+    free(log);
+    return v;
+}
+
+/* SIGTERM while producers push harder than linkd can take: linkd exits 0
+ * and every incident it opened has its record and its audit trail in Redis
+ * (nothing is left only in memory, however much was waiting to be written). */
+Test(durability, sigterm_under_overload_leaves_every_record_and_trail_in_redis, .init = setup,
+     .fini = teardown, .timeout = 300)
+{
+    ldh_dispatch plan[LD_MAX_DISPATCH * 4];
+    size_t n = fire_plan(plan, sizeof plan / sizeof plan[0]);
+    cr_assert_gt(n, 0);
+    ldh_load_opts o = {.linkd = &env.linkd, .producers = 4, .batch = 50, .period_ms = 1};
+    for (size_t i = 0; i < n && o.nterminals < LDH_LOAD_MAX_THREADS; i++)
+        o.terminals[o.nterminals++] = ldh_rules_terminal_id(rules, plan[i].dept, 0);
+    ldh_load *l = ldh_load_start(&o);
+    ldh_check(&env, l, "the load did not start");
+    ldh_load_stats st = {0};
+    uint64_t end = ldh_mono_ms() + 60000;
+    for (int i = 0; i < 1200 && ldh_mono_ms() < end && st.accepted < 5000; i++) {
+        ldh_sleep_ms(50);
+        ldh_load_get_stats(l, &st);
+    }
+    int code = ldh_linkd_stop(&env.linkd);
+    ldh_load_stop(l);
+    ldh_check(&env, st.accepted >= 5000, "only %llu events accepted in a minute",
+              (unsigned long long)st.accepted);
+    cr_expect_eq(code, 0, "linkd exited %d on SIGTERM under load", code);
+    ldh_check(&env, !ldh_linkd_log_has(&env.linkd, "UNWRITTEN"),
+              "linkd stopped with writes not in Redis");
+    long long opened = summary_count("incidents opened ");
+    ldh_check(&env, opened >= 5000, "SUMMARY: %lld incidents opened", opened);
+    long long records = count_keys("ld:inc:*"), trails = count_keys("ld:audit:*");
+    cr_expect_eq(records, opened, "%lld incidents opened, %lld records in Redis", opened,
+                 records);
+    cr_expect_eq(trails, opened, "%lld incidents opened, %lld audit trails in Redis", opened,
+                 trails);
 }
