@@ -57,6 +57,7 @@ void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e)
     ld_pool_init(&a->entries, sizeof(audit_entry), 256);
     ld_pool_init(&a->tail_pool, sizeof(audit_tail), 256);
     ld_list_init(&a->queue);
+    ld_list_init(&a->sent);
     ld_buf_init(&a->scratch, 0);
 }
 
@@ -65,12 +66,14 @@ void ld_audit_fini(ld_audit *a)
     if (a->queued)
         ld_log(LD_WARN, "AUDIT-UNWRITTEN", "%zu audit lines not written to redis at exit",
                a->queued);
-    for (ld_list *l = a->queue.next; l != &a->queue;) {
-        ld_list *next = l->next;
-        ld_list_remove(l);
-        ld_pool_put(&a->entries, ld_container_of(l, audit_entry, link));
-        l = next;
-    }
+    ld_list *lists[] = {&a->queue, &a->sent};
+    for (size_t k = 0; k < 2; k++)
+        for (ld_list *l = lists[k]->next; l != lists[k];) {
+            ld_list *next = l->next;
+            ld_list_remove(l);
+            ld_pool_put(&a->entries, ld_container_of(l, audit_entry, link));
+            l = next;
+        }
     for (size_t i = 0; i < a->tails.cap; i++)
         if (a->tails.slots[i].key) ld_pool_put(&a->tail_pool, a->tails.slots[i].value);
     ld_map_fini(&a->tails);
@@ -356,7 +359,8 @@ static void on_written(void *arg, redisReply *r)
     for (uint32_t i = run->first; i < run->first + run->n; i++) {
         audit_entry *e = b->sorted[i];
         if (!ok) {
-            e->state = E_QUEUED;
+            e->state = E_QUEUED; /* stays in <sent>; the next flush puts it back in place */
+            a->requeued++;
             continue;
         }
         ld_list_remove(&e->link);
@@ -424,7 +428,12 @@ static int send_batch(ld_audit *a, audit_batch *b)
         /* hiredis copies the command into its buffer before this returns. */
         if (ld_store_commandv(a->store, on_written, run, (int)c, b->argv, b->lens) != 0) break;
         runs++, b->pending++;
-        for (size_t m = i; m < j; m++) b->sorted[m]->state = E_SENT;
+        for (size_t m = i; m < j; m++) {
+            audit_entry *e = b->sorted[m];
+            e->state = E_SENT;
+            ld_list_remove(&e->link);
+            ld_list_append(&a->sent, &e->link);
+        }
         if (closes) {
             const char *ev[] = {"EXPIRE", key, ttl};
             size_t el[] = {6, kl, strlen(ttl)};
@@ -436,12 +445,33 @@ static int send_batch(ld_audit *a, audit_batch *b)
     return runs ? 0 : -1;
 }
 
+/* requeue puts the lines Redis refused (or the connection lost) back at the
+ * front of the queue, in the order they were sent: they are older than
+ * anything still queued, so each incident's lines keep their order. */
+static void requeue(ld_audit *a)
+{
+    ld_list *front = a->queue.next;
+    for (ld_list *l = a->sent.next; l != &a->sent && a->requeued;) {
+        ld_list *next = l->next;
+        audit_entry *e = ld_container_of(l, audit_entry, link);
+        if (e->state == E_QUEUED) {
+            ld_list_remove(l);
+            ld_list_append(front, l); /* before the first line that was queued */
+            a->requeued--;
+        }
+        l = next;
+    }
+    a->requeued = 0;
+}
+
 void ld_audit_flush(ld_audit *a)
 {
     if (!ld_store_up(a->store) || !a->queued) return;
     if (a->backoff_ms && ld_mono_ms() < a->retry_at) return;
+    if (a->requeued) requeue(a);
     audit_batch *b = NULL;
-    for (ld_list *l = a->queue.next; l != &a->queue; l = l->next) {
+    for (ld_list *l = a->queue.next, *next; l != &a->queue; l = next) {
+        next = l->next; /* sending moves lines to <sent> */
         audit_entry *e = ld_container_of(l, audit_entry, link);
         if (e->state == E_WAITING && e->tail->state == TAIL_UNKNOWN) read_tail(a, e->tail);
         if (e->state != E_QUEUED) continue;

@@ -45,8 +45,10 @@ typedef struct ld_audit {
     const ld_engine *engine;
     ld_map tails;                /* incident id -> its chain's tail */
     ld_pool entries, tail_pool;
-    ld_list queue;               /* lines in order: waiting for a tail, queued, sent */
-    size_t queued;
+    ld_list queue;               /* lines not sent yet, in order: waiting for a tail, or queued */
+    ld_list sent;                /* lines sent and not yet confirmed, in the order sent */
+    size_t queued;               /* lines not yet in Redis: both lists */
+    size_t requeued;             /* lines in <sent> that must go again */
     uint64_t retry_at, backoff_ms; /* after a refused write: wait, doubling to 5 s */
     ld_audit_stats stats;
     ld_buf scratch;              /* where a line is built, reused */
