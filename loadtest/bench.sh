@@ -22,7 +22,9 @@
 # BENCH_MAX_RATE (default 100000), BENCH_PERF=1 (perf record linkd at the
 # highest rate it sustains; needs perf), BENCH_PEER=1 (then loadtest/peer.sh:
 # Alertmanager), BENCH_MEMORY=1 (then loadtest/memory.sh: memory per open
-# incident).
+# incident), BENCH_PIN (CPU affinity as LINKD:REDIS:LINKLOAD CPU lists for
+# taskset, for example 0:1:1 on two cores; empty: none; see BENCHMARKS,
+# "Pinning").
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +43,15 @@ REDIS_PID=
 LINKD_PID=
 
 say() { printf '%s\n' "$*" >&2; }
+
+# BENCH_PIN=L:R:G pins linkd to CPUs L, redis-server to R and linkload to G.
+PIN_LINKD=() PIN_REDIS=() PIN_LOAD=()
+if [ -n "${BENCH_PIN:-}" ]; then
+    IFS=: read -r pl pr pg <<<"$BENCH_PIN"
+    [ -n "$pl" ] && PIN_LINKD=(taskset -c "$pl")
+    [ -n "$pr" ] && PIN_REDIS=(taskset -c "$pr")
+    [ -n "$pg" ] && PIN_LOAD=(taskset -c "$pg")
+fi
 
 stop_pid() {   # stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL
     local pid=$1 i
@@ -91,7 +102,7 @@ start_stack() {
     mkdir -p "$dir"
     REDIS_PORT=$("$LINKLOAD" free-port)
     # The shipped configuration (appendonly yes, everysec), on a private port and dir.
-    redis-server "$ROOT/ops/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
+    "${PIN_REDIS[@]}" redis-server "$ROOT/ops/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
         --appendfsync "${BENCH_FSYNC:-everysec}" --loglevel warning >"$dir/redis.log" 2>&1 &
     REDIS_PID=$!
     for i in $(seq 100); do
@@ -102,7 +113,7 @@ start_stack() {
     TERMINALS=tcp://127.0.0.1:$("$LINKLOAD" free-port)
     FEED=tcp://127.0.0.1:$("$LINKLOAD" free-port)
     LINKD_LOG=$dir/linkd.log
-    "$LINKD" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" --ingest "$INGEST" \
+    "${PIN_LINKD[@]}" "$LINKD" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" --ingest "$INGEST" \
         --terminals "$TERMINALS" --feed "$FEED" --time-scale 1 --log-level notice 2>"$LINKD_LOG" &
     LINKD_PID=$!
     for i in $(seq 100); do
@@ -123,7 +134,7 @@ step() {
         perf record -F 499 -g -p "$LINKD_PID" -o "$OUT/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
         perf_pid=$!
     fi
-    timeout $((secs + WARMUP + 60)) "$LINKLOAD" run --rate "$rate" --duration "$secs" --warmup "$WARMUP" \
+    timeout $((secs + WARMUP + 60)) "${PIN_LOAD[@]}" "$LINKLOAD" run --rate "$rate" --duration "$secs" --warmup "$WARMUP" \
         --batch "$BATCH" --ingest "$INGEST" --terminals "$TERMINALS" --rules "$ROOT/rules" \
         --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/$name.progress" || true
     [ -n "$perf_pid" ] && wait "$perf_pid" || true
