@@ -250,7 +250,7 @@ static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
         ld_buf_printf(b, ",\"leg\":\"%s\"", leg_names[o->leg]);
         if (t) {
             ld_buf_puts(b, ",\"due\":");
-            ld_buf_u64(b, t->deadline[o->leg]);
+            ld_buf_u64(b, ld_task_due(t, o->leg));
         }
     }
     if (o->peer) {

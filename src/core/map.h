@@ -3,7 +3,13 @@
  * The map does not copy keys: each key must live as long as its entry (the
  * usual case is a key embedded in the object the value points to). Deletion
  * uses backward-shift, so there are no tombstones and lookups stay short.
- * Not thread-safe. */
+ *
+ * A slot is 17 bytes: the key and value pointers, and beside them one byte
+ * of the key's hash, which settles almost every probe without reading the
+ * key. The full hash is not kept: growing and deleting hash the keys they
+ * move again. Maps keyed by incident id hold one slot per open incident at
+ * a load of 3/8 to 3/4, so each byte of a slot is 1.3 to 2.7 bytes per
+ * open incident (docs/BENCHMARKS.md). Not thread-safe. */
 #ifndef LD_CORE_MAP_H
 #define LD_CORE_MAP_H
 
@@ -11,13 +17,13 @@
 #include <stdint.h>
 
 typedef struct ld_map_slot {
-    const char *key;
-    uint32_t hash;
+    const char *key;            /* NULL: empty */
     void *value;
 } ld_map_slot;
 
 typedef struct ld_map {
-    ld_map_slot *slots;
+    ld_map_slot *slots;         /* cap slots, then cap tag bytes, in one block */
+    uint8_t *tags;              /* per slot: the top byte of its key's hash */
     size_t cap; /* power of two */
     size_t len;
 } ld_map;

@@ -1,16 +1,16 @@
 /* pool.h: free lists of fixed-size objects, and of small blocks by size class.
  *
  * Objects are carved from chunks and never returned to the system until
- * ld_pool_fini(). Under LD_NO_POOL (sanitizer builds) every get is a calloc
- * and every put a free, so use-after-free and leaks still show. Objects come
- * back zeroed. Not thread-safe. */
+ * ld_pool_fini(); they are aligned to 8 bytes. Under LD_NO_POOL (sanitizer
+ * builds) every get is a calloc and every put a free, so use-after-free and
+ * leaks still show. Objects come back zeroed. Not thread-safe. */
 #ifndef LD_CORE_POOL_H
 #define LD_CORE_POOL_H
 
 #include <stddef.h>
 
 typedef struct ld_pool {
-    size_t size;        /* object size, rounded up */
+    size_t size;        /* object size, rounded up to 8 */
     size_t per_chunk;
     void *free;         /* singly linked through the first word */
     void *chunks;       /* singly linked through the first word */

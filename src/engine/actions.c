@@ -22,9 +22,11 @@ typedef struct ld_note {
     char text[LD_NOTE_LEN];
 } ld_note;
 
+/* Grown by doubling from one: most incidents have no note, an upgraded one
+ * has one, and only supervisors' work adds more (up to LD_NOTES_MAX). */
 struct ld_notes {
-    int n;
-    ld_note v[LD_NOTES_MAX];
+    int n, cap;
+    ld_note v[];
 };
 
 /* ---- notes ------------------------------------------------------------------ */
@@ -37,12 +39,19 @@ const char *ld_notes_text(const ld_incident *inc, unsigned idx)
 
 static uint16_t note_add(ld_incident *inc, uint64_t at, const char *text)
 {
-    if (!inc->notes && !(inc->notes = calloc(1, sizeof *inc->notes))) return 0;
-    if (inc->notes->n == LD_NOTES_MAX) return 0;
-    ld_note *n = &inc->notes->v[inc->notes->n++];
+    struct ld_notes *ns = inc->notes;
+    if (ns && ns->n == LD_NOTES_MAX) return 0;
+    if (!ns || ns->n == ns->cap) {
+        int cap = ns ? 2 * ns->cap : 1;
+        if (!(ns = realloc(ns, sizeof *ns + (size_t)cap * sizeof ns->v[0]))) return 0;
+        if (!inc->notes) ns->n = 0;
+        ns->cap = cap;
+        inc->notes = ns;
+    }
+    ld_note *n = &ns->v[ns->n++];
     n->at = at;
     snprintf(n->text, sizeof n->text, "%s", text);
-    return (uint16_t)inc->notes->n;
+    return (uint16_t)ns->n;
 }
 
 uint16_t ld_notes_restore(ld_incident *inc, uint64_t at, const char *text)
@@ -190,7 +199,7 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
             /* A new department starts the task again; the clock does not. */
             t->dept = dept;
             t->state = T_DISPATCHED;
-            memset(t->done_at, 0, sizeof t->done_at);
+            for (int l = 0; l < LD_LEG_COUNT; l++) ld__task_set_time(e, t, LD_TIME_DONE, l, 0);
             t->overdue_top = 0;
             ld__task_set_text(e, t, LD_TEXT_DISPOSITION, NULL);
         }
@@ -203,7 +212,8 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
     uint64_t now = ld_clock_now(e->clock);
     uint64_t wait = ld_task_level(t, t->level)->wait_ms;
     for (int l = 0; l < LD_LEG_COUNT; l++)
-        if (ld__engine_leg_pending(t, l) && t->deadline[l] <= now) t->deadline[l] = now + wait;
+        if (ld__engine_leg_pending(t, l) && ld_task_due(t, l) <= now)
+            ld__task_set_time(e, t, LD_TIME_DUE, l, now + wait);
     ld__engine_arm(e, t);
     ld__engine_history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t, -1);
     char text[320];
@@ -220,7 +230,8 @@ int ld_action_escalate(ld_engine *e, ld_task *t, const ld_actor *a, char *err, s
     int rv, leg = -1;
     if ((rv = check_actor(a, err, len)) || (rv = check_open(e, t, err, len))) return rv;
     for (int l = 0; l < LD_LEG_COUNT; l++)
-        if (ld__engine_leg_pending(t, l) && (leg < 0 || t->deadline[l] < t->deadline[leg])) leg = l;
+        if (ld__engine_leg_pending(t, l) && (leg < 0 || ld_task_due(t, l) < ld_task_due(t, leg)))
+            leg = l;
     if (leg < 0) {
         snprintf(err, len, "task %s/%s has no pending leg", t->inc->id, r->departments[t->dept].id);
         return LD_ESTATE;
@@ -259,7 +270,7 @@ int ld_action_extend(ld_engine *e, ld_task *t, int leg, uint64_t by_ms, const ld
         snprintf(err, len, "by: between 1s and 30d");
         return LD_EINVAL;
     }
-    if (t->done_at[leg]) {
+    if (ld_task_done(t, leg)) {
         snprintf(err, len, "task %s/%s: %s is already done", t->inc->id,
                  r->departments[t->dept].id, leg_names[leg]);
         return LD_ESTATE;
@@ -270,8 +281,8 @@ int ld_action_extend(ld_engine *e, ld_task *t, int leg, uint64_t by_ms, const ld
              t->inc->id, r->departments[t->dept].id, dur);
     if ((rv = begin(e, t->inc, a, what, err, len)) != 0) return rv;
     uint64_t now = ld_clock_now(e->clock);
-    uint64_t base = t->deadline[leg] > now ? t->deadline[leg] : now;
-    t->deadline[leg] = base + by_ms;
+    uint64_t base = ld_task_due(t, leg) > now ? ld_task_due(t, leg) : now;
+    ld__task_set_time(e, t, LD_TIME_DUE, leg, base + by_ms);
     t->overdue_top &= ~(1u << leg); /* at the top, the new time is watched again */
     ld__engine_arm(e, t);
     ld__engine_history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_EXTENDED, t, leg);

@@ -171,8 +171,51 @@ int ld__task_printf(ld_engine *e, ld_task *t, int which, const char *fmt, ...)
     return ld__task_set_text(e, t, which, buf);
 }
 
+ld_task_more *ld__task_more(ld_engine *e, ld_task *t)
+{
+    if (!t->more && !(t->more = ld_pools_get(&e->blocks, sizeof *t->more)))
+        ld_log_rl(LD_ERR, "ENGINE-NOMEM", "cannot keep the reminders, leader or far times of "
+                  "a task of %s", t->inc->id);
+    return t->more;
+}
+
+void ld__task_set_time(ld_engine *e, ld_task *t, int kind, int leg, uint64_t v)
+{
+    uint16_t bit = (uint16_t)(1u << (kind * LD_LEG_COUNT + leg));
+    /* A budget is kept as is, a time as 1 + ms after dispatch: 0 stays 0. */
+    uint64_t base = kind == LD_TIME_BUDGET ? 0 : t->dispatched_at - 1;
+    if (v != 0 && (v <= base || v - base > UINT32_MAX) && ld__task_more(e, t)) {
+        t->more->wide[kind][leg] = v;
+        t->wide |= bit;
+        return;
+    }
+    t->wide &= (uint16_t)~bit;
+    if (v == 0) t->time[kind][leg] = 0;
+    else if (v <= base) t->time[kind][leg] = 1; /* out of memory: the nearest that fits, */
+    else if (v - base > UINT32_MAX) t->time[kind][leg] = UINT32_MAX; /* so it fires early */
+    else t->time[kind][leg] = (uint32_t)(v - base);
+}
+
+void ld__task_set_leader(ld_engine *e, ld_task *t, const char *leader)
+{
+    if (leader ? ld__task_more(e, t) != NULL : t->more != NULL) t->more->leader = leader;
+}
+
 void ld__task_copied(ld_engine *e, ld_task *n)
 {
+    const ld_task_more *more = n->more;
+    if (more && (n->more = ld_pools_get(&e->blocks, sizeof *n->more))) *n->more = *more;
+    else if (more) {
+        /* Out of memory: the copy goes without reminders; its far times come near. */
+        ld_log_rl(LD_ERR, "ENGINE-NOMEM", "cannot keep the reminders of a task of %s",
+                  n->inc->id);
+        uint16_t wide = n->wide;
+        n->wide = 0;
+        for (int k = 0; k < LD_TIME_KINDS; k++)
+            for (int l = 0; l < LD_LEG_COUNT; l++)
+                if (wide >> (k * LD_LEG_COUNT + l) & 1u)
+                    ld__task_set_time(e, n, k, l, more->wide[k][l]);
+    }
     const char *b = n->texts;
     size_t len = texts_size(b);
     n->rule = ld_intern_ref(&e->strings, n->rule, SIZE_MAX); /* held already: cannot fail */
@@ -207,6 +250,7 @@ static void task_free(ld_engine *e, ld_task *t)
     ld__ladder_drop(e, t);
     ld_intern_unref(&e->strings, t->rule);
     ld_pools_put(&e->blocks, t->texts, texts_size(t->texts));
+    ld_pools_put(&e->blocks, t->more, sizeof *t->more);
     ld_pool_put(&e->task_pool, t);
 }
 
@@ -351,14 +395,14 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->has_priority = 1;
     pb->priority = (Linkd__V1__Priority)inc->priority;
     pb->has_acknowledge_by_ms = 1;
-    pb->acknowledge_by_ms = (int64_t)t->deadline[LD_LEG_ACK];
+    pb->acknowledge_by_ms = (int64_t)ld_task_due(t, LD_LEG_ACK);
     pb->has_arrive_by_ms = 1;
-    pb->arrive_by_ms = (int64_t)t->deadline[LD_LEG_ARRIVE];
+    pb->arrive_by_ms = (int64_t)ld_task_due(t, LD_LEG_ARRIVE);
     pb->has_resolve_by_ms = 1;
-    pb->resolve_by_ms = (int64_t)t->deadline[LD_LEG_RESOLVE];
+    pb->resolve_by_ms = (int64_t)ld_task_due(t, LD_LEG_RESOLVE);
     if (!(t->legs_off & (1u << LD_LEG_FEEDBACK))) {
         pb->has_feedback_by_ms = 1;
-        pb->feedback_by_ms = (int64_t)t->deadline[LD_LEG_FEEDBACK];
+        pb->feedback_by_ms = (int64_t)ld_task_due(t, LD_LEG_FEEDBACK);
     }
     pb->summary = (char *)inc->summary;
     pb->rule = (char *)t->rule;
@@ -370,7 +414,7 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
     pb->has_state = 1;
     pb->state = (Linkd__V1__TaskState)t->state;
     if (t->texts && ld_task_reason(t)[0]) pb->reason = (char *)ld_task_reason(t);
-    if (t->leader) pb->leader = (char *)t->leader;
+    if (ld_task_leader(t)) pb->leader = (char *)ld_task_leader(t);
     if (loc) {
         linkd__v1__location__init(loc);
         if (inc->has_ll) {
@@ -438,7 +482,7 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
 
 static int leg_pending(const ld_task *t, int leg)
 {
-    return t->done_at[leg] == 0 && !((t->overdue_top | t->legs_off) & (1u << leg)) &&
+    return ld_task_done(t, leg) == 0 && !((t->overdue_top | t->legs_off) & (1u << leg)) &&
            t->state != T_RESOLVED;
 }
 
@@ -446,7 +490,7 @@ static void arm(ld_engine *e, ld_task *t)
 {
     uint64_t due = UINT64_MAX;
     for (int l = 0; l < LD_LEG_COUNT; l++)
-        if (leg_pending(t, l) && t->deadline[l] < due) due = t->deadline[l];
+        if (leg_pending(t, l) && ld_task_due(t, l) < due) due = ld_task_due(t, l);
     uint64_t remind = ld__remind_next(t);
     if (remind < due) due = remind;
     if (due == UINT64_MAX) {
@@ -464,7 +508,7 @@ uint64_t ld_incident_next_due(const ld_incident *inc)
     for (int i = 0; i < inc->ntasks; i++) {
         const ld_task *t = inc->tasks[i];
         for (int l = 0; l < LD_LEG_COUNT; l++)
-            if (leg_pending(t, l) && t->deadline[l] < due) due = t->deadline[l];
+            if (leg_pending(t, l) && ld_task_due(t, l) < due) due = ld_task_due(t, l);
     }
     return due;
 }
@@ -667,8 +711,8 @@ static ld_task *new_task(ld_engine *e, ld_incident *inc, int dept, const uint64_
     t->state = T_DISPATCHED;
     t->dispatched_at = now;
     for (int l = 0; l < LD_LEG_COUNT; l++) {
-        t->deadline[l] = due[l];
-        t->budget[l] = due[l] - now;
+        ld__task_set_time(e, t, LD_TIME_DUE, l, due[l]);
+        ld__task_set_time(e, t, LD_TIME_BUDGET, l, due[l] - now);
     }
     ld__ladder_take(e, t);
     if (task_set_rule(e, t, rule_where, rule_name) != 0 || add_task(e, inc, t) != 0) {
@@ -689,7 +733,7 @@ static void dispatch_task(ld_engine *e, ld_task *t)
     e->stats.tasks_dispatched++;
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t, -1);
     char ab[16];
-    ld_format_duration(t->deadline[LD_LEG_ACK] - t->dispatched_at, ab, sizeof ab);
+    ld_format_duration(ld_task_due(t, LD_LEG_ACK) - t->dispatched_at, ab, sizeof ab);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_DISPATCHED, t->inc, t, -1, 0, "%s -> %s (%s), acknowledge within %s [%s]", t->inc->id,
              e->rules->departments[t->dept].id, e->rules->terminals[t->terminal].id, ab, t->rule);
     /* Nobody on duty, or the one on duty is offline with no stand-in: up at
@@ -792,7 +836,7 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
             if (!dd->has_feedback) t->legs_off = 1u << LD_LEG_FEEDBACK;
             ld__remind_plan(e, t, dd, now);
         }
-        ld__sign_off_plan(inc, routes[i], now);
+        ld__sign_off_plan(e, inc, routes[i], now);
     }
     if (inc->ntasks == 0) {
         /* No route: the command centre decides. Counted, never dropped. */
@@ -861,19 +905,22 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
     t->terminal = term >= 0 ? term : ld_chain_level(r, dept, t->level)->terminal;
     t->state = tk->has_state && tk->state ? (int)tk->state : T_DISPATCHED;
     t->dispatched_at = (uint64_t)tk->dispatched_at_ms;
-    t->deadline[LD_LEG_ACK] = (uint64_t)tk->acknowledge_by_ms;
-    t->deadline[LD_LEG_ARRIVE] = (uint64_t)tk->arrive_by_ms;
-    t->deadline[LD_LEG_RESOLVE] = (uint64_t)tk->resolve_by_ms;
-    t->done_at[LD_LEG_ACK] = tr->has_acknowledged_at_ms ? (uint64_t)tr->acknowledged_at_ms : 0;
-    t->done_at[LD_LEG_ARRIVE] = tr->has_arrived_at_ms ? (uint64_t)tr->arrived_at_ms : 0;
-    t->done_at[LD_LEG_RESOLVE] = tr->has_resolved_at_ms ? (uint64_t)tr->resolved_at_ms : 0;
     /* Records from before the feedback leg have none: the task has none. */
     t->legs_off = tk->has_feedback_by_ms ? 0 : 1u << LD_LEG_FEEDBACK;
-    t->deadline[LD_LEG_FEEDBACK] =
-        tk->has_feedback_by_ms ? (uint64_t)tk->feedback_by_ms : t->deadline[LD_LEG_RESOLVE];
-    t->done_at[LD_LEG_FEEDBACK] = tr->has_feedback_at_ms ? (uint64_t)tr->feedback_at_ms : 0;
+    const int64_t due[LD_LEG_COUNT] = {
+        tk->acknowledge_by_ms, tk->arrive_by_ms, tk->resolve_by_ms,
+        tk->has_feedback_by_ms ? tk->feedback_by_ms : tk->resolve_by_ms};
+    const int64_t done[LD_LEG_COUNT] = {
+        tr->has_acknowledged_at_ms ? tr->acknowledged_at_ms : 0,
+        tr->has_arrived_at_ms ? tr->arrived_at_ms : 0,
+        tr->has_resolved_at_ms ? tr->resolved_at_ms : 0,
+        tr->has_feedback_at_ms ? tr->feedback_at_ms : 0};
+    for (int l = 0; l < LD_LEG_COUNT; l++) {
+        ld__task_set_time(e, t, LD_TIME_DUE, l, (uint64_t)due[l]);
+        ld__task_set_time(e, t, LD_TIME_DONE, l, (uint64_t)done[l]);
+    }
     ld__remind_restore(e, t, tr);
-    t->leader = ld__engine_leader(e, tk->leader);
+    ld__task_set_leader(e, t, ld__engine_leader(e, tk->leader));
     if (task_set_rule(e, t, tk->rule ? tk->rule : "", NULL) != 0 ||
         ld__task_set_text(e, t, LD_TEXT_REASON, tk->reason) != 0 ||
         ld__task_set_text(e, t, LD_TEXT_DISPOSITION, tr->disposition) != 0 ||
@@ -991,8 +1038,8 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
     /* Every leg already late shares this move: the new holder gets one wait,
      * and is reminded within it as the first holder was. */
     for (int l = 0; l < LD_LEG_COUNT; l++)
-        if (leg_pending(t, l) && (l == leg || t->deadline[l] <= at)) {
-            t->deadline[l] = at + lv->wait_ms;
+        if (leg_pending(t, l) && (l == leg || ld_task_due(t, l) <= at)) {
+            ld__task_set_time(e, t, LD_TIME_DUE, l, at + lv->wait_ms);
             ld__remind_window(t, l, at);
         }
     ld__task_printf(e, t, LD_TEXT_REASON, "%s at level %d (%s)", why, from,
@@ -1086,8 +1133,8 @@ void ld_engine_run_due(ld_engine *e)
         if (t->fencing) continue; /* ld_engine_fenced re-arms it */
         int leg = -1;
         for (int l = 0; l < LD_LEG_COUNT; l++)
-            if (leg_pending(t, l) && t->deadline[l] <= now &&
-                (leg < 0 || t->deadline[l] < t->deadline[leg]))
+            if (leg_pending(t, l) && ld_task_due(t, l) <= now &&
+                (leg < 0 || ld_task_due(t, l) < ld_task_due(t, leg)))
                 leg = l;
         if (leg < 0) {
             ld__remind_due(e, t, now);
@@ -1140,16 +1187,17 @@ static int feedback_update(ld_engine *e, ld_task *t, int terminal, const Linkd__
         return LINKD__V1__RESULT__RESULT_REJECTED;
     }
     if (t->state == T_RESOLVED) return LINKD__V1__RESULT__RESULT_DUPLICATE;
-    if (t->done_at[LD_LEG_FEEDBACK] && strncmp(ld_task_feedback(t), u->disposition,
-                                               text_len[LD_TEXT_FEEDBACK] - 1) == 0)
+    if (ld_task_done(t, LD_LEG_FEEDBACK) && strncmp(ld_task_feedback(t), u->disposition,
+                                                    text_len[LD_TEXT_FEEDBACK] - 1) == 0)
         return LINKD__V1__RESULT__RESULT_DUPLICATE;
     if (ld__task_set_text(e, t, LD_TEXT_FEEDBACK, u->disposition) != 0) {
         snprintf(why, len, "out of memory");
         return LINKD__V1__RESULT__RESULT_RETRY_LATER;
     }
-    if (!t->done_at[LD_LEG_FEEDBACK]) t->done_at[LD_LEG_FEEDBACK] = now;
-    if (!t->done_at[LD_LEG_ACK]) {
-        t->done_at[LD_LEG_ACK] = now;
+    if (!ld_task_done(t, LD_LEG_FEEDBACK))
+        ld__task_set_time(e, t, LD_TIME_DONE, LD_LEG_FEEDBACK, now);
+    if (!ld_task_done(t, LD_LEG_ACK)) {
+        ld__task_set_time(e, t, LD_TIME_DONE, LD_LEG_ACK, now);
         e->stats.acknowledged++;
     }
     if (t->state < T_ACKNOWLEDGED) t->state = T_ACKNOWLEDGED;
@@ -1211,7 +1259,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
         snprintf(because, sizeof because, "rejected by %s: %.80s", r->terminals[terminal].id,
                  u->reason);
         t->state = T_DISPATCHED;
-        t->done_at[LD_LEG_ACK] = 0;
+        ld__task_set_time(e, t, LD_TIME_DONE, LD_LEG_ACK, 0);
         /* Recorded in the fence, so a restart that finds the record stale
          * does not make the same move again when the deadline passes. */
         claim(e, t, LD_LEG_ACK, 0);
@@ -1229,7 +1277,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
 
     t->state = target;
     for (int l = 0; l < done_legs; l++)
-        if (!t->done_at[l]) t->done_at[l] = now;
+        if (!ld_task_done(t, l)) ld__task_set_time(e, t, LD_TIME_DONE, l, now);
     if (target == T_RESOLVED && u->disposition)
         ld__task_set_text(e, t, LD_TEXT_DISPOSITION, u->disposition);
     if (kind == LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED) e->stats.acknowledged++;
@@ -1355,14 +1403,16 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
         tpb[i].level_name = NULL;
         tpb[i].has_priority = 0;
         trec[i].task = &tpb[i];
-        if (t->done_at[LD_LEG_ACK]) trec[i].has_acknowledged_at_ms = 1,
-                                   trec[i].acknowledged_at_ms = (int64_t)t->done_at[LD_LEG_ACK];
-        if (t->done_at[LD_LEG_ARRIVE]) trec[i].has_arrived_at_ms = 1,
-                                      trec[i].arrived_at_ms = (int64_t)t->done_at[LD_LEG_ARRIVE];
-        if (t->done_at[LD_LEG_RESOLVE]) trec[i].has_resolved_at_ms = 1,
-                                       trec[i].resolved_at_ms = (int64_t)t->done_at[LD_LEG_RESOLVE];
-        if (t->done_at[LD_LEG_FEEDBACK]) trec[i].has_feedback_at_ms = 1,
-                                         trec[i].feedback_at_ms = (int64_t)t->done_at[LD_LEG_FEEDBACK];
+        uint64_t done[LD_LEG_COUNT];
+        for (int l = 0; l < LD_LEG_COUNT; l++) done[l] = ld_task_done(t, l);
+        if (done[LD_LEG_ACK]) trec[i].has_acknowledged_at_ms = 1,
+                              trec[i].acknowledged_at_ms = (int64_t)done[LD_LEG_ACK];
+        if (done[LD_LEG_ARRIVE]) trec[i].has_arrived_at_ms = 1,
+                                 trec[i].arrived_at_ms = (int64_t)done[LD_LEG_ARRIVE];
+        if (done[LD_LEG_RESOLVE]) trec[i].has_resolved_at_ms = 1,
+                                  trec[i].resolved_at_ms = (int64_t)done[LD_LEG_RESOLVE];
+        if (done[LD_LEG_FEEDBACK]) trec[i].has_feedback_at_ms = 1,
+                                   trec[i].feedback_at_ms = (int64_t)done[LD_LEG_FEEDBACK];
         if (ld_task_feedback(t)[0]) trec[i].feedback = (char *)ld_task_feedback(t);
         if (ld_task_disposition(t)[0]) trec[i].disposition = (char *)ld_task_disposition(t);
         trec[i].has_received = 1;

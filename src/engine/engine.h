@@ -50,39 +50,92 @@ enum ld_delivery {
     LD_DELIVERY_RECEIVED,  /* receipted; resent periodically until acknowledged */
 };
 
+/* A task's times per leg: its deadline, when it was done (0: not yet), and
+ * its budget at dispatch (0 if unknown, as after a restart). */
+enum ld_task_time { LD_TIME_DUE, LD_TIME_DONE, LD_TIME_BUDGET, LD_TIME_KINDS };
+
+/* What few tasks need, in a block of its own (ld_engine.blocks) that only
+ * they have: reminders (the default rules give them to petition work
+ * only), a leader named by a correlation rule, and times that do not fit in
+ * 32 bits of milliseconds from dispatch (past 49.7 days: petitions that
+ * run 60 days, a clock stepped back). */
+typedef struct ld_task_more {
+    uint64_t wide[LD_TIME_KINDS][LD_LEG_COUNT]; /* where the task's wide bit is set */
+    uint64_t rem_from[LD_LEG_COUNT]; /* start of each leg's current wait */
+    const char *leader;         /* the leader responsible (a correlation rule's); engine-owned */
+    ld_reminders rem;           /* its reminders, as dispatched */
+    uint8_t rem_sent[LD_LEG_COUNT]; /* reminders sent in that wait */
+} ld_task_more;
+
+/* 152 bytes: an open incident holds 1.6 of them with the default rules, so
+ * every field counts (docs/BENCHMARKS.md, "Memory per open incident"). */
 typedef struct ld_task {
     ld_incident *inc;
     ld_timer timer;             /* earliest pending leg deadline */
     ld_list term_link;          /* in its terminal's delivery list */
-    int16_t dept;               /* rules index (ld_engine_init checks the rules fit) */
-    int16_t terminal;           /* rules index of the current holder */
-    uint16_t sends;             /* replies that carried it to the current holder (stops
-                                 * counting at 65535) */
-    uint8_t idx;                /* position in the incident (< LD_MAX_TASKS) */
-    int8_t level;               /* position in the chain: department levels, then
-                                 * command's (< 2 * LD_MAX_LEVELS) */
-    uint64_t dispatched_at;
-    uint64_t deadline[LD_LEG_COUNT];
-    uint64_t done_at[LD_LEG_COUNT];  /* 0 = not done */
-    uint64_t budget[LD_LEG_COUNT];   /* the leg's budget at dispatch (0 if unknown, as
-                                      * after a restart) */
-    uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
     const char *rule;           /* "routes.yaml:14:5 structure-fire", kept once in
                                  * ld_engine.strings; never NULL once dispatched */
     char *texts;                /* reason, disposition, feedback: see ld_task_text */
     ld_ladder *ladder;          /* the chain it climbs (ladder.c) */
-    const char *leader;         /* the leader responsible (a correlation rule's); engine-owned */
-    uint64_t rem_from[LD_LEG_COUNT]; /* start of each leg's current wait */
-    ld_reminders rem;           /* its reminders, as dispatched */
-    uint8_t rem_sent[LD_LEG_COUNT];  /* reminders sent in that wait */
-    uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
-    uint8_t remind_pct;
+    ld_task_more *more;         /* NULL unless it needs one (ld_task_more) */
+    uint64_t dispatched_at;
+    uint64_t resend_at_real;    /* when a receipted, unacknowledged task goes again */
+    /* Per kind and leg: 0 for 0 (a zeroed task has none), else 1 + ms after
+     * dispatched_at (the budget: its ms); or, with bit kind * LD_LEG_COUNT +
+     * leg of <wide>, in more->wide. Read with ld_task_time, set with
+     * ld__task_set_time. */
+    uint32_t time[LD_TIME_KINDS][LD_LEG_COUNT];
+    int16_t dept;               /* rules index (ld_engine_init checks the rules fit) */
+    int16_t terminal;           /* rules index of the current holder */
+    uint16_t sends;             /* replies that carried it to the current holder (stops
+                                 * counting at 65535) */
+    uint16_t wide;              /* times kept in more->wide, bit per kind and leg */
+    uint8_t idx;                /* position in the incident (< LD_MAX_TASKS) */
+    int8_t level;               /* position in the chain: department levels, then
+                                 * command's (< 2 * LD_MAX_LEVELS) */
     uint8_t state;              /* Linkd__V1__TaskState */
-    uint8_t delivery;           /* enum ld_delivery */
-    uint8_t fencing;            /* a deadline escalation waits for its fence (timer unarmed) */
+    uint8_t delivery : 2;       /* enum ld_delivery */
+    uint8_t fencing : 1;        /* a deadline escalation waits for its fence (timer unarmed) */
     uint8_t overdue_top;        /* bit per leg: missed at the top of the chain */
     uint8_t legs_off;           /* bit per leg the task does not have (no feedback budget) */
+    uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
+    uint8_t remind_pct;
 } ld_task;
+
+/* ld_task_time returns time <kind> (enum ld_task_time) of <leg> of <t>. */
+static inline uint64_t ld_task_time(const ld_task *t, int kind, int leg)
+{
+    if (t->wide >> (kind * LD_LEG_COUNT + leg) & 1u) return t->more->wide[kind][leg];
+    uint32_t v = t->time[kind][leg];
+    if (kind == LD_TIME_BUDGET || v == 0) return v;
+    return t->dispatched_at + v - 1;
+}
+static inline uint64_t ld_task_due(const ld_task *t, int leg)
+{
+    return ld_task_time(t, LD_TIME_DUE, leg);
+}
+static inline uint64_t ld_task_done(const ld_task *t, int leg)
+{
+    return ld_task_time(t, LD_TIME_DONE, leg);
+}
+static inline uint64_t ld_task_budget(const ld_task *t, int leg)
+{
+    return ld_task_time(t, LD_TIME_BUDGET, leg);
+}
+/* The leader a correlation rule named for <t>, or NULL; reminders of <leg>:
+ * how many it has, how many went in the current wait. */
+static inline const char *ld_task_leader(const ld_task *t)
+{
+    return t->more ? t->more->leader : NULL;
+}
+static inline int ld_task_reminders(const ld_task *t, int leg)
+{
+    return t->more ? t->more->rem.n[leg] : 0;
+}
+static inline int ld_task_reminders_sent(const ld_task *t, int leg)
+{
+    return t->more ? t->more->rem_sent[leg] : 0;
+}
 
 /* A task's texts, kept in one block only while one is set (most tasks have
  * none): why it is at its level, how it was resolved, the latest feedback
@@ -321,6 +374,14 @@ const char *ld_engine_leg_name(int leg);
 /* Deadlines: the earliest due time (UINT64_MAX if none), and firing what is due. */
 uint64_t ld_engine_next_due(const ld_engine *e);
 void ld_engine_run_due(ld_engine *e);
+
+/* Engine-internal (engine.c, ladder.c, actions.c): ld__task_set_time sets
+ * time <kind> of <leg> (dispatched_at must be set first); ld__task_more
+ * gives <t> its ld_task_more block if it has none (NULL when out of memory);
+ * ld__task_set_leader names its leader (NULL: none). */
+void ld__task_set_time(ld_engine *e, ld_task *t, int kind, int leg, uint64_t v);
+ld_task_more *ld__task_more(ld_engine *e, ld_task *t);
+void ld__task_set_leader(ld_engine *e, ld_task *t, const char *leader);
 
 /* ld_engine_task_pb fills <pb> (and <loc>, if not NULL) from <t>. The task id
  * is written to <id> (LD_TASK_ID_LEN bytes); other strings point into <t> and

@@ -115,38 +115,48 @@ const ld_level *ld_task_level(const ld_task *t, int level)
 
 /* ---- reminders ----------------------------------------------------------------- */
 
-void ld__remind_plan(const ld_engine *e, ld_task *t, const ld_dispatch_def *dd, uint64_t now)
+void ld__remind_plan(ld_engine *e, ld_task *t, const ld_dispatch_def *dd, uint64_t now)
 {
     const ld_reminders *dr = &e->rules->departments[t->dept].reminders;
+    const ld_reminders *src[LD_LEG_COUNT];
+    int any = 0;
     for (int l = 0; l < LD_LEG_COUNT; l++) {
-        const ld_reminders *src = dd && (dd->reminders_given & (1u << l)) ? &dd->reminders : dr;
-        t->rem.n[l] = src->n[l];
-        memcpy(t->rem.pct[l], src->pct[l], sizeof t->rem.pct[l]);
-        t->rem_from[l] = now;
-        t->rem_sent[l] = 0;
+        src[l] = dd && (dd->reminders_given & (1u << l)) ? &dd->reminders : dr;
+        any |= src[l]->n[l] != 0;
+    }
+    /* Most tasks have none: they get no block for them. */
+    ld_task_more *m = any ? ld__task_more(e, t) : t->more;
+    if (!m) return;
+    for (int l = 0; l < LD_LEG_COUNT; l++) {
+        m->rem.n[l] = src[l]->n[l];
+        memcpy(m->rem.pct[l], src[l]->pct[l], sizeof m->rem.pct[l]);
+        m->rem_from[l] = now;
+        m->rem_sent[l] = 0;
     }
 }
 
 void ld__remind_window(ld_task *t, int leg, uint64_t from)
 {
-    t->rem_from[leg] = from;
-    t->rem_sent[leg] = 0;
+    if (!t->more) return;
+    t->more->rem_from[leg] = from;
+    t->more->rem_sent[leg] = 0;
 }
 
 /* remind_at is when reminder <i> of <leg> falls due in the current wait. */
 static uint64_t remind_at(const ld_task *t, int leg, int i)
 {
-    uint64_t from = t->rem_from[leg], to = t->deadline[leg];
+    uint64_t from = t->more->rem_from[leg], to = ld_task_due(t, leg);
     if (to <= from) return UINT64_MAX;
-    return from + (to - from) * t->rem.pct[leg][i] / 100;
+    return from + (to - from) * t->more->rem.pct[leg][i] / 100;
 }
 
 uint64_t ld__remind_next(const ld_task *t)
 {
     uint64_t due = UINT64_MAX;
-    for (int l = 0; l < LD_LEG_COUNT; l++) {
-        if (t->rem_sent[l] >= t->rem.n[l] || !ld__engine_leg_pending(t, l)) continue;
-        uint64_t at = remind_at(t, l, t->rem_sent[l]);
+    const ld_task_more *m = t->more;
+    for (int l = 0; m && l < LD_LEG_COUNT; l++) {
+        if (m->rem_sent[l] >= m->rem.n[l] || !ld__engine_leg_pending(t, l)) continue;
+        uint64_t at = remind_at(t, l, m->rem_sent[l]);
         if (at < due) due = at;
     }
     return due;
@@ -169,17 +179,18 @@ static void queue_reminder(ld_engine *e, ld_task *t, int leg, int pct)
 void ld__remind_due(ld_engine *e, ld_task *t, uint64_t now)
 {
     const ld_rules *r = e->rules;
-    for (int l = 0; l < LD_LEG_COUNT; l++) {
-        if (t->rem_sent[l] >= t->rem.n[l] || !ld__engine_leg_pending(t, l) ||
-            t->deadline[l] <= now)
+    ld_task_more *m = t->more;
+    for (int l = 0; m && l < LD_LEG_COUNT; l++) {
+        if (m->rem_sent[l] >= m->rem.n[l] || !ld__engine_leg_pending(t, l) ||
+            ld_task_due(t, l) <= now)
             continue;
         int i = -1;
-        while (t->rem_sent[l] < t->rem.n[l] && remind_at(t, l, t->rem_sent[l]) <= now)
-            i = t->rem_sent[l]++;
+        while (m->rem_sent[l] < m->rem.n[l] && remind_at(t, l, m->rem_sent[l]) <= now)
+            i = m->rem_sent[l]++;
         if (i < 0) continue;
-        int pct = t->rem.pct[l][i];
+        int pct = m->rem.pct[l][i];
         char left[24], text[256];
-        ld_format_duration(t->deadline[l] - now, left, sizeof left);
+        ld_format_duration(ld_task_due(t, l) - now, left, sizeof left);
         snprintf(text, sizeof text, "%s/%s reminder to %s: %s due in %s (%d%% of the wait gone)",
                  t->inc->id, r->departments[t->dept].id, r->terminals[t->terminal].id,
                  ld_engine_leg_name(l), left, pct);
@@ -196,12 +207,12 @@ unsigned ld_incident_sign_missing(const ld_incident *inc)
 {
     unsigned missing = 0;
     for (int i = 0; i < inc->ntasks; i++)
-        if ((inc->sign_need & (1u << i)) && !inc->tasks[i]->done_at[LD_LEG_ACK])
+        if ((inc->sign_need & (1u << i)) && !ld_task_done(inc->tasks[i], LD_LEG_ACK))
             missing |= 1u << i;
     return missing;
 }
 
-void ld__sign_off_plan(ld_incident *inc, const ld_route *rt, uint64_t now)
+void ld__sign_off_plan(ld_engine *e, ld_incident *inc, const ld_route *rt, uint64_t now)
 {
     if (inc->sign_need || !rt->sign_off) return;
     for (int d = 0; d < rt->ndispatch; d++) {
@@ -210,9 +221,9 @@ void ld__sign_off_plan(ld_incident *inc, const ld_route *rt, uint64_t now)
             ld_task *t = inc->tasks[i];
             if (t->dept != rt->dispatch[d].dept) continue;
             inc->sign_need |= (uint16_t)(1u << i);
-            if (rt->sign_off_ms && now + rt->sign_off_ms < t->deadline[LD_LEG_ACK]) {
-                t->deadline[LD_LEG_ACK] = now + rt->sign_off_ms;
-                t->budget[LD_LEG_ACK] = rt->sign_off_ms;
+            if (rt->sign_off_ms && now + rt->sign_off_ms < ld_task_due(t, LD_LEG_ACK)) {
+                ld__task_set_time(e, t, LD_TIME_DUE, LD_LEG_ACK, now + rt->sign_off_ms);
+                ld__task_set_time(e, t, LD_TIME_BUDGET, LD_LEG_ACK, rt->sign_off_ms);
             }
         }
     }
@@ -250,30 +261,33 @@ size_t ld__remind_pack(const ld_task *t, Linkd__V1__Reminder *rem,
                        uint32_t pct[][LD_MAX_REMINDERS], Linkd__V1__Reminder **ptr)
 {
     size_t n = 0;
-    for (int l = 0; l < LD_LEG_COUNT; l++) {
-        if (!t->rem.n[l]) continue;
+    const ld_task_more *tm = t->more;
+    for (int l = 0; tm && l < LD_LEG_COUNT; l++) {
+        if (!tm->rem.n[l]) continue;
         Linkd__V1__Reminder *m = &rem[n];
         linkd__v1__reminder__init(m);
         m->has_leg = m->has_sent = m->has_from_ms = 1;
         m->leg = (Linkd__V1__Leg)(l + 1);
-        m->sent = t->rem_sent[l];
-        m->from_ms = (int64_t)t->rem_from[l];
-        for (int i = 0; i < t->rem.n[l]; i++) pct[n][i] = t->rem.pct[l][i];
-        m->n_percent = t->rem.n[l];
+        m->sent = tm->rem_sent[l];
+        m->from_ms = (int64_t)tm->rem_from[l];
+        for (int i = 0; i < tm->rem.n[l]; i++) pct[n][i] = tm->rem.pct[l][i];
+        m->n_percent = tm->rem.n[l];
         m->percent = pct[n];
         ptr[n++] = m;
     }
     return n;
 }
 
-void ld__remind_restore(const ld_engine *e, ld_task *t, const Linkd__V1__TaskRecord *tr)
+void ld__remind_restore(ld_engine *e, ld_task *t, const Linkd__V1__TaskRecord *tr)
 {
     if (tr->n_reminders == 0) {
         /* A record from before reminders: the department's, from dispatch. */
         ld__remind_plan(e, t, NULL, t->dispatched_at);
         return;
     }
-    memset(&t->rem, 0, sizeof t->rem);
+    ld_task_more *tm = ld__task_more(e, t);
+    if (!tm) return;
+    memset(&tm->rem, 0, sizeof tm->rem);
     for (size_t k = 0; k < tr->n_reminders; k++) {
         const Linkd__V1__Reminder *m = tr->reminders[k];
         int l = m->has_leg ? (int)m->leg - 1 : -1;
@@ -281,11 +295,11 @@ void ld__remind_restore(const ld_engine *e, ld_task *t, const Linkd__V1__TaskRec
         int n = 0;
         for (size_t i = 0; i < m->n_percent && n < LD_MAX_REMINDERS; i++)
             if (m->percent[i] >= 1 && m->percent[i] <= 99 &&
-                (n == 0 || m->percent[i] > t->rem.pct[l][n - 1]))
-                t->rem.pct[l][n++] = (uint8_t)m->percent[i];
-        t->rem.n[l] = (uint8_t)n;
-        t->rem_sent[l] = (uint8_t)(m->sent < (uint32_t)n ? m->sent : (uint32_t)n);
-        t->rem_from[l] = m->has_from_ms ? (uint64_t)m->from_ms : t->dispatched_at;
+                (n == 0 || m->percent[i] > tm->rem.pct[l][n - 1]))
+                tm->rem.pct[l][n++] = (uint8_t)m->percent[i];
+        tm->rem.n[l] = (uint8_t)n;
+        tm->rem_sent[l] = (uint8_t)(m->sent < (uint32_t)n ? m->sent : (uint32_t)n);
+        tm->rem_from[l] = m->has_from_ms ? (uint64_t)m->from_ms : t->dispatched_at;
     }
 }
 

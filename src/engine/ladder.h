@@ -20,7 +20,7 @@ void ld__ladder_drop(ld_engine *e, ld_task *t);
 
 /* ld__remind_plan gives <t> its reminders: dispatch entry <dd>'s for the
  * legs it names, else its department's; every wait starts at <now>. */
-void ld__remind_plan(const ld_engine *e, ld_task *t, const ld_dispatch_def *dd, uint64_t now);
+void ld__remind_plan(ld_engine *e, ld_task *t, const ld_dispatch_def *dd, uint64_t now);
 
 /* ld__remind_window restarts the reminders of <leg>: its wait now runs
  * from <from> to the leg's (new) deadline. */
@@ -37,7 +37,7 @@ void ld__remind_due(ld_engine *e, ld_task *t, uint64_t now);
 /* ld__sign_off_plan marks the tasks of <inc> whose departments route <rt>
  * lists under sign_off, and caps their acknowledge deadlines at <now> plus
  * its `within`. First route with a sign_off wins. Before dispatch. */
-void ld__sign_off_plan(ld_incident *inc, const ld_route *rt, uint64_t now);
+void ld__sign_off_plan(ld_engine *e, ld_incident *inc, const ld_route *rt, uint64_t now);
 
 /* ld__sign_off_check records the sign-off once every listed department has
  * acknowledged (INCIDENT_SIGNED_OFF), and forgets it if one withdraws (a
@@ -50,7 +50,7 @@ void ld__sign_off_check(ld_engine *e, ld_incident *inc);
  * without reminders in its record gives it its department's. */
 size_t ld__remind_pack(const ld_task *t, Linkd__V1__Reminder *rem,
                        uint32_t pct[][LD_MAX_REMINDERS], Linkd__V1__Reminder **ptr);
-void ld__remind_restore(const ld_engine *e, ld_task *t, const Linkd__V1__TaskRecord *tr);
+void ld__remind_restore(ld_engine *e, ld_task *t, const Linkd__V1__TaskRecord *tr);
 size_t ld__sign_off_pack(const ld_engine *e, const ld_incident *inc, char **names);
 void ld__sign_off_restore(const ld_engine *e, ld_incident *inc,
                           const Linkd__V1__IncidentRecord *rec);

@@ -150,7 +150,7 @@ static void on_fire(void *ctx, const ld_window_hit *hit)
         if (ld_engine_task_of(inc, up->dispatch[d].dept) || inc->ntasks == LD_MAX_TASKS) continue;
         ld_task *t = ld__engine_add_task(e, inc, &up->dispatch[d], up, x->now);
         if (!t) break;
-        t->leader = ld__engine_leader(e, c->leader);
+        ld__task_set_leader(e, t, ld__engine_leader(e, c->leader));
         added[nadded++] = t;
         const char *sep = nadded > 1 ? ", " : change[0] ? "; adds " : "adds ";
         snprintf(change + strlen(change), sizeof change - strlen(change), "%s%s", sep,

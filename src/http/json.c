@@ -72,16 +72,17 @@ static void task_json(ld_http *h, ld_buf *b, const ld_task *t)
     kv_str(b, "rule", t->rule);
     if (ld_task_reason(t)[0]) kv_str(b, "reason", ld_task_reason(t));
     if (ld_task_disposition(t)[0]) kv_str(b, "disposition", ld_task_disposition(t));
-    if (t->leader) kv_str(b, "leader", t->leader); /* named by a correlation rule */
+    if (ld_task_leader(t)) kv_str(b, "leader", ld_task_leader(t)); /* named by a correlation rule */
     key(b, "legs");
     ld_buf_put(b, "[", 1);
     for (int l = 0; l < LD_LEG_COUNT; l++) {
         if (t->legs_off & (1u << l)) continue; /* no such leg: no feedback budget */
         ld_buf_put(b, "{", 1);
         kv_str(b, "leg", ld_leg_label[l]);
-        kv_u64(b, "due_ms", t->deadline[l]);
-        if (t->done_at[l]) kv_u64(b, "done_ms", t->done_at[l]);
-        if (t->rem.n[l]) kv_u64(b, "reminders_sent", t->rem_sent[l]);
+        kv_u64(b, "due_ms", ld_task_due(t, l));
+        if (ld_task_done(t, l)) kv_u64(b, "done_ms", ld_task_done(t, l));
+        if (ld_task_reminders(t, l))
+            kv_u64(b, "reminders_sent", (uint64_t)ld_task_reminders_sent(t, l));
         key(b, "overdue_at_top");
         ld_buf_puts(b, t->overdue_top & (1u << l) ? "true," : "false,");
         close_obj(b);

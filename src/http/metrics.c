@@ -96,7 +96,7 @@ void ld_metrics_lag(ld_metrics *m, double lag_s)
 static uint64_t budget_ms(ld_metrics *m, const ld_engine *e, const ld_task *t, int leg)
 {
     /* The task's own budget: it depends on the area type and the calendar. */
-    if (t->budget[leg]) return t->budget[leg];
+    if (ld_task_budget(t, leg)) return ld_task_budget(t, leg);
     if (m->indexed != e->rules) index_routes(m, e->rules);
     const char *sp = strchr(t->rule, ' ');
     if (!sp) return 0;
@@ -144,8 +144,8 @@ static void count_miss(ld_metrics *m, const ld_task *t, int leg)
 
 static void leg_done(ld_metrics *m, const ld_engine *e, const ld_task *t, int leg)
 {
-    if (!t->done_at[leg] || t->done_at[leg] < t->dispatched_at) return;
-    uint64_t ms = t->done_at[leg] - t->dispatched_at;
+    if (!ld_task_done(t, leg) || ld_task_done(t, leg) < t->dispatched_at) return;
+    uint64_t ms = ld_task_done(t, leg) - t->dispatched_at;
     double s = (double)ms / 1000.0;
     ld_leg_metrics *lm = &m->legs[t->dept * LD_LEG_COUNT + leg];
     ld_leg_day *ld = &m->day[t->dept * LD_LEG_COUNT + leg];
@@ -159,7 +159,7 @@ static void leg_done(ld_metrics *m, const ld_engine *e, const ld_task *t, int le
     ld->band[band]++;
     uint64_t budget = budget_ms(m, e, t, leg);
     int missed = misses(t, leg);
-    if (!missed && (budget ? ms <= budget : t->done_at[leg] <= t->deadline[leg])) {
+    if (!missed && (budget ? ms <= budget : ld_task_done(t, leg) <= ld_task_due(t, leg))) {
         lm->met++;
         ld->met++;
     } else if (!missed) {

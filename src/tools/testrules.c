@@ -395,7 +395,7 @@ static void check_task(run *R, const ld_incident *inc, struct fy_node *map)
         if (!n) continue;
         int has = !(t->legs_off & (1u << leg));
         char got[32] = "none";
-        if (has) ld_format_duration(t->deadline[leg] - t->dispatched_at, got, sizeof got);
+        if (has) ld_format_duration(ld_task_due(t, leg) - t->dispatched_at, got, sizeof got);
         const char *want = text_of(n);
         if (want && strcmp(want, "none") == 0) {
             check(R, n, !has, "%s: expected no %s leg, got %s", dept, leg_keys[leg], got);
@@ -403,7 +403,7 @@ static void check_task(run *R, const ld_incident *inc, struct fy_node *map)
         }
         uint64_t ms;
         if (get_duration(R, n, leg_keys[leg], &ms) != 0) continue;
-        check(R, n, has && t->deadline[leg] - t->dispatched_at == ms,
+        check(R, n, has && ld_task_due(t, leg) - t->dispatched_at == ms,
               "%s: expected %s within %s, got %s", dept, leg_keys[leg], want, got);
     }
     if (v[TK_LEVEL]) {
@@ -418,7 +418,7 @@ static void check_task(run *R, const ld_incident *inc, struct fy_node *map)
               "%s: expected terminal %s, got %s", dept, want ? want : "?", got);
     }
     if (v[TK_LEADER]) {
-        const char *want = text_of(v[TK_LEADER]), *got = t->leader ? t->leader : "none";
+        const char *want = text_of(v[TK_LEADER]), *got = ld_task_leader(t) ? ld_task_leader(t) : "none";
         check(R, v[TK_LEADER], want && strcmp(want, got) == 0, "%s: expected leader %s, got %s",
               dept, want ? want : "?", got);
     }

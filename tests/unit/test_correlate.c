@@ -387,7 +387,7 @@ Test(upgrade, three_sensors_in_one_building_upgrade_the_first_incident)
     const ld_task *m = task_for(a, "medical");
     cr_assert_not_null(m);
     cr_expect_eq(m->dispatched_at, T0 + 2 * MIN, "dispatched at the upgrade");
-    cr_expect_eq(m->deadline[LD_LEG_ACK], T0 + 2 * MIN + 30 * SEC);
+    cr_expect_eq(ld_task_due(m, LD_LEG_ACK), T0 + 2 * MIN + 30 * SEC);
     cr_expect_str_eq(m->rule, "rules.yaml:48:5 smoke-one-building");
     cr_expect(ld_incident_upgraded_by(a, "smoke-one-building"));
     cr_expect_not(ld_incident_upgraded_by(c, "smoke-one-building"));
@@ -454,7 +454,7 @@ Test(upgrade, five_distinct_petitioners_are_a_group_petition_with_its_leader)
     }
     const ld_task *t = task_for(first, "political_legal");
     cr_assert_not_null(t);
-    cr_expect_str_eq(t->leader, "Deputy Secretary Li Wei");
+    cr_expect_str_eq(ld_task_leader(t), "Deputy Secretary Li Wei");
     cr_expect_str_eq(leader_seen, "Deputy Secretary Li Wei", "the dispatched task names him");
     cr_expect_eq(first->priority, LINKD__V1__PRIORITY__PRIORITY_URGENT);
 
@@ -473,7 +473,7 @@ Test(upgrade, five_distinct_petitioners_are_a_group_petition_with_its_leader)
     cr_assert_not_null(back);
     const ld_task *t2 = task_for(back, "political_legal");
     cr_assert_not_null(t2);
-    cr_expect_str_eq(t2->leader, "Deputy Secretary Li Wei");
+    cr_expect_str_eq(ld_task_leader(t2), "Deputy Secretary Li Wei");
     cr_expect(ld_incident_upgraded_by(back, "group-petition"), "the history says so after a restart");
     ld_engine_fini(&e2);
 }

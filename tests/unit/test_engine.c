@@ -142,9 +142,9 @@ Test(engine, fire_call_dispatches_to_each_department_with_rule_deadlines)
     cr_assert_eq(inc->ntasks, 2);
     cr_assert_eq(inc->priority, LINKD__V1__PRIORITY__PRIORITY_CRITICAL);
     ld_task *fire = task_of(inc, "fire"), *med = task_of(inc, "medical");
-    cr_assert_eq(fire->deadline[LD_LEG_ACK], T0 + 30000);
-    cr_assert_eq(fire->deadline[LD_LEG_ARRIVE], T0 + 8 * MIN);
-    cr_assert_eq(med->deadline[LD_LEG_ACK], T0 + 45000);
+    cr_assert_eq(ld_task_due(fire, LD_LEG_ACK), T0 + 30000);
+    cr_assert_eq(ld_task_due(fire, LD_LEG_ARRIVE), T0 + 8 * MIN);
+    cr_assert_eq(ld_task_due(med, LD_LEG_ACK), T0 + 45000);
     cr_assert_eq(fire->terminal, term("fire-duty"));
     cr_assert_eq(med->terminal, term("medical-duty"));
     cr_assert_eq(fl.woken[term("fire-duty")], 1);
@@ -206,7 +206,7 @@ Test(engine, acknowledgement_stops_the_acknowledge_leg_but_arrive_still_counts)
     advance(10000);
     cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
                  LINKD__V1__RESULT__RESULT_ACCEPTED);
-    cr_assert_eq(t->done_at[LD_LEG_ACK], T0 + 10000);
+    cr_assert_eq(ld_task_done(t, LD_LEG_ACK), T0 + 10000);
     cr_assert_eq(update("fire-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
                  LINKD__V1__RESULT__RESULT_DUPLICATE);
     advance(7 * MIN);
@@ -341,7 +341,7 @@ Test(engine, petition_runs_its_sixty_days_in_microseconds)
     ld_incident *inc = NULL;
     cr_assert_eq(ld_engine_open(&eng, &ev, "200-0", &inc), 0);
     ld_task *t = task_of(inc, "petition");
-    cr_assert_eq(t->deadline[LD_LEG_ACK], T0 + 15 * DAY);
+    cr_assert_eq(ld_task_due(t, LD_LEG_ACK), T0 + 15 * DAY);
     advance(14 * DAY);
     cr_assert_eq(update("petition-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED,
                         NULL),
@@ -356,6 +356,78 @@ Test(engine, petition_runs_its_sixty_days_in_microseconds)
     advance(5 * DAY);
     cr_assert_eq(t->terminal, term("command-supervisor"), "then to the command centre");
     cr_assert_eq(t->inc->priority, LINKD__V1__PRIORITY__PRIORITY_LOW);
+}
+
+/* A task keeps its times in 32 bits of milliseconds after its dispatch, and
+ * a time past 49.7 days (2^32 ms) at full width beside it, so a petition's
+ * 60-day deadlines and a report on day 50 stay exact to the millisecond: the
+ * deadline fires at its millisecond, not one before, and a record carries
+ * every time across a restart. A call's task has no block for such times. */
+Test(engine, times_past_32_bits_of_milliseconds_stay_exact_and_fire_on_time)
+{
+    cr_assert_gt(60 * DAY, (uint64_t)UINT32_MAX, "the test needs a time past 32 bits");
+    cr_assert_null(task_of(open_fire("110-0"), "fire")->more, "a call's task: 32 bits do");
+    Linkd__V1__Envelope ev;
+    Linkd__V1__Petition p;
+    linkd__v1__envelope__init(&ev);
+    linkd__v1__petition__init(&p);
+    ev.event_id = "pet-2";
+    ev.source_id = "petition-office";
+    ev.has_status = 1;
+    ev.status = LINKD__V1__STATUS__STATUS_ACTUAL;
+    ev.body_case = LINKD__V1__ENVELOPE__BODY_PETITION;
+    ev.petition = &p;
+    p.petition_id = "XF-2026-0043";
+    p.has_issue = 1;
+    p.issue = LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS;
+    advance(123); /* off the whole second */
+    uint64_t t0 = ld_clock_now(&clk);
+    ld_incident *inc = NULL;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "201-0", &inc), 0);
+    ld_task *t = task_of(inc, "petition");
+    cr_assert_eq(t->dispatched_at, t0);
+    cr_assert_eq(ld_task_due(t, LD_LEG_ACK), t0 + 15 * DAY);
+    cr_assert_eq(ld_task_due(t, LD_LEG_RESOLVE), t0 + 60 * DAY);
+    cr_assert_eq(ld_task_budget(t, LD_LEG_RESOLVE), 60 * DAY);
+    cr_assert_eq(ld_task_done(t, LD_LEG_ARRIVE), 0);
+    advance(14 * DAY);
+    cr_assert_eq(update("petition-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED,
+                        NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(ld_task_done(t, LD_LEG_ACK), t0 + 14 * DAY);
+    advance(36 * DAY + 7); /* day 50 and 7 ms: past 2^32 ms after dispatch */
+    cr_assert_eq(update("petition-duty", t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ON_SCENE, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(ld_task_done(t, LD_LEG_ARRIVE), t0 + 50 * DAY + 7);
+    cr_assert_not_null(t->more, "far times are kept beside the task");
+    advance(10 * DAY - 7 - 1);
+    cr_assert_eq(ld_clock_now(&clk), t0 + 60 * DAY - 1);
+    cr_assert_eq(t->level, 0, "one millisecond before the 60-day deadline: in time");
+    advance(1);
+    cr_assert_eq(t->level, 1, "at the 60-day deadline the petition goes up");
+    cr_assert(strstr(ld_task_reason(t), "resolve deadline missed"), "%s", ld_task_reason(t));
+    cr_assert_eq(ld_task_due(t, LD_LEG_RESOLVE), t0 + 60 * DAY + 5 * DAY, "the head's 5 days");
+
+    uint8_t buf[16384];
+    size_t len = ld_engine_record_pack(&eng, inc, buf, sizeof buf);
+    cr_assert_leq(len, sizeof buf);
+    Linkd__V1__IncidentRecord *rec = linkd__v1__incident_record__unpack(NULL, len, buf);
+    cr_assert_not_null(rec);
+    ld_engine other;
+    ld_engine_hooks h = {0};
+    cr_assert_eq(ld_engine_init(&other, rules, &clk, &h), 0);
+    cr_assert_eq(ld_engine_restore(&other, rec), 0);
+    ld_incident *back = ld_engine_find(&other, inc->id);
+    cr_assert_not_null(back);
+    ld_task *b = back->tasks[t->idx];
+    cr_assert_eq(b->dispatched_at, t0);
+    for (int l = 0; l < LD_LEG_COUNT; l++) {
+        if (!(t->legs_off & (1u << l)))
+            cr_expect_eq(ld_task_due(b, l), ld_task_due(t, l), "leg %d deadline", l);
+        cr_expect_eq(ld_task_done(b, l), ld_task_done(t, l), "leg %d done", l);
+    }
+    linkd__v1__incident_record__free_unpacked(rec, NULL);
+    ld_engine_fini(&other);
 }
 
 /* An incident's history starts small and grows with its changes; past

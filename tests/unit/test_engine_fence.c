@@ -142,7 +142,7 @@ Test(engine_fence, a_taken_claim_moves_the_task_silently_with_the_holders_deadli
     ld_engine_fenced(&eng, "I200-0/fire", 0, LD_LEG_ACK, LD_FENCE_TAKEN, made_at);
     cr_assert_eq(t->level, 1, "the task goes where the other run sent it");
     cr_assert_eq(t->terminal, ld_rules_terminal(rules, "fire-deputy"));
-    cr_assert_eq(t->deadline[LD_LEG_ACK], made_at + ld_chain_level(rules, t->dept, 1)->wait_ms,
+    cr_assert_eq(ld_task_due(t, LD_LEG_ACK), made_at + ld_chain_level(rules, t->dept, 1)->wait_ms,
                  "the deputy's wait runs from the original escalation");
     cr_assert_eq(escalated_feed, 0, "not announced a second time");
     cr_assert_eq(eng.stats.escalations, 0);
@@ -167,7 +167,7 @@ Test(engine_fence, a_taken_claim_moves_the_task_silently_with_the_holders_deadli
     cr_assert_eq(entries, 1);
 
     /* The next level is fenced in its turn, with the deadline the holder set. */
-    advance(t->deadline[LD_LEG_ACK] - ld_clock_now(&clk));
+    advance(ld_task_due(t, LD_LEG_ACK) - ld_clock_now(&clk));
     cr_assert_eq(cl.n, 2);
     cr_assert_eq(cl.level, 1);
 }
@@ -190,7 +190,7 @@ Test(engine_fence, a_claim_answered_after_the_task_was_acknowledged_escalates_no
     cr_assert_eq(t->level, 0, "acknowledged in time after all: no escalation");
     cr_assert_eq(escalated_feed, 0);
     /* Its next leg still has its deadline armed. */
-    cr_assert_eq(ld_engine_next_due(&eng) <= t->deadline[LD_LEG_ARRIVE], 1);
+    cr_assert_eq(ld_engine_next_due(&eng) <= ld_task_due(t, LD_LEG_ARRIVE), 1);
 }
 
 Test(engine_fence, without_an_answer_or_without_redis_the_escalation_is_on_time_and_counted_unfenced)
@@ -203,7 +203,7 @@ Test(engine_fence, without_an_answer_or_without_redis_the_escalation_is_on_time_
     cr_assert_eq(eng.stats.escalations_unfenced, 1);
 
     cl.refuse = 1; /* Redis away: the hook cannot send the claim */
-    advance(t->deadline[LD_LEG_ACK] - ld_clock_now(&clk));
+    advance(ld_task_due(t, LD_LEG_ACK) - ld_clock_now(&clk));
     cr_assert_eq(t->level, 2, "escalated at once, unfenced");
     cr_assert_eq(escalated_feed, 2);
     /* The medical task's deadline passed too, also unfenced. */

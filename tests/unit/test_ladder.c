@@ -247,11 +247,11 @@ Test(ladder, dispatch_entry_reminders_replace_the_departments)
     /* emergency_mgmt: 50% of its acknowledge wait; its 5m budget is capped
      * at the sign-off's 2m, so the reminder comes at 1 min. */
     ld_task *em = task_of(inc, "emergency_mgmt"), *police = task_of(inc, "police");
-    cr_assert_eq(em->deadline[LD_LEG_ACK], T0 + 2 * MIN, "sign_off within 2m caps 5m");
-    cr_assert_eq(police->deadline[LD_LEG_ACK], T0 + MIN, "a shorter budget stays");
-    cr_assert_eq(em->rem.n[LD_LEG_ACK], 1);
-    cr_assert_eq(police->rem.n[LD_LEG_ACK], 0, "police has no reminders");
-    cr_assert_eq(task_of(inc, "fire")->rem.n[LD_LEG_ACK], 2, "fire: its department's");
+    cr_assert_eq(ld_task_due(em, LD_LEG_ACK), T0 + 2 * MIN, "sign_off within 2m caps 5m");
+    cr_assert_eq(ld_task_due(police, LD_LEG_ACK), T0 + MIN, "a shorter budget stays");
+    cr_assert_eq(ld_task_reminders(em, LD_LEG_ACK), 1);
+    cr_assert_eq(ld_task_reminders(police, LD_LEG_ACK), 0, "police has no reminders");
+    cr_assert_eq(ld_task_reminders(task_of(inc, "fire"), LD_LEG_ACK), 2, "fire: its department's");
 }
 
 Test(ladder, sign_off_counts_only_when_every_listed_department_acknowledged)
@@ -314,9 +314,9 @@ Test(ladder, open_tasks_keep_chain_deadlines_and_reminders_across_a_reload)
 
     ld_incident *fresh = open_fire("6-1");
     ld_task *n = task_of(fresh, "fire");
-    cr_assert_eq(t->deadline[LD_LEG_ACK], T0 + MIN, "the open task keeps its deadline");
-    cr_assert_eq(n->deadline[LD_LEG_ACK], T0 + 4 * MIN, "a new task takes the new budget");
-    cr_assert_eq(n->rem.n[LD_LEG_ACK], 1);
+    cr_assert_eq(ld_task_due(t, LD_LEG_ACK), T0 + MIN, "the open task keeps its deadline");
+    cr_assert_eq(ld_task_due(n, LD_LEG_ACK), T0 + 4 * MIN, "a new task takes the new budget");
+    cr_assert_eq(ld_task_reminders(n, LD_LEG_ACK), 1);
 
     advance(30 * SEC); /* old plan: 50 % and 80 % of 1 min; new plan: 25 % of 4 min */
     cr_assert_eq(count_feed(REMINDED), 1);
@@ -324,12 +324,12 @@ Test(ladder, open_tasks_keep_chain_deadlines_and_reminders_across_a_reload)
     cr_assert_eq(count_feed(REMINDED), 2, "the old task's 80%% at 48 s");
     advance(12 * SEC); /* 60 s: the old task escalates; the new one's 25 % */
     cr_assert_eq(t->level, 1);
-    cr_assert_eq(t->deadline[LD_LEG_ACK], T0 + 3 * MIN, "the old chain's 2m deputy wait");
+    cr_assert_eq(ld_task_due(t, LD_LEG_ACK), T0 + 3 * MIN, "the old chain's 2m deputy wait");
     cr_assert_eq(count_feed(REMINDED), 3, "the new task's 25%% at 60 s");
     cr_assert_eq(n->level, 0);
     advance(3 * MIN); /* 4 min: the new task escalates to a deputy with 10 min */
     cr_assert_eq(n->level, 1);
-    cr_assert_eq(n->deadline[LD_LEG_ACK], T0 + 14 * MIN, "the new chain's 10m deputy wait");
+    cr_assert_eq(ld_task_due(n, LD_LEG_ACK), T0 + 14 * MIN, "the new chain's 10m deputy wait");
     cr_assert_eq(t->level, 2, "the old task went on up its own chain at 3 min");
 }
 
@@ -358,8 +358,8 @@ Test(ladder, record_keeps_reminders_and_sign_off_through_a_restart)
         if (back->tasks[i]->dept == ld_rules_department(rules, "emergency_mgmt"))
             em = back->tasks[i];
     cr_assert_not_null(em);
-    cr_assert_eq(em->rem.n[LD_LEG_ACK], 1);
-    cr_assert_eq(em->rem_sent[LD_LEG_ACK], 1, "the reminder sent is not sent again");
+    cr_assert_eq(ld_task_reminders(em, LD_LEG_ACK), 1);
+    cr_assert_eq(ld_task_reminders_sent(em, LD_LEG_ACK), 1, "the reminder sent is not sent again");
     linkd__v1__incident_record__free_unpacked(rec, NULL);
     ld_engine_fini(&fresh);
 }

@@ -113,10 +113,10 @@ Test(plan, a_task_has_four_legs_with_their_deadlines)
 {
     uint64_t t0 = ld_clock_now(&clk);
     ld_task *t = open_call("1-0", CRIME, "440106")->tasks[0];
-    cr_expect_eq(t->deadline[LD_LEG_ACK], t0 + 30 * SEC);
-    cr_expect_eq(t->deadline[LD_LEG_ARRIVE], t0 + 5 * MIN);
-    cr_expect_eq(t->deadline[LD_LEG_FEEDBACK], t0 + HOUR);
-    cr_expect_eq(t->deadline[LD_LEG_RESOLVE], t0 + 2 * HOUR);
+    cr_expect_eq(ld_task_due(t, LD_LEG_ACK), t0 + 30 * SEC);
+    cr_expect_eq(ld_task_due(t, LD_LEG_ARRIVE), t0 + 5 * MIN);
+    cr_expect_eq(ld_task_due(t, LD_LEG_FEEDBACK), t0 + HOUR);
+    cr_expect_eq(ld_task_due(t, LD_LEG_RESOLVE), t0 + 2 * HOUR);
     Linkd__V1__Task pb;
     char id[LD_TASK_ID_LEN];
     ld_engine_task_pb(&eng, t, &pb, NULL, id);
@@ -127,12 +127,12 @@ Test(plan, a_task_has_four_legs_with_their_deadlines)
 Test(plan, arrival_budget_follows_the_district_area_type)
 {
     uint64_t t0 = ld_clock_now(&clk);
-    cr_expect_eq(open_call("1-0", CRIME, "440106")->tasks[0]->deadline[LD_LEG_ARRIVE], t0 + 5 * MIN);
-    cr_expect_eq(open_call("2-0", CRIME, "440112")->tasks[0]->deadline[LD_LEG_ARRIVE], t0 + 10 * MIN);
-    cr_expect_eq(open_call("3-0", CRIME, "440117")->tasks[0]->deadline[LD_LEG_ARRIVE], t0 + 20 * MIN);
+    cr_expect_eq(ld_task_due(open_call("1-0", CRIME, "440106")->tasks[0], LD_LEG_ARRIVE), t0 + 5 * MIN);
+    cr_expect_eq(ld_task_due(open_call("2-0", CRIME, "440112")->tasks[0], LD_LEG_ARRIVE), t0 + 10 * MIN);
+    cr_expect_eq(ld_task_due(open_call("3-0", CRIME, "440117")->tasks[0], LD_LEG_ARRIVE), t0 + 20 * MIN);
     /* Not in the table: the default area type, urban unless the rules say. */
-    cr_expect_eq(open_call("4-0", CRIME, "999999")->tasks[0]->deadline[LD_LEG_ARRIVE], t0 + 5 * MIN);
-    cr_expect_eq(open_call("5-0", CRIME, NULL)->tasks[0]->deadline[LD_LEG_ARRIVE], t0 + 5 * MIN);
+    cr_expect_eq(ld_task_due(open_call("4-0", CRIME, "999999")->tasks[0], LD_LEG_ARRIVE), t0 + 5 * MIN);
+    cr_expect_eq(ld_task_due(open_call("5-0", CRIME, NULL)->tasks[0], LD_LEG_ARRIVE), t0 + 5 * MIN);
 }
 
 Test(plan, feedback_completes_its_leg_and_implies_acknowledgement)
@@ -141,8 +141,8 @@ Test(plan, feedback_completes_its_leg_and_implies_acknowledgement)
     advance(10 * SEC);
     cr_expect_eq(update(t, "police-duty", FEEDBACK, NULL), REJECTED, "a report needs its text");
     cr_expect_eq(update(t, "police-duty", FEEDBACK, "suspect detained, one injured"), ACCEPTED);
-    cr_expect_neq(t->done_at[LD_LEG_FEEDBACK], 0);
-    cr_expect_neq(t->done_at[LD_LEG_ACK], 0, "feedback implies acknowledgement");
+    cr_expect_neq(ld_task_done(t, LD_LEG_FEEDBACK), 0);
+    cr_expect_neq(ld_task_done(t, LD_LEG_ACK), 0, "feedback implies acknowledgement");
     cr_expect_eq(t->state, LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED);
     cr_expect_str_eq(ld_task_feedback(t), "suspect detained, one injured");
     cr_expect_eq(update(t, "police-duty", FEEDBACK, "suspect detained, one injured"), DUPLICATE);
@@ -168,7 +168,7 @@ Test(plan, a_missed_feedback_escalates_on_its_own_leg)
     cr_expect_eq(t->level, 1, "feedback missed: deputy");
     cr_expect_eq(feed_kinds[nfeed - 1], LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED);
     cr_expect_eq(feed_legs[nfeed - 1], LINKD__V1__LEG__LEG_FEEDBACK);
-    cr_expect_eq(t->deadline[LD_LEG_FEEDBACK], ld_clock_now(&clk) + 2 * MIN, "deputy's wait");
+    cr_expect_eq(ld_task_due(t, LD_LEG_FEEDBACK), ld_clock_now(&clk) + 2 * MIN, "deputy's wait");
     cr_expect_eq(update(t, "police-deputy", FEEDBACK, "area secured"), ACCEPTED);
     advance(2 * MIN);
     cr_expect_eq(t->level, 1, "feedback given: no further escalation");
@@ -194,7 +194,7 @@ Test(plan, without_a_feedback_budget_there_is_no_feedback_leg)
         esc += feed_kinds[i] == LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED;
     }
     cr_expect_eq(esc, 1);
-    cr_expect_eq(t->deadline[LD_LEG_RESOLVE], t0 + 12 * HOUR + 2 * MIN);
+    cr_expect_eq(ld_task_due(t, LD_LEG_RESOLVE), t0 + 12 * HOUR + 2 * MIN);
 }
 
 Test(plan, the_record_keeps_the_feedback_leg_across_a_restart)
@@ -205,7 +205,7 @@ Test(plan, the_record_keeps_the_feedback_leg_across_a_restart)
     uint8_t buf[8192];
     size_t n = ld_engine_record_pack(&eng, t->inc, buf, sizeof buf);
     cr_assert_leq(n, sizeof buf);
-    uint64_t due = t->deadline[LD_LEG_FEEDBACK], done = t->done_at[LD_LEG_FEEDBACK];
+    uint64_t due = ld_task_due(t, LD_LEG_FEEDBACK), done = ld_task_done(t, LD_LEG_FEEDBACK);
     Linkd__V1__IncidentRecord *rec = linkd__v1__incident_record__unpack(NULL, n, buf);
     cr_assert_not_null(rec);
     cr_expect_eq(rec->tasks[0]->feedback_at_ms, (int64_t)done);
@@ -216,8 +216,8 @@ Test(plan, the_record_keeps_the_feedback_leg_across_a_restart)
     cr_assert_eq(ld_engine_init(&e2, rules, &clk, &h), 0);
     cr_assert_eq(ld_engine_restore(&e2, rec), 0);
     ld_task *r = ld_engine_find(&e2, "I1-0")->tasks[0];
-    cr_expect_eq(r->deadline[LD_LEG_FEEDBACK], due);
-    cr_expect_eq(r->done_at[LD_LEG_FEEDBACK], done);
+    cr_expect_eq(ld_task_due(r, LD_LEG_FEEDBACK), due);
+    cr_expect_eq(ld_task_done(r, LD_LEG_FEEDBACK), done);
     cr_expect_str_eq(ld_task_feedback(r), "on it");
     cr_expect_eq(r->legs_off, 0);
     /* A record written before the feedback leg existed has none. */
@@ -254,7 +254,7 @@ Test(plan_petition, acceptance_in_working_days_skips_the_holiday_week, .init = s
     uint64_t t0 = local(2026, 9, 30, 10, 0);
     /* 15 working days from Wed 30 Sep: 8, 9, 10 (make-up Saturday), 12-16,
      * 19-23, 26 and 27 October. */
-    cr_expect_eq(inc->tasks[0]->deadline[LD_LEG_ACK], local(2026, 10, 27, 10, 0));
-    cr_expect_eq(inc->tasks[0]->deadline[LD_LEG_FEEDBACK], t0 + 30 * DAY);
-    cr_expect_eq(inc->tasks[0]->deadline[LD_LEG_RESOLVE], t0 + 60 * DAY);
+    cr_expect_eq(ld_task_due(inc->tasks[0], LD_LEG_ACK), local(2026, 10, 27, 10, 0));
+    cr_expect_eq(ld_task_due(inc->tasks[0], LD_LEG_FEEDBACK), t0 + 30 * DAY);
+    cr_expect_eq(ld_task_due(inc->tasks[0], LD_LEG_RESOLVE), t0 + 60 * DAY);
 }

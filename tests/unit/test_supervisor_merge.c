@@ -162,7 +162,7 @@ Test(supervisor_merge, a_task_the_incident_lacks_moves_and_the_other_closes)
     cr_assert_not_null(moved, "the police task moved to the incident it joined");
     cr_expect_eq(moved->inc, a);
     cr_expect_eq(moved->dispatched_at, T0 + MIN, "its clock did not restart");
-    cr_expect_eq(moved->deadline[LD_LEG_ACK], T0 + MIN + 30 * SEC, "its deadlines stand");
+    cr_expect_eq(ld_task_due(moved, LD_LEG_ACK), T0 + MIN + 30 * SEC, "its deadlines stand");
     cr_expect(delivered_to("police-duty", "I1-0/police"),
               "the police terminal gets the task under its new id");
     cr_expect_str_eq(ld_task_disposition(b->tasks[0]), "merged: moved to I1-0/police");
@@ -283,7 +283,7 @@ Test(supervisor_merge, split_reopens_a_merged_incident_with_its_own_plan)
     cr_expect_eq(own->opened_at, T0 + 5 * MIN, "opened now");
     cr_assert_eq(own->ntasks, 1);
     cr_expect_eq(own->tasks[0]->dept, ld_rules_department(rules, "police"), "the rules' plan");
-    cr_expect_eq(own->tasks[0]->deadline[LD_LEG_ACK], T0 + 5 * MIN + 30 * SEC);
+    cr_expect_eq(ld_task_due(own->tasks[0], LD_LEG_ACK), T0 + 5 * MIN + 30 * SEC);
     cr_expect_eq(a->nmerged, 0);
     cr_expect_eq(eng.open_incidents, 2);
     /* The police task that came over with the merge goes back: the new
