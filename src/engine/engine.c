@@ -341,13 +341,13 @@ static void history_at(ld_engine *e, ld_incident *inc, int kind, const ld_task *
         inc->history_dropped++;
     }
     h = &inc->history[inc->nhistory++];
-    h->at = at;
+    ld_history_set_at(h, at);
     h->kind = (uint8_t)kind;
-    h->leg = (uint8_t)(leg >= 0 ? leg + 1 : 0);
-    h->task = (uint8_t)(t ? t->idx : 0);
+    h->leg = (uint8_t)(leg >= 0 ? leg + 1 : 0) & 15u;
+    h->task = (uint8_t)(t ? t->idx : 0) & 15u;
     h->level = (uint8_t)(t ? t->level : 0);
     h->terminal = (int16_t)(t ? t->terminal : -1);
-    h->note = e->actor_note;
+    h->note = (uint8_t)e->actor_note;
     mark_dirty(e, inc);
 }
 
@@ -970,13 +970,14 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     for (size_t i = 0; i < nh; i++) {
         const Linkd__V1__HistoryEntry *h = rec->history[i];
         ld_history *o = &inc->history[inc->nhistory++];
-        o->at = (uint64_t)h->at_ms;
+        ld_history_set_at(o, (uint64_t)h->at_ms);
         o->kind = (uint8_t)h->kind;
-        o->leg = (uint8_t)h->leg;
-        o->task = (uint8_t)h->task_index;
+        o->leg = (int)h->leg <= (int)LD_LEG_COUNT ? (uint8_t)h->leg : 0;
+        o->task = h->task_index < LD_MAX_TASKS ? (uint8_t)h->task_index : 0;
         o->level = (uint8_t)h->level;
         o->terminal = (int16_t)(h->terminal ? ld_rules_terminal(e->rules, h->terminal) : -1);
-        o->note = h->note && *h->note ? ld_notes_restore(inc, o->at, h->note) : 0;
+        o->note = h->note && *h->note ? (uint8_t)ld_notes_restore(inc, ld_history_at(o), h->note)
+                                      : 0;
     }
     if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
         incident_free(e, inc);
@@ -1438,7 +1439,7 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
         hist[i].has_kind = 1;
         hist[i].kind = (Linkd__V1__FeedKind)h->kind;
         hist[i].has_at_ms = 1;
-        hist[i].at_ms = (int64_t)h->at;
+        hist[i].at_ms = (int64_t)ld_history_at(h);
         hist[i].has_task_index = 1;
         hist[i].task_index = h->task;
         hist[i].has_level = 1;

@@ -163,15 +163,30 @@ static inline const char *ld_task_feedback(const ld_task *t)
     return ld_task_text(t, LD_TEXT_FEEDBACK);
 }
 
+/* One change in an incident's history: 12 bytes, since an open incident
+ * keeps four to eight of them (docs/BENCHMARKS.md). Its time is 48 bits of
+ * ms (to the year 10889): read and set it with ld_history_at/_set_at. */
 typedef struct ld_history {
-    uint64_t at;
+    uint32_t at_lo;
+    uint16_t at_hi;
     uint8_t kind;               /* Linkd__V1__FeedKind */
-    uint8_t leg;                /* Linkd__V1__Leg */
-    uint8_t task;
+    uint8_t leg : 4;            /* Linkd__V1__Leg: leg + 1, 0 none */
+    uint8_t task : 4;           /* the task's idx (< LD_MAX_TASKS) */
     uint8_t level;
+    uint8_t note;               /* 1-based index into the incident's notes; 0 = none */
     int16_t terminal;
-    uint16_t note;              /* 1-based index into the incident's notes; 0 = none */
 } ld_history;
+
+static inline uint64_t ld_history_at(const ld_history *h)
+{
+    return (uint64_t)h->at_hi << 32 | h->at_lo;
+}
+static inline void ld_history_set_at(ld_history *h, uint64_t at)
+{
+    if (at >> 48) at = (1ull << 48) - 1;
+    h->at_lo = (uint32_t)at;
+    h->at_hi = (uint16_t)(at >> 32);
+}
 
 struct ld_incident {
     char id[LD_INCIDENT_ID_LEN];

@@ -181,7 +181,7 @@ void ld_json_incident(ld_http *h, ld_buf *b, const ld_incident *inc, int with_hi
         for (int i = 0; i < inc->nhistory; i++) {
             const ld_history *e = &inc->history[i];
             ld_buf_put(b, "{", 1);
-            kv_u64(b, "at_ms", e->at);
+            kv_u64(b, "at_ms", ld_history_at(e));
             kv_str(b, "kind", ld_enum_name(&linkd__v1__feed_kind__descriptor, e->kind));
             if (e->kind != LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED &&
                 e->kind != LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED &&

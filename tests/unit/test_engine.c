@@ -455,7 +455,7 @@ Test(engine, a_long_history_keeps_its_opening_and_latest_entries_across_a_restar
     cr_assert_eq(inc->history[0].kind, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_OPENED);
     cr_assert_eq(inc->history[LD_HISTORY_MAX - 1].kind,
                  LINKD__V1__FEED_KIND__FEED_KIND_TASK_DELIVERED);
-    cr_assert_eq(inc->history[LD_HISTORY_MAX - 1].at, T0 + 40 * 1000, "the latest is kept");
+    cr_assert_eq(ld_history_at(&inc->history[LD_HISTORY_MAX - 1]), T0 + 40 * 1000, "the latest is kept");
     cr_assert_eq(t->state, LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED);
 
     uint8_t buf[16384];
@@ -472,7 +472,8 @@ Test(engine, a_long_history_keeps_its_opening_and_latest_entries_across_a_restar
     cr_assert_eq(back->nhistory, inc->nhistory);
     for (int i = 0; i < inc->nhistory; i++) {
         cr_expect_eq(back->history[i].kind, inc->history[i].kind, "entry %d", i);
-        cr_expect_eq(back->history[i].at, inc->history[i].at, "entry %d", i);
+        cr_expect_eq(ld_history_at(&back->history[i]), ld_history_at(&inc->history[i]), "entry %d",
+                     i);
         cr_expect_eq(back->history[i].terminal, inc->history[i].terminal, "entry %d", i);
     }
     linkd__v1__incident_record__free_unpacked(rec, NULL);

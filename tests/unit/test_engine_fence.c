@@ -160,7 +160,7 @@ Test(engine_fence, a_taken_claim_moves_the_task_silently_with_the_holders_deadli
         const ld_history *h = &t->inc->history[i];
         if (h->kind == LINKD__V1__FEED_KIND__FEED_KIND_TASK_ESCALATED) {
             entries++;
-            cr_assert_eq(h->at, made_at);
+            cr_assert_eq(ld_history_at(h), made_at);
             cr_assert_eq(h->level, 1);
         }
     }
