@@ -39,4 +39,25 @@ void *ld_map_del(ld_map *m, const char *key);
 
 uint32_t ld_hash(const void *data, size_t len);
 
+/* ld_index: the same for objects that carry their own key (an incident and
+ * its id): a slot is the object pointer and a byte of its key's hash, 9
+ * bytes where ld_map takes 17, for the table of every open incident. The
+ * key is read through <key_of>; it must not change while the object is in. */
+typedef struct ld_index {
+    void **slots;               /* cap objects (NULL: empty), then cap tag bytes */
+    uint8_t *tags;
+    size_t cap; /* power of two */
+    size_t len;
+    const char *(*key_of)(const void *obj);
+} ld_index;
+
+void ld_index_init(ld_index *x, const char *(*key_of)(const void *obj));
+void ld_index_fini(ld_index *x);
+void *ld_index_getn(const ld_index *x, const char *key, size_t keylen);
+void *ld_index_get(const ld_index *x, const char *key);
+/* ld_index_put inserts <obj>, or replaces the object with its key; 0 or LD_ENOMEM. */
+int ld_index_put(ld_index *x, void *obj);
+/* ld_index_del removes the object with <key>; returns it, or NULL. */
+void *ld_index_del(ld_index *x, const char *key);
+
 #endif

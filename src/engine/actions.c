@@ -544,5 +544,5 @@ void ld_engine_foreach_open(const ld_engine *e, void (*fn)(void *arg, const ld_i
                             void *arg)
 {
     for (size_t i = 0; i < e->by_id.cap; i++)
-        if (e->by_id.slots[i].key) fn(arg, e->by_id.slots[i].value);
+        if (e->by_id.slots[i]) fn(arg, e->by_id.slots[i]);
 }

@@ -72,7 +72,7 @@ void ld__correlate_remember(ld_engine *e, const ld_incident *inc)
     int k = inc->kind, s = slot_of(inc->category);
     recent *r = &c->ring[k][s][c->next[k][s]];
     c->next[k][s] = (uint8_t)((c->next[k][s] + 1) % RING);
-    memcpy(r->id, inc->id, sizeof r->id);
+    snprintf(r->id, sizeof r->id, "%s", inc->id);
     r->at = inc->opened_at;
     r->lat = inc->lat;
     r->lon = inc->lon;

@@ -49,6 +49,11 @@ static int chain_dept(const ld_rules *r, const ld_task *t, int level)
 
 /* ---- init ----------------------------------------------------------------- */
 
+static const char *incident_key(const void *inc)
+{
+    return ((const ld_incident *)inc)->id;
+}
+
 int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_engine_hooks *h)
 {
     memset(e, 0, sizeof *e);
@@ -66,7 +71,7 @@ int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_en
     ld_pool_init(&e->task_pool, sizeof(ld_task), 512);
     ld_pools_init(&e->blocks);
     ld_intern_init(&e->strings);
-    ld_map_init(&e->by_id);
+    ld_index_init(&e->by_id, incident_key);
     ld_timers_init(&e->timers);
     e->nterms = r->nterminals;
     e->terms = calloc((size_t)r->nterminals + 1, sizeof *e->terms);
@@ -87,19 +92,23 @@ static void copy_str(char *dst, size_t len, const char *src)
 }
 
 /* incident_strings sets <inc>'s strings (NULLs are ""), cut to their limits:
- * 0, or LD_ENOMEM with whatever was set left for incident_strings_free. */
-static int incident_strings(ld_engine *e, ld_incident *inc, const char *event_id,
+ * 0, or LD_ENOMEM with whatever was set left for incident_strings_free. The
+ * id, event id and summary go in one block, "id\0event_id\0summary\0". */
+static int incident_strings(ld_engine *e, ld_incident *inc, const char *id, const char *event_id,
                             const char *source_id, const char *district, const char *grid,
                             const char *summary)
 {
+    size_t ni = strnlen(id, LD_INCIDENT_ID_LEN - 1);
     size_t ne = event_id ? strnlen(event_id, LD_MAX_ID_LEN) : 0;
     size_t ns = summary ? strnlen(summary, LD_SUMMARY_LEN - 1) : 0;
-    char *b = ld_pools_get(&e->blocks, ne + ns + 2);
+    char *b = ld_pools_get(&e->blocks, ni + ne + ns + 3);
     if (!b) return LD_ENOMEM;
-    memcpy(b, event_id ? event_id : "", ne);
-    memcpy(b + ne + 1, summary ? summary : "", ns); /* the block comes zeroed */
-    inc->event_id = b;
-    inc->summary = b + ne + 1;
+    memcpy(b, id, ni);
+    memcpy(b + ni + 1, event_id ? event_id : "", ne);
+    memcpy(b + ni + ne + 2, summary ? summary : "", ns); /* the block comes zeroed */
+    inc->id = b;
+    inc->event_id = b + ni + 1;
+    inc->summary = b + ni + ne + 2;
     if (!(inc->source_id = ld_intern_ref(&e->strings, source_id, LD_MAX_ID_LEN)) ||
         !(inc->district = ld_intern_ref(&e->strings, district, 32)) ||
         !(inc->grid = ld_intern_ref(&e->strings, grid, 64)))
@@ -109,13 +118,13 @@ static int incident_strings(ld_engine *e, ld_incident *inc, const char *event_id
 
 static void incident_strings_free(ld_engine *e, ld_incident *inc)
 {
-    if (inc->event_id)
-        ld_pools_put(&e->blocks, (void *)inc->event_id,
-                     strlen(inc->event_id) + strlen(inc->summary) + 2);
+    if (inc->id)
+        ld_pools_put(&e->blocks, (void *)inc->id,
+                     strlen(inc->id) + strlen(inc->event_id) + strlen(inc->summary) + 3);
     ld_intern_unref(&e->strings, inc->source_id);
     ld_intern_unref(&e->strings, inc->district);
     ld_intern_unref(&e->strings, inc->grid);
-    inc->event_id = inc->summary = inc->source_id = inc->district = inc->grid = NULL;
+    inc->id = inc->event_id = inc->summary = inc->source_id = inc->district = inc->grid = NULL;
 }
 
 /* ---- a task's texts: "reason\0disposition\0feedback\0" in one block ---------- */
@@ -277,10 +286,10 @@ void ld_engine_fini(ld_engine *e)
     }
     e->dirty_head = NULL;
     for (size_t i = 0; i < e->by_id.cap; i++) {
-        ld_map_slot *s = &e->by_id.slots[i];
-        if (s->key) incident_free(e, s->value);
+        ld_incident *inc = e->by_id.slots[i];
+        if (inc) incident_free(e, inc);
     }
-    ld_map_fini(&e->by_id);
+    ld_index_fini(&e->by_id);
     ld_timers_fini(&e->timers);
     ld_pool_fini(&e->task_pool);
     ld_pool_fini(&e->incident_pool);
@@ -461,7 +470,7 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
     fe.at_ms = (int64_t)ld_clock_now(e->clock);
     fe.has_seq = 1;
     fe.seq = e->feed_seq;
-    if (inc) fe.incident_id = inc->id;
+    if (inc) fe.incident_id = (char *)inc->id;
     if (t) {
         ld_engine_task_pb(e, t, &tpb, &loc, tid);
         fe.task = &tpb;
@@ -588,7 +597,7 @@ static ld_task *find_task(const ld_engine *e, const char *task_id)
 {
     const char *slash = strrchr(task_id, '/');
     if (!slash) return NULL;
-    ld_incident *inc = ld_map_getn(&e->by_id, task_id, (size_t)(slash - task_id));
+    ld_incident *inc = ld_index_getn(&e->by_id, task_id, (size_t)(slash - task_id));
     if (!inc) return NULL;
     int dept = ld_rules_department(e->rules, slash + 1);
     for (int i = 0; i < inc->ntasks; i++)
@@ -795,7 +804,6 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
 
     ld_incident *inc = ld_pool_get(&e->incident_pool);
     if (!inc) return LD_ENOMEM;
-    copy_str(inc->id, sizeof inc->id, id);
     inc->kind = in.kind;
     inc->category = in.category;
     inc->status = ev->has_status ? (int)ev->status : 0;
@@ -810,9 +818,9 @@ int ld__engine_open_as(ld_engine *e, const Linkd__V1__Envelope *ev, const char *
     }
     char summary[LD_SUMMARY_LEN];
     summarize(inc, ev, summary, sizeof summary);
-    if (incident_strings(e, inc, ev->event_id, ev->source_id, loc ? loc->district : NULL,
+    if (incident_strings(e, inc, id, ev->event_id, ev->source_id, loc ? loc->district : NULL,
                          loc ? loc->grid : NULL, summary) != 0 ||
-        ld_map_put(&e->by_id, inc->id, inc) != 0) {
+        ld_index_put(&e->by_id, inc) != 0) {
         incident_free(e, inc);
         return LD_ENOMEM;
     }
@@ -945,7 +953,6 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
         return LD_ESTATE;
     ld_incident *inc = ld_pool_get(&e->incident_pool);
     if (!inc) return LD_ENOMEM;
-    copy_str(inc->id, sizeof inc->id, rec->incident_id);
     inc->kind = kind_from_name(rec->kind);
     int cat = 0;
     if (inc->kind != LD_KIND_ANY && rec->category) ld_enum_parse(category_enum(inc->kind), rec->category, &cat);
@@ -961,7 +968,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
         inc->lon = loc->lon;
     }
     size_t nh = rec->n_history < LD_HISTORY_MAX ? rec->n_history : LD_HISTORY_MAX;
-    if (incident_strings(e, inc, rec->event_id, rec->source_id, loc ? loc->district : NULL,
+    if (incident_strings(e, inc, rec->incident_id, rec->event_id, rec->source_id, loc ? loc->district : NULL,
                          loc ? loc->grid : NULL, rec->summary) != 0 ||
         (nh && history_room(e, inc, nh) != 0)) {
         incident_free(e, inc);
@@ -979,7 +986,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
         o->note = h->note && *h->note ? (uint8_t)ld_notes_restore(inc, ld_history_at(o), h->note)
                                       : 0;
     }
-    if (ld_map_put(&e->by_id, inc->id, inc) != 0) {
+    if (ld_index_put(&e->by_id, inc) != 0) {
         incident_free(e, inc);
         return LD_ENOMEM;
     }
@@ -991,7 +998,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     if (inc->open_tasks == 0) {
         /* Every task resolved but the closing record was lost: close it now. */
         inc->closed_at = ld_clock_now(e->clock);
-        ld_map_del(&e->by_id, inc->id);
+        ld_index_del(&e->by_id, inc->id);
         e->open_incidents--;
     }
     mark_dirty(e, inc);
@@ -1160,7 +1167,7 @@ static void close_task(ld_engine *e, ld_task *t)
     release(e, t);
     if (--inc->open_tasks > 0) return;
     inc->closed_at = ld_clock_now(e->clock);
-    ld_map_del(&e->by_id, inc->id);
+    ld_index_del(&e->by_id, inc->id);
     e->open_incidents--;
     e->stats.incidents_closed++;
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
@@ -1337,7 +1344,7 @@ void ld_engine_set_rules(ld_engine *e, const ld_rules *r)
 
 ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id)
 {
-    return ld_map_get(&e->by_id, incident_id);
+    return ld_index_get(&e->by_id, incident_id);
 }
 
 /* ---- write-behind ------------------------------------------------------------ */
@@ -1561,7 +1568,7 @@ void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)
     }
     inc->open_tasks = 0;
     inc->closed_at = ld_clock_now(e->clock);
-    ld_map_del(&e->by_id, inc->id);
+    ld_index_del(&e->by_id, inc->id);
     e->open_incidents--;
     e->stats.incidents_closed++;
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);

@@ -189,11 +189,11 @@ static inline void ld_history_set_at(ld_history *h, uint64_t at)
 }
 
 struct ld_incident {
-    char id[LD_INCIDENT_ID_LEN];
-    /* Strings, never NULL once the incident is open ("" when absent):
+    /* Strings, never NULL once the incident is open ("" when absent): id,
      * event_id and summary share one block of ld_engine.blocks; source_id,
      * district and grid are kept once in ld_engine.strings. Cut to
-     * LD_MAX_ID_LEN, 32, 64 and 199 bytes. */
+     * LD_INCIDENT_ID_LEN - 1, LD_MAX_ID_LEN, 32, 64 and 199 bytes. */
+    const char *id;
     const char *event_id, *summary;
     const char *source_id;
     const char *district, *grid;
@@ -295,7 +295,7 @@ typedef struct ld_engine {
     ld_pools blocks;            /* what incidents and tasks hold beside themselves:
                                  * histories, task arrays, strings */
     ld_intern strings;          /* strings many incidents share (engine.c) */
-    ld_map by_id;               /* incident id -> ld_incident */
+    ld_index by_id;             /* every open ld_incident, by id */
     ld_timers timers;
     ld_term *terms;
     int nterms;

@@ -84,3 +84,53 @@ Test(map, getn_matches_a_prefix_of_the_query_exactly)
     cr_assert_eq(ld_map_get(&m, b), b, "a key that extends a deleted one stays");
     ld_map_fini(&m);
 }
+
+/* The index of objects that hold their keys: the same behaviour through
+ * growth and deletions, and a put of an object whose key is in replaces it. */
+typedef struct obj {
+    char id[32];
+} obj;
+
+static const char *obj_key(const void *o)
+{
+    return ((const obj *)o)->id;
+}
+
+static obj objs[N];
+
+Test(index, objects_survive_growth_and_deletions)
+{
+    ld_index x;
+    ld_index_init(&x, obj_key);
+    make_keys();
+    cr_assert_null(ld_index_get(&x, "I1-0"), "an empty index finds nothing");
+    cr_assert_null(ld_index_del(&x, "I1-0"));
+    for (int i = 0; i < N; i++) {
+        memcpy(objs[i].id, keys[i], sizeof objs[i].id);
+        cr_assert_eq(ld_index_put(&x, &objs[i]), 0);
+        present[i] = 1;
+    }
+    cr_assert(x.len * 4 <= x.cap * 3, "load above 3/4: %zu of %zu", x.len, x.cap);
+    for (int k = 0; k < N; k++) {
+        int i = (int)(((unsigned)k * 7919u) % N);
+        if (i % 3 == 0) continue;
+        cr_assert_eq(ld_index_del(&x, keys[i]), &objs[i]);
+        present[i] = 0;
+    }
+    size_t n = 0;
+    for (int i = 0; i < N; i++) {
+        obj *o = ld_index_get(&x, keys[i]);
+        cr_assert_eq(o, present[i] ? &objs[i] : NULL, "key %s", keys[i]);
+        n += present[i];
+    }
+    cr_assert_eq(x.len, n);
+    size_t seen = 0;
+    for (size_t i = 0; i < x.cap; i++) seen += x.slots[i] != NULL;
+    cr_assert_eq(seen, n, "the slots hold the objects, once each");
+    static obj twin = {"I1732312312000-0"};
+    cr_assert_eq(ld_index_put(&x, &twin), 0);
+    cr_assert_eq(ld_index_get(&x, twin.id), &twin, "a second object with a key replaces it");
+    cr_assert_eq(x.len, n);
+    cr_assert_eq(ld_index_getn(&x, "I1732312312000-0/fire", 16), &twin);
+    ld_index_fini(&x);
+}
