@@ -23,13 +23,14 @@ void *ld_pool_get(ld_pool *p);     /* NULL when out of memory */
 void ld_pool_put(ld_pool *p, void *obj);
 
 /* ld_pools: blocks of up to LD_POOLS_MAX bytes from one pool per size class
- * (multiples of 16 up to 128, then steps of a quarter), each grown in slabs
+ * (multiples of 8 up to 256, then steps of a quarter), each grown in slabs
  * of about 64 KiB. For what is small, varies in size and is kept for a long
  * time: strings kept once per incident, arrays that start small and grow. A
  * block is given back with the size it was asked for, which picks its class.
- * At most a quarter of a block above 128 bytes is waste. */
+ * Blocks are aligned to 8 bytes; at most a quarter of a block above 256
+ * bytes is waste. */
 #define LD_POOLS_MAX 2048
-#define LD_POOLS_NCLASS 24
+#define LD_POOLS_NCLASS 44
 
 typedef struct ld_pools {
     ld_pool cls[LD_POOLS_NCLASS];

@@ -14,8 +14,8 @@ Test(pools, every_size_fits_its_block)
     ld_pools_init(&p);
     for (size_t n = 1; n <= LD_POOLS_MAX; n++) {
         size_t b = ld_pools_block(n);
-        cr_assert(b >= n && b % 16 == 0, "size %zu gets a block of %zu", n, b);
-        cr_assert(n <= 128 ? b - n < 16 : (b - n) * 4 < b, "size %zu wastes %zu", n, b - n);
+        cr_assert(b >= n && b % 8 == 0, "size %zu gets a block of %zu", n, b);
+        cr_assert(n <= 256 ? b - n < 8 : (b - n) * 4 < b, "size %zu wastes %zu", n, b - n);
         unsigned char *o = ld_pools_get(&p, n);
         cr_assert_not_null(o);
         for (size_t i = 0; i < b; i++) cr_assert_eq(o[i], 0, "block of %zu not zeroed", n);
