@@ -3,6 +3,7 @@
 #
 #   bash loadtest/memory.sh              # 100,000 and 1,000,000 open incidents
 #   MEM_INCIDENTS=100000 bash loadtest/memory.sh
+#   MEM_INCIDENTS=1000000 MEM_RATE=5000 bash loadtest/memory.sh   # about 4 minutes
 #
 # For each count N: a fresh private redis-server (ops/redis.conf) and linkd
 # with the default rules, linkd's RSS once READY, then `linkload run` sends N
@@ -62,7 +63,9 @@ for n in $COUNTS; do
     redis_idle=$(redis-cli -p "$port" info memory | awk -F: '/^used_memory:/{print $2+0}')
     secs=$(python3 -c "print(round($n / $RATE, 2))")
     say "== $n open incidents: $RATE events/s for $secs s"
-    timeout $((${secs%.*} + 240)) "$LINKLOAD" run --rate "$RATE" --duration "$secs" --batch 10 \
+    # Bounded: twice the sending time (a loaded machine accepts less than it
+    # is offered) plus the drain and start-up.
+    timeout $((2 * ${secs%.*} + 240)) "$LINKLOAD" run --rate "$RATE" --duration "$secs" --batch 10 \
         --ingest "$ingest" --terminals "$terminals" --rules "$ROOT/rules" --drain 30 --quiet \
         --json "$OUT/n$n.json" >"$OUT/n$n.txt" 2>&1 || true
     sleep 3

@@ -387,3 +387,35 @@ Test(supervisor_merge, the_merge_survives_a_restart_and_can_be_split_after_it)
                  "the record remembers which task came with the merge");
     ld_engine_fini(&e2);
 }
+
+/* An incident keeps every supervisor's note, in order, up to LD_NOTES_MAX
+ * (the notes grow as they come: most incidents have none); the action after
+ * that is refused, changes nothing, and says why. */
+Test(supervisor_merge, notes_are_kept_in_order_up_to_their_limit)
+{
+    ld_incident *inc = call("1-0", CRIME, 0);
+    ld_task *t = inc->tasks[0];
+    char err[160], why[LD_NOTES_MAX + 1][48];
+    for (int i = 0; i <= LD_NOTES_MAX; i++) {
+        snprintf(why[i], sizeof why[i], "more time, request %d", i + 1);
+        ld_actor a = {"Supervisor Wang", why[i]};
+        uint64_t due = ld_task_due(t, LD_LEG_RESOLVE);
+        int rv = ld_action_extend(&eng, t, LD_LEG_RESOLVE, MIN, &a, err, sizeof err);
+        if (i < LD_NOTES_MAX) {
+            cr_assert_eq(rv, 0, "action %d: %s", i + 1, err);
+            cr_assert_eq(ld_task_due(t, LD_LEG_RESOLVE), due + MIN);
+        } else {
+            cr_assert_eq(rv, LD_ESTATE, "one action too many");
+            cr_assert(strstr(err, "already has 32 supervisor actions"), "%s", err);
+            cr_assert_eq(ld_task_due(t, LD_LEG_RESOLVE), due, "the refused one changed nothing");
+        }
+    }
+    for (int i = 0; i < LD_NOTES_MAX; i++) {
+        const char *note = ld_notes_text(inc, (unsigned)i + 1);
+        cr_assert_not_null(note, "note %d", i + 1);
+        cr_assert(strstr(note, why[i]), "note %d reads %s", i + 1, note);
+    }
+    cr_assert_null(ld_notes_text(inc, LD_NOTES_MAX + 1));
+    cr_assert_eq(inc->history[inc->nhistory - 1].note, LD_NOTES_MAX,
+                 "the latest history entry cites the latest note");
+}
