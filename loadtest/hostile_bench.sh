@@ -12,7 +12,9 @@
 # started, by PID; bounded (about 2 * ROUNDS * (SECS + 5) seconds).
 #
 # Environment: BUILD_DIR (default build-bench), RATE (default 2000), HOSTILE
-# (default 1000), SECS (per run, default 15), ROUNDS (default 3).
+# (default 1000), SECS (per run, default 15), ROUNDS (default 3), BENCH_PIN
+# (LINKD:REDIS:LINKLOAD CPU lists for taskset, as in bench.sh; the hostile
+# sender runs beside linkload).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +27,13 @@ LINKD=$BUILD_DIR/linkd
 LINKLOAD=$BUILD_DIR/linkload
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkd-hostile.XXXXXX")
 REDIS_PID= LINKD_PID= HOSTILE_PID=
+PIN_LINKD=() PIN_REDIS=() PIN_LOAD=()
+if [ -n "${BENCH_PIN:-}" ]; then
+    IFS=: read -r pl pr pg <<<"$BENCH_PIN"
+    [ -n "$pl" ] && PIN_LINKD=(taskset -c "$pl")
+    [ -n "$pr" ] && PIN_REDIS=(taskset -c "$pr")
+    [ -n "$pg" ] && PIN_LOAD=(taskset -c "$pg")
+fi
 
 stop_pid() {
     local pid=$1 i
@@ -46,12 +55,12 @@ cmake --build "$BUILD_DIR" -j2 --target linkd linkload >/dev/null
 
 port() { "$LINKLOAD" free-port; }
 REDIS_PORT=$(port)
-redis-server "$ROOT/ops/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" \
+"${PIN_REDIS[@]}" redis-server "$ROOT/ops/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP" \
     --loglevel warning >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 INGEST=tcp://127.0.0.1:$(port) TERMINALS=tcp://127.0.0.1:$(port) FEED=tcp://127.0.0.1:$(port)
-"$LINKD" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" --ingest "$INGEST" \
+"${PIN_LINKD[@]}" "$LINKD" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" --ingest "$INGEST" \
     --terminals "$TERMINALS" --feed "$FEED" --log-level notice 2>"$TMP/linkd.log" &
 LINKD_PID=$!
 for _ in $(seq 100); do grep -q READY "$TMP/linkd.log" 2>/dev/null && break; sleep 0.1; done
@@ -60,14 +69,14 @@ grep -q READY "$TMP/linkd.log" || { tail -5 "$TMP/linkd.log" >&2; exit 1; }
 p() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["accept_latency"][sys.argv[2]], d["achieved_rate"])' "$1" "$2"; }
 
 run() {   # run NAME: one linkload run; JSON in $TMP/NAME.json
-    timeout $((SECS + 60)) "$LINKLOAD" run --rate "$RATE" --duration "$SECS" --warmup 2 \
+    timeout $((SECS + 60)) "${PIN_LOAD[@]}" "$LINKLOAD" run --rate "$RATE" --duration "$SECS" --warmup 2 \
         --ingest "$INGEST" --terminals "$TERMINALS" --rules "$ROOT/rules" --quiet \
         --json "$TMP/$1.json" >"$TMP/$1.txt" 2>&1 || true
 }
 
 for r in $(seq "$ROUNDS"); do
     run "base$r"
-    timeout $((SECS + 30)) "$LINKLOAD" hostile --rate "$HOSTILE" --duration $((SECS + 4)) \
+    timeout $((SECS + 30)) "${PIN_LOAD[@]}" "$LINKLOAD" hostile --rate "$HOSTILE" --duration $((SECS + 4)) \
         --ingest "$INGEST" >"$TMP/noise$r.txt" 2>&1 &
     HOSTILE_PID=$!
     run "hostile$r"
