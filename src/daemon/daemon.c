@@ -58,6 +58,7 @@ typedef struct daemon {
     int degraded_start;         /* READY without Redis: life safety only until recovered */
     struct fence_claim *fence_answers; /* claims answered from the spool, given next turn */
     uint64_t claims_doubled;    /* claims made here while away that another instance made */
+    char instance[20];          /* this process, in its fence claims: 16 hex digits */
     uint8_t *recbuf;
     size_t recbuf_len;
 } daemon;
@@ -268,7 +269,7 @@ typedef struct fence_claim {
     daemon *d;
     struct fence_claim *next;   /* on d->fence_answers */
     char task_id[LD_TASK_ID_LEN];
-    char key[LD_TASK_ID_LEN + 48], value[24];
+    char key[LD_TASK_ID_LEN + 48], value[48];
     int level, leg;
     int outcome;                /* an answer known at once, given on the next turn */
     uint64_t at;
@@ -327,10 +328,15 @@ static void on_fence_answer(void *arg, int status, const char *held)
     int outcome = status == 0 ? LD_FENCE_WON : status == 1 ? LD_FENCE_TAKEN : LD_FENCE_UNKNOWN;
     uint64_t at = held ? strtoull(held, NULL, 10) : 0;
     if (outcome == LD_FENCE_TAKEN && at == 0) outcome = LD_FENCE_UNKNOWN; /* not our value */
-    /* The connection went while the claim waited: fence it in the spool. */
+    /* The connection went while the claim waited: fence it in the spool.
+     * Redis may have run the claim; it then holds this same value, which
+     * write_claims meets when Redis returns, and nothing is doubled. */
     if (status != 0 && status != 1 && c->d->spooling && !c->d->stopping &&
-        claim_locally(c->d, c) == 0)
+        claim_locally(c->d, c) == 0) {
+        ld_log_rl(LD_WARN, "ESCALATION-CLAIM-SPOOLED", "%s: redis did not answer the claim "
+                  "%s; fenced in the spool instead", c->task_id, c->key);
         return;
+    }
     answer_claim(c, outcome, at);
 }
 
@@ -338,7 +344,11 @@ static void on_fence_answer(void *arg, int status, const char *held)
  * 7 days) before a deadline escalation takes effect, so a restart that finds
  * a stale record, or a second linkd on the same Redis, recognises the move
  * as made. Redis away: with a spool, the claim is kept there (claim_locally);
- * without, the escalation goes ahead unfenced, on time. */
+ * without, the escalation goes ahead unfenced, on time. The value is
+ * "<when> <instance>": two linkd that both escalated the same task during an
+ * outage usually did so in the same millisecond, and only the instance tells
+ * their claims apart when they meet in Redis (on_claim_written). Readers
+ * take the number at its start. */
 static int fence_escalation(void *ctx, const char *task_id, int level, int leg, uint64_t at,
                             int wait)
 {
@@ -348,7 +358,7 @@ static int fence_escalation(void *ctx, const char *task_id, int level, int leg, 
     c->d = d;
     snprintf(c->task_id, sizeof c->task_id, "%s", task_id);
     snprintf(c->key, sizeof c->key, "ld:esc:%s:%d:%s", task_id, level, ld_engine_leg_name(leg));
-    snprintf(c->value, sizeof c->value, "%llu", (unsigned long long)at);
+    snprintf(c->value, sizeof c->value, "%llu %s", (unsigned long long)at, d->instance);
     c->level = level;
     c->leg = leg;
     int rv;
@@ -383,8 +393,8 @@ static void on_claim_written(void *arg, int status, const char *held)
     if (status != 0 && status != 1) return; /* again when Redis is back */
     if (status == 1 && (!held || strcmp(held, c->eid) != 0)) {
         d->claims_doubled++;
-        ld_log_rl(LD_WARN, "ESCALATION-DOUBLED", "%s was claimed at %s by another instance "
-                  "and at %s here while redis was away: both escalated", c->src,
+        ld_log_rl(LD_WARN, "ESCALATION-DOUBLED", "%s was claimed by another instance (%s) "
+                  "and here (%s) while redis was away: both escalated", c->src,
                   held ? held : "?", c->eid);
     }
     ld_spool_claim_done(&d->spool, c);
@@ -921,6 +931,16 @@ static int check_endpoints(const ld_options *o)
     return EX_OK;
 }
 
+/* make_instance names this process in its fence claims: random, so two
+ * linkd on one host, or a restart, never share a name. */
+static void make_instance(daemon *d)
+{
+    uint64_t r = 0;
+    if (uv_random(NULL, NULL, &r, sizeof r, 0, NULL) != 0)
+        r = ld_mono_ns() ^ ((uint64_t)uv_os_getpid() << 32) ^ ld_wall_ms();
+    snprintf(d->instance, sizeof d->instance, "%016llx", (unsigned long long)r);
+}
+
 int ld_daemon_run(const ld_options *o)
 {
     daemon *d = calloc(1, sizeof *d);
@@ -942,6 +962,7 @@ int ld_daemon_run(const ld_options *o)
     }
     uv_loop_init(&d->loop);
     ld_clock_init_real(&d->clock, o->time_scale);
+    make_instance(d);
     ld_engine_hooks hooks = {.ctx = &d->dispatch, .feed = ld_dispatch_feed,
                              .listening = ld_dispatch_listening, .wake = ld_dispatch_wake,
                              .fence = fence_escalation, .fence_ctx = d,
