@@ -84,8 +84,10 @@ static int check(const ld_options *o)
         ld_diag_fini(&diag);
         return EX_DATAERR;
     }
-    printf("rules OK: %s: %d departments, %d terminals, %d routes (version %s), %zu warning%s\n",
-           dir, r->ndepartments, r->nterminals, r->nroutes, r->version, diag.nwarnings,
+    printf("rules OK: %s: %d departments, %d terminals, %d routes, %d correlation rules "
+           "(version %s), %zu warning%s\n",
+           dir, r->ndepartments, r->nterminals, r->nroutes, r->ncorrelations, r->version,
+           diag.nwarnings,
            diag.nwarnings == 1 ? "" : "s");
     ld_rules_free(r);
     ld_diag_fini(&diag);

@@ -17,7 +17,7 @@ static void usage(void)
          "Validate the rule files of DIR (default ./rules): departments, terminals,\n"
          "escalation chains and routes. Prints every problem as file:line:col and\n"
          "exits 65 if the rules are invalid, or prints\n"
-         "  rules OK: N departments, M terminals, K routes (version V)\n"
+         "  rules OK: N departments, M terminals, K routes, C correlation rules (version V)\n"
          "and exits 0. Same checks as `linkd --check`.");
 }
 
@@ -48,8 +48,9 @@ int ctl_check_main(int argc, char **argv)
     ld_diag_print(&diag, stderr);
     int code = 0;
     if (rv == 0 && rules) {
-        printf("rules OK: %d departments, %d terminals, %d routes (version %s)\n", rules->ndepartments,
-               rules->nterminals, rules->nroutes, rules->version);
+        printf("rules OK: %d departments, %d terminals, %d routes, %d correlation rules "
+               "(version %s)\n", rules->ndepartments, rules->nterminals, rules->nroutes,
+               rules->ncorrelations, rules->version);
         if (diag.nwarnings) printf("%zu warning%s\n", diag.nwarnings, diag.nwarnings == 1 ? "" : "s");
     } else {
         if (rv == LD_ENOENT && diag.n == 0)
