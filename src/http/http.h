@@ -70,7 +70,7 @@ void ld_http_config_defaults(ld_http_config *c);
 typedef struct ld_http ld_http;
 
 /* ld_http_open starts listening. Returns 0 with *out set, LD_EINVAL for a bad
- * listen address or token file (logged), LD_EIO if it cannot bind. */
+ * listen address or token file (logged), LD_EIO if it cannot bind (logged). */
 int ld_http_open(ld_http **out, const ld_http_config *cfg, const ld_http_sources *src);
 /* ld_http_close stops serving and closes lws's handles; call while the loop
  * still runs. ld_http_free releases the rest after uv_run has returned. Both

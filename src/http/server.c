@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -519,6 +521,31 @@ static int parse_listen(ld_http *h, const char *s)
     return 0;
 }
 
+/* port_taken says whether <h>'s address and port cannot be bound now, as
+ * libwebsockets would (SO_REUSEADDR). libwebsockets 4.1 on a foreign libuv
+ * loop returns a context even when its vhost could not bind, and that
+ * context can be neither used nor destroyed: ask first. An address that is
+ * not a numeric IPv4 or IPv6 one is left to libwebsockets. */
+static int port_taken(const ld_http *h)
+{
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
+    socklen_t len;
+    if (uv_ip4_addr(h->addr, h->port, (struct sockaddr_in *)&sa) == 0)
+        len = sizeof(struct sockaddr_in);
+    else if (uv_ip6_addr(h->addr, h->port, (struct sockaddr_in6 *)&sa) == 0)
+        len = sizeof(struct sockaddr_in6);
+    else
+        return 0;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int taken = bind(fd, (struct sockaddr *)&sa, len) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 static int read_token(ld_http *h, const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -586,11 +613,26 @@ int ld_http_open(ld_http **out, const ld_http_config *cfg, const ld_http_sources
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     if (!strchr(h->addr, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (port_taken(h)) {
+        ld_log(LD_ERR, "HTTP-LISTEN", "cannot serve HTTP on %s:%d: the address is in use",
+               h->addr, h->port);
+        rv = LD_EIO;
+        goto fail;
+    }
     h->lws = lws_create_context(&info);
     if (!h->lws) {
         ld_log(LD_ERR, "HTTP-LISTEN", "cannot serve HTTP on %s:%d (address in use, or the "
                "libwebsockets libuv plugin, package libwebsockets-evlib-uv, is missing)",
                h->addr, h->port);
+        rv = LD_EIO;
+        goto fail;
+    }
+    if (!lws_get_vhost_by_name(h->lws, "linkd")) {
+        /* Taken between port_taken and here: the context is left as it is
+         * (destroying it crashes libwebsockets 4.1); linkd exits. */
+        ld_log(LD_ERR, "HTTP-LISTEN", "cannot serve HTTP on %s:%d: the address is in use",
+               h->addr, h->port);
+        h->lws = NULL;
         rv = LD_EIO;
         goto fail;
     }

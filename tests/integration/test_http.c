@@ -3,9 +3,12 @@
  * goes through intake and terminals; /healthz and /readyz follow Redis.
  *
  * Every wait is bounded; nothing asserts how long anything took. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -196,4 +199,32 @@ Test(http, unknown_paths_and_methods_get_json_errors, .fini = teardown, .timeout
     ldh_http_reply_free(&r);
     cr_expect_eq(metric("linkd_http_errors_total{status=\"404\"}"), 1);
     cr_expect_eq(metric("linkd_http_errors_total{status=\"405\"}"), 1);
+}
+
+/* An HTTP port another process holds: linkd says so and exits 69 (it cannot
+ * listen), as it does for its NNG ports, instead of running without the
+ * HTTP it was asked for. */
+Test(http, a_taken_port_makes_linkd_exit_69, .fini = teardown, .timeout = 120)
+{
+    memset(&env, 0, sizeof env);
+    ldh_check(&env, ldh_redis_start(&env.redis) == 0, "redis did not start");
+    int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof sa;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ldh_check(&env, holder >= 0 && bind(holder, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+                        listen(holder, 4) == 0 &&
+                        getsockname(holder, (struct sockaddr *)&sa, &sl) == 0,
+              "cannot hold a port");
+    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", ntohs(sa.sin_port));
+    ldh_linkd_opts o = {.extra = {"--http", port_arg, NULL}};
+    int rv = ldh_linkd_start(&env.linkd, &env.redis, &o);
+    close(holder);
+    ldh_check(&env, rv != 0 && env.linkd.exit_code == 69,
+              "linkd with its HTTP port taken: start %d, exit code %d, not 69", rv,
+              env.linkd.exit_code);
+    ldh_check(&env, ldh_linkd_log_has(&env.linkd, "HTTP-LISTEN") &&
+                        !ldh_linkd_log_has(&env.linkd, "serving http"),
+              "the log does not say that HTTP could not listen");
+    env.linkd.exit_code = 0; /* the exit the test wanted; teardown expects 0 */
 }
