@@ -44,14 +44,8 @@ LINKD_PID=
 
 say() { printf '%s\n' "$*" >&2; }
 
-# BENCH_PIN=L:R:G pins linkd to CPUs L, redis-server to R and linkload to G.
-PIN_LINKD=() PIN_REDIS=() PIN_LOAD=()
-if [ -n "${BENCH_PIN:-}" ]; then
-    IFS=: read -r pl pr pg <<<"$BENCH_PIN"
-    [ -n "$pl" ] && PIN_LINKD=(taskset -c "$pl")
-    [ -n "$pr" ] && PIN_REDIS=(taskset -c "$pr")
-    [ -n "$pg" ] && PIN_LOAD=(taskset -c "$pg")
-fi
+# BENCH_PIN (loadtest/pin.sh): CPU affinity of linkd, redis-server and linkload.
+. "$ROOT/loadtest/pin.sh"
 
 stop_pid() {   # stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL
     local pid=$1 i

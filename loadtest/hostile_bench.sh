@@ -27,13 +27,7 @@ LINKD=$BUILD_DIR/linkd
 LINKLOAD=$BUILD_DIR/linkload
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkd-hostile.XXXXXX")
 REDIS_PID= LINKD_PID= HOSTILE_PID=
-PIN_LINKD=() PIN_REDIS=() PIN_LOAD=()
-if [ -n "${BENCH_PIN:-}" ]; then
-    IFS=: read -r pl pr pg <<<"$BENCH_PIN"
-    [ -n "$pl" ] && PIN_LINKD=(taskset -c "$pl")
-    [ -n "$pr" ] && PIN_REDIS=(taskset -c "$pr")
-    [ -n "$pg" ] && PIN_LOAD=(taskset -c "$pg")
-fi
+. "$ROOT/loadtest/pin.sh"
 
 stop_pid() {
     local pid=$1 i

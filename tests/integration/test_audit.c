@@ -54,14 +54,34 @@ static long long trail_len(const char *inc)
     return ldh_redis_int(&env.redis, "LLEN ld:audit:%s", inc);
 }
 
-static bool wait_len(const char *inc, long long n)
+/* poll_until reads <read>(<arg>) every 50 ms until it is at least <at_least>, for
+ * at most WAIT_MS; returns the last value read. */
+static double poll_until(double (*read)(const char *arg), const char *arg, double at_least)
 {
     uint64_t end = ldh_mono_ms() + WAIT_MS;
-    for (int i = 0; i < 400 && ldh_mono_ms() < end; i++) {
-        if (trail_len(inc) >= n) return true;
+    double v = read(arg);
+    for (int i = 0; i < 400 && v < at_least && ldh_mono_ms() < end; i++) {
         ldh_sleep_ms(50);
+        v = read(arg);
     }
-    return false;
+    return v;
+}
+
+static double trail_len_of(const char *inc) { return (double)trail_len(inc); }
+
+static bool wait_len(const char *inc, long long n)
+{
+    return poll_until(trail_len_of, inc, (double)n) >= (double)n;
+}
+
+/* accept_petition sends a wage-arrears petition (justice and petition
+ * desks) and puts its incident id in <inc>. */
+static void accept_petition(char inc[64])
+{
+    ldh_event ev;
+    ldh_event_petition(&ev, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, 2);
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, 64) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted");
 }
 
 static void extend(const char *inc, const char *reason)
@@ -79,11 +99,8 @@ static void extend(const char *inc, const char *reason)
 Test(audit, trail_records_every_change_and_verifies, .fini = teardown, .timeout = 240)
 {
     start();
-    ldh_event ev;
     char inc[64], tid[128], why[256];
-    ldh_event_petition(&ev, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, 2);
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted");
+    accept_petition(inc);
     snprintf(tid, sizeof tid, "%s/justice", inc);
     int res = ldh_term_update(&env.linkd, "justice-duty", tid,
                               LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL, why,
@@ -133,11 +150,8 @@ Test(audit, trail_records_every_change_and_verifies, .fini = teardown, .timeout 
 Test(audit, removed_entry_is_caught, .fini = teardown, .timeout = 240)
 {
     start();
-    ldh_event ev;
     char inc[64];
-    ldh_event_petition(&ev, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, 2);
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted");
+    accept_petition(inc);
     extend(inc, "first");
     ldh_check(&env, wait_len(inc, 4), "the trail has %lld entries", trail_len(inc));
     char *out;
@@ -167,14 +181,9 @@ static double metric(const char *series)
     return v;
 }
 
-static bool wait_metric(const char *series, double at_least)
+static double ttl_of(const char *inc)
 {
-    uint64_t end = ldh_mono_ms() + WAIT_MS;
-    for (int i = 0; i < 400 && ldh_mono_ms() < end; i++) {
-        if (metric(series) >= at_least) return true;
-        ldh_sleep_ms(50);
-    }
-    return false;
+    return (double)ldh_redis_int(&env.redis, "TTL ld:audit:%s", inc);
 }
 
 /* Redis refusing writes (out of memory here) must not cost a line: the line
@@ -184,11 +193,8 @@ Test(audit, refused_line_is_sent_again_and_closed_trail_expires, .fini = teardow
      .timeout = 240)
 {
     start();
-    ldh_event ev;
     char inc[64];
-    ldh_event_petition(&ev, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, 2);
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
-                        LINKD__V1__RESULT__RESULT_ACCEPTED, "not accepted");
+    accept_petition(inc);
     ldh_check(&env, wait_len(inc, 3), "the trail has %lld entries, expected 3", trail_len(inc));
     cr_expect_eq(ldh_redis_int(&env.redis, "TTL ld:audit:%s", inc), -1,
                  "an open incident's trail must not expire");
@@ -197,7 +203,7 @@ Test(audit, refused_line_is_sent_again_and_closed_trail_expires, .fini = teardow
     ldh_check(&env, r && r->type == REDIS_REPLY_STATUS, "CONFIG SET maxmemory refused");
     freeReplyObject(r);
     extend(inc, "while redis refuses writes");
-    bool resent = wait_metric("linkd_audit_lines_total{outcome=\"resent\"}", 1);
+    bool resent = poll_until(metric, "linkd_audit_lines_total{outcome=\"resent\"}", 1) >= 1;
     long long during = trail_len(inc);
     r = ldh_redis_cmd(&env.redis, "CONFIG SET maxmemory 0");
     ldh_check(&env, r && r->type == REDIS_REPLY_STATUS, "CONFIG SET maxmemory 0 refused");
@@ -224,12 +230,7 @@ Test(audit, refused_line_is_sent_again_and_closed_trail_expires, .fini = teardow
                         h.status == 200, "close failed: %d %s", h.status, h.body);
     ldh_http_reply_free(&h);
     ldh_check(&env, wait_len(inc, 5), "no closing entry: %lld entries", trail_len(inc));
-    long long ttl = -1;
-    uint64_t end = ldh_mono_ms() + WAIT_MS;
-    for (int i = 0; i < 400 && ldh_mono_ms() < end && ttl < 0; i++) {
-        ttl = ldh_redis_int(&env.redis, "TTL ld:audit:%s", inc);
-        if (ttl < 0) ldh_sleep_ms(50);
-    }
+    long long ttl = (long long)poll_until(ttl_of, inc, 0);
     cr_expect(ttl > 80LL * 86400 && ttl <= 90LL * 86400,
               "a closed trail must live about 90 days, TTL %lld", ttl);
 }

@@ -583,6 +583,24 @@ static void stall_with_claims_in_flight(ldh_feed *feed, const char *task)
               "before the deadline", task);
 }
 
+/* claims_cut_off starts linkd (the deadline 10 s after the call), opens
+ * the feed, accepts a fire call (incident <inc>, its fire and medical tasks
+ * <task> and <med>), waits for its record and stalls Redis while both
+ * tasks' escalation claims wait for their answer. */
+static void claims_cut_off(ldh_feed *feed, char inc[64], char task[96], char med[96])
+{
+    start_linkd_with(2, "2000");
+    ldh_check(&env, ldh_feed_open(feed, &env.linkd) == 0, "feed subscription failed");
+    ldh_event fire;
+    char id[64];
+    ldh_accept_call(&env, &fire, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, id);
+    memcpy(inc, id, sizeof id);
+    snprintf(task, 96, "%s/fire", inc);
+    snprintf(med, 96, "%s/medical", inc);
+    await_record(inc);
+    stall_with_claims_in_flight(feed, task);
+}
+
 /* escalations_from_0 counts the feed's escalations of <task> from level 0. */
 static size_t escalations_from_0(const ldh_feed *feed, const char *task)
 {
@@ -599,16 +617,9 @@ static size_t escalations_from_0(const ldh_feed *feed, const char *task)
 Test(degraded, a_claim_cut_off_by_a_stalled_redis_escalates_once,
      .init = setup, .fini = teardown, .timeout = 240)
 {
-    start_linkd_with(2, "2000"); /* the deadline 10 s after the call */
     ldh_feed feed;
-    ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed subscription failed");
-    ldh_event fire;
     char inc[64], task[96], med[96];
-    ldh_accept_call(&env, &fire, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
-    snprintf(task, sizeof task, "%s/fire", inc);
-    snprintf(med, sizeof med, "%s/medical", inc);
-    await_record(inc);
-    stall_with_claims_in_flight(&feed, task);
+    claims_cut_off(&feed, inc, task, med);
 
     ldh_check(&env, ldh_feed_wait(&feed, WAIT_MS, escalated_from, task),
               "the fire task never escalated after its claim was cut off");
@@ -669,16 +680,9 @@ Test(degraded, a_claim_cut_off_by_a_killed_redis_escalates_once_across_a_restart
     redisReply *cfg = ldh_redis_cmd(&env.redis, "CONFIG SET appendfsync always");
     ldh_check(&env, cfg && cfg->type == REDIS_REPLY_STATUS, "CONFIG SET appendfsync always failed");
     freeReplyObject(cfg);
-    start_linkd_with(2, "2000");
     ldh_feed feed;
-    ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed subscription failed");
-    ldh_event fire;
     char inc[64], task[96], med[96];
-    ldh_accept_call(&env, &fire, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
-    snprintf(task, sizeof task, "%s/fire", inc);
-    snprintf(med, sizeof med, "%s/medical", inc);
-    await_record(inc);
-    stall_with_claims_in_flight(&feed, task);
+    claims_cut_off(&feed, inc, task, med);
     ldh_redis_kill(&env.redis);
 
     ldh_check(&env, ldh_feed_wait(&feed, WAIT_MS, escalated_from, task),
