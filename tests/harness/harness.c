@@ -44,6 +44,55 @@ void ldh_sleep_ms(unsigned ms)
     }
 }
 
+/* The kernel gives outgoing connections their local port from
+ * ip_local_port_range (32768-60999 by default), and a port picked there can be
+ * taken by any client on the machine, for as long as its connection lives,
+ * between the pick and the server's bind. Ports below that range are handed
+ * out only to whoever binds them by number: we pick there. */
+static void ephemeral_range(int *lo, int *hi)
+{
+    *lo = 32768;
+    *hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (!f) return;
+    if (fscanf(f, "%d %d", lo, hi) != 2) *lo = 32768, *hi = 60999;
+    fclose(f);
+}
+
+/* bind_loopback binds a new socket to 127.0.0.1:<port> (0: any) and returns it
+ * with the port it got, or -1. */
+static int bind_loopback(int port, int *got)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t sl = sizeof sa;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+        close(fd);
+        return -1;
+    }
+    *got = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* pick_port binds a random port from [10000, the ephemeral range) and
+ * falls back to one the kernel chooses. */
+static int pick_port(int *got)
+{
+    static uint64_t x;
+    int lo, hi;
+    ephemeral_range(&lo, &hi);
+    if (x == 0) x = ldh_wall_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() << 32 ^ 1;
+    for (int i = 0; lo > 10000 && i < 64; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;   /* xorshift64 */
+        int fd = bind_loopback(10000 + (int)(x % (uint64_t)(lo - 10000)), got);
+        if (fd >= 0) return fd;
+    }
+    return bind_loopback(0, got);
+}
+
 int ldh_free_ports(int *ports, int n)
 {
     int fds[8], rv = 0, i;
@@ -51,16 +100,10 @@ int ldh_free_ports(int *ports, int n)
     for (i = 0; i < n; i++) fds[i] = -1;
     /* Keep every socket bound until all are picked, so the ports are distinct. */
     for (i = 0; i < n; i++) {
-        struct sockaddr_in sa = {.sin_family = AF_INET};
-        socklen_t sl = sizeof sa;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&sa, sizeof sa) != 0 ||
-            getsockname(fds[i], (struct sockaddr *)&sa, &sl) != 0) {
+        if ((fds[i] = pick_port(&ports[i])) < 0) {
             rv = LD_EIO;
             break;
         }
-        ports[i] = ntohs(sa.sin_port);
     }
     for (i = 0; i < n; i++)
         if (fds[i] >= 0) close(fds[i]);
@@ -450,7 +493,7 @@ static int count_ready(const ldh_linkd *d)
  * LD_ETIMEDOUT. */
 static int linkd_spawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
 {
-    char scale[32], maxmsg[32], redis_url[64], rules[PATH_MAX];
+    char scale[32], maxmsg[32], redis_url[64], rules[PATH_MAX], http[32];
     char *argv[40];
     int n = 0;
     snprintf(redis_url, sizeof redis_url, "%s", r->url);
@@ -479,6 +522,11 @@ static int linkd_spawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o
     if (o && o->log_level) {
         argv[n++] = "--log-level";
         argv[n++] = (char *)o->log_level;
+    }
+    if (d->http > 0) {
+        snprintf(http, sizeof http, "127.0.0.1:%d", d->http);
+        argv[n++] = "--http";
+        argv[n++] = http;
     }
     for (int i = 0; o && i < 16 && o->extra[i]; i++) argv[n++] = (char *)o->extra[i];
     argv[n] = NULL;
@@ -519,12 +567,15 @@ static int linkd_spawn(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o
 /* One attempt on fresh ports. */
 static int linkd_try(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o)
 {
-    int ports[3];
-    int rv = ldh_free_ports(ports, 3);
+    int ports[4];
+    bool http = o && o->http;
+    int rv = ldh_free_ports(ports, http ? 4 : 3);
     if (rv != 0) return rv;
-    snprintf(d->ingest, sizeof d->ingest, "tcp://127.0.0.1:%d", ports[0]);
+    snprintf(d->ingest, sizeof d->ingest, "%s://127.0.0.1:%d",
+             o && o->ingest_scheme ? o->ingest_scheme : "tcp", ports[0]);
     snprintf(d->terminals, sizeof d->terminals, "tcp://127.0.0.1:%d", ports[1]);
     snprintf(d->feed, sizeof d->feed, "tcp://127.0.0.1:%d", ports[2]);
+    d->http = http ? ports[3] : 0;
     return linkd_spawn(d, r, o);
 }
 

@@ -56,8 +56,10 @@ uint64_t ldh_wall_ms(void);
 void ldh_sleep_ms(unsigned ms);
 
 /* ldh_free_ports fills ports[0..n-1] with distinct loopback TCP ports that were
- * free a moment ago (bound to port 0, read, closed). Someone may take one
- * before we use it: callers retry the start when the server cannot bind. */
+ * free a moment ago (bound, read, closed), picked at random below the kernel's
+ * ephemeral range so that no outgoing connection takes one meanwhile. Another
+ * test may still take one before we use it: callers retry the start, on fresh
+ * ports, when the server cannot bind. */
 int ldh_free_ports(int *ports, int n);
 
 /* ldh_mkdtemp creates /tmp/linkd-<tag>-XXXXXX and writes its path to <out>. */
@@ -139,6 +141,8 @@ typedef struct ldh_linkd_opts {
     double time_scale;        /* 0: no --time-scale */
     long max_message;         /* 0: no --max-message */
     const char *log_level;    /* NULL: no --log-level */
+    const char *ingest_scheme; /* NULL: "tcp"; "tls+tcp" with --tls-cert/--tls-key in extra */
+    bool http;                /* serve HTTP on a port the harness picks (ldh_linkd.http) */
     const char *extra[16];    /* more arguments, NULL-terminated */
 } ldh_linkd_opts;
 
@@ -148,10 +152,13 @@ typedef struct ldh_linkd {
     char dir[96];             /* its mkdtemp dir */
     char log[128];            /* dir/linkd.log: its stderr */
     char ingest[48], terminals[48], feed[48];   /* tcp://127.0.0.1:<port> */
+    int http;                 /* its --http port on 127.0.0.1; 0 without opts.http */
 } ldh_linkd;
 
 /* ldh_linkd_start runs LDH_LINKD_BIN against <r> with free ports and waits
- * until its log says READY. On failure the log tail is printed and linkd is
+ * until its log says READY. Every port, the HTTP one included, is picked
+ * afresh for each attempt: a port found free can be taken (by any outgoing
+ * connection on the machine) before linkd binds it, and linkd then exits 69. On failure the log tail is printed and linkd is
  * not running (its directory is kept for ldh_linkd_free). */
 int ldh_linkd_start(ldh_linkd *d, const ldh_redis *r, const ldh_linkd_opts *o);
 /* ldh_linkd_respawn starts linkd again after ldh_linkd_kill or _stop, on the

@@ -15,17 +15,14 @@
 #define LINKCTL LD_BINARY_DIR "/linkctl"
 
 static ldh_env env;
-static int http_port;
-static char port_arg[32], dir[96], token_path[160];
+static char dir[96], token_path[160];
 
 static void start(void)
 {
     cr_assert_eq(ldh_mkdtemp(dir, sizeof dir, "audit"), 0);
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN, strlen(TOKEN)), 0);
-    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", http_port);
-    ldh_linkd_opts o = {.extra = {"--http", port_arg, "--admin-token-file", token_path, NULL}};
+    ldh_linkd_opts o = {.http = true, .extra = {"--admin-token-file", token_path, NULL}};
     ldh_env_start_or_fail(&env, &o);
 }
 
@@ -91,7 +88,7 @@ static void extend(const char *inc, const char *reason)
     snprintf(body, sizeof body, "{\"by\":\"Supervisor Wang\",\"reason\":\"%s\",\"leg\":\"resolve\","
                                 "\"extend_by\":\"1d\"}", reason);
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(http_port, "POST", path, body, TOKEN, &r) == 0 && r.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "POST", path, body, TOKEN, &r) == 0 && r.status == 200,
               "extend failed: %d %s", r.status, r.body);
     ldh_http_reply_free(&r);
 }
@@ -175,7 +172,7 @@ static double metric(const char *series)
 {
     ldh_http_reply r;
     double v = -1;
-    if (ldh_http(http_port, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200)
+    if (ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200)
         v = ldh_metric(r.body, series);
     ldh_http_reply_free(&r);
     return v;
@@ -224,7 +221,7 @@ Test(audit, refused_line_is_sent_again_and_closed_trail_expires, .fini = teardow
     char path[160];
     snprintf(path, sizeof path, "/api/incidents/%s/close", inc);
     ldh_http_reply h;
-    ldh_check(&env, ldh_http(http_port, "POST", path,
+    ldh_check(&env, ldh_http(env.linkd.http, "POST", path,
                              "{\"by\":\"Supervisor Wang\",\"reason\":\"paid\","
                              "\"disposition\":\"wages paid\"}", TOKEN, &h) == 0 &&
                         h.status == 200, "close failed: %d %s", h.status, h.body);

@@ -25,9 +25,9 @@
 #define ELEMENT_KEY "element-6066-11e4-a52e-4f735466cecf"
 
 static ldh_env env;
-static int http_port, wd_port;
+static int wd_port;
 static pid_t wd_pid;
-static char session[80], dir[96], token_path[160], port_arg[32], wd_log[160];
+static char session[80], dir[96], token_path[160], wd_log[160];
 
 static void teardown(void)
 {
@@ -244,11 +244,9 @@ static void start_linkd(void)
     cr_assert_eq(ldh_mkdtemp(dir, sizeof dir, "board"), 0);
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN, strlen(TOKEN)), 0);
-    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", http_port);
     /* 30x: a 30 s acknowledge budget passes in a second, a 2 h resolve in four minutes. */
     ldh_linkd_opts o = {.time_scale = 30,
-                        .extra = {"--http", port_arg, "--admin-token-file", token_path, NULL}};
+                        .http = true, .extra = {"--admin-token-file", token_path, NULL}};
     ldh_env_start_or_fail(&env, &o);
 }
 
@@ -257,7 +255,7 @@ static long long resolve_due(const char *inc, const char *dept)
     char path[160], key[160];
     ldh_http_reply r;
     snprintf(path, sizeof path, "/api/incidents/%s", inc);
-    if (ldh_http(http_port, "GET", path, NULL, NULL, &r) != 0) return -1;
+    if (ldh_http(env.linkd.http, "GET", path, NULL, NULL, &r) != 0) return -1;
     snprintf(key, sizeof key, "\"task_id\":\"%s/%s\"", inc, dept);
     const char *t = strstr(r.body, key);
     const char *f = t ? strstr(t, "\"leg\":\"resolve\",\"due_ms\":") : NULL;
@@ -276,7 +274,7 @@ Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = 
         return;
     }
     char url[96], body[160], v[256], script[1024], inc[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", http_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", env.linkd.http);
     snprintf(body, sizeof body, "{\"url\":\"%s\"}", url);
     free(wd_session("POST", "/url", body));
     ldh_check(&env, wait_true("return document.querySelector('#conn').textContent === 'live' "
@@ -352,11 +350,11 @@ Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = 
               "the page never confirmed the merge");
     snprintf(path, sizeof path, "/api/incidents/%s", inc2);
     ldh_http_reply g;
-    ldh_check(&env, ldh_http(http_port, "GET", path, NULL, NULL, &g) == 0, "no answer");
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", path, NULL, NULL, &g) == 0, "no answer");
     cr_expect_eq(g.status, 404, "the merged gas leak is still open in linkd: %s", g.body);
     ldh_http_reply_free(&g);
     snprintf(path, sizeof path, "/api/incidents/%s", inc);
-    ldh_check(&env, ldh_http(http_port, "GET", path, NULL, NULL, &g) == 0, "no answer");
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", path, NULL, NULL, &g) == 0, "no answer");
     char want[96];
     snprintf(want, sizeof want, "\"incident\":\"%s\"", inc2);
     cr_expect(g.status == 200 && strstr(g.body, want), "the fire does not hold the gas leak: %s",
@@ -384,7 +382,7 @@ Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = 
               "an oversized message must close the client, not end with %s", v);
     free(r);
     ldh_http_reply m;
-    ldh_check(&env, ldh_http(http_port, "GET", "/metrics", NULL, NULL, &m) == 0, "no metrics");
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &m) == 0, "no metrics");
     cr_expect_eq(ldh_metric(m.body, "linkd_websocket_frames_too_large_total"), 1);
     ldh_http_reply_free(&m);
 }

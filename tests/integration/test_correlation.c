@@ -23,14 +23,10 @@
 static ldh_env env;
 static ldh_feed feed;
 static char office[64];
-static int http_port;
-static char port_arg[32];
 
 static void setup(void)
 {
-    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", http_port);
-    ldh_linkd_opts o = {.extra = {"--http", port_arg, NULL}};
+    ldh_linkd_opts o = {.http = true};
     ldh_env_start_or_fail(&env, &o);
     ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed");
     ldh_unique_id(office, sizeof office, "office");
@@ -134,7 +130,7 @@ Test(group_petition, five_distinct_petitioners_are_one_task_for_political_legal_
     char path[128];
     ldh_http_reply hr;
     snprintf(path, sizeof path, "/api/incidents/%s", inc[0]);
-    ldh_check(&env, ldh_http(http_port, "GET", path, NULL, NULL, &hr) == 0 && hr.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", path, NULL, NULL, &hr) == 0 && hr.status == 200,
               "GET %s", path);
     ldh_check(&env, strstr(hr.body, "\"leader\":\"Deputy Secretary Li Wei") != NULL,
               "no leader in %s", hr.body);

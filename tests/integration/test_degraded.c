@@ -39,8 +39,6 @@
 
 static ldh_env env;
 static char spool_dir[96], spool_file[160];
-static int http_port;
-static char http_arg[32];
 static ldh_linkd other;            /* a second linkd, with a spool of its own */
 static char other_spool[96];
 
@@ -51,8 +49,6 @@ static void setup(void)
     other_spool[0] = '\0';
     cr_assert_eq(ldh_mkdtemp(spool_dir, sizeof spool_dir, "degraded"), 0);
     snprintf(spool_file, sizeof spool_file, "%s/linkd.spool", spool_dir);
-    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
-    snprintf(http_arg, sizeof http_arg, "127.0.0.1:%d", http_port);
     cr_assert_eq(ldh_redis_start(&env.redis), 0, "redis did not start");
 }
 
@@ -73,9 +69,8 @@ static void teardown(void)
  * <redis_timeout> (ms, a string). */
 static void set_opts(double scale, const char *redis_timeout)
 {
-    ldh_linkd_opts o = {.rules = RULES, .time_scale = scale,
-                        .extra = {"--spool", spool_dir, "--redis-timeout", redis_timeout,
-                                  "--http", http_arg, NULL}};
+    ldh_linkd_opts o = {.rules = RULES, .time_scale = scale, .http = true,
+                        .extra = {"--spool", spool_dir, "--redis-timeout", redis_timeout, NULL}};
     env.opts = o;
 }
 
@@ -117,7 +112,7 @@ static int readyz(char *body, size_t len)
 {
     ldh_http_reply r;
     memset(&r, 0, sizeof r);
-    if (ldh_http(http_port, "GET", "/readyz", NULL, NULL, &r) != 0) return -1;
+    if (ldh_http(env.linkd.http, "GET", "/readyz", NULL, NULL, &r) != 0) return -1;
     snprintf(body, len, "%s", r.body ? r.body : "");
     int status = r.status;
     ldh_http_reply_free(&r);
@@ -178,7 +173,7 @@ static double metric(const char *series)
 {
     ldh_http_reply r;
     memset(&r, 0, sizeof r);
-    if (ldh_http(http_port, "GET", "/metrics", NULL, NULL, &r) != 0) return -1;
+    if (ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &r) != 0) return -1;
     double v = r.status == 200 && r.body ? ldh_metric(r.body, series) : -1;
     ldh_http_reply_free(&r);
     return v;
@@ -202,7 +197,7 @@ static int api_status(const char *inc)
     snprintf(path, sizeof path, "/api/incidents/%s", inc);
     ldh_http_reply r;
     memset(&r, 0, sizeof r);
-    if (ldh_http(http_port, "GET", path, NULL, NULL, &r) != 0) return -1;
+    if (ldh_http(env.linkd.http, "GET", path, NULL, NULL, &r) != 0) return -1;
     int st = r.status;
     ldh_http_reply_free(&r);
     return st;

@@ -14,8 +14,7 @@
 
 static ldh_env env;
 static ldh_feed feed;
-static int port;
-static char dir[128], port_arg[32], token_path[192];
+static char dir[128], token_path[192];
 
 static const char *const rules =
     "departments:\n"
@@ -40,10 +39,8 @@ static void setup(void)
     cr_assert_eq(ldh_write_file(path, rules, strlen(rules)), 0);
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN "\n", strlen(TOKEN) + 1), 0);
-    cr_assert_eq(ldh_free_ports(&port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", port);
     ldh_linkd_opts o = {.rules = dir,
-                        .extra = {"--http", port_arg, "--admin-token-file", token_path, NULL}};
+                        .http = true, .extra = {"--admin-token-file", token_path, NULL}};
     ldh_env_start_or_fail(&env, &o);
     ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed");
 }
@@ -108,7 +105,7 @@ Test(duplicates, a_duplicate_call_joins_and_a_supervisor_splits_it_off)
     snprintf(body, sizeof body, "{\"event_id\":\"%s\",\"by\":\"supervisor Li\","
              "\"reason\":\"two fires, not one\"}", b.event_id);
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(port, "POST", path, body, TOKEN, &r) == 0, "no HTTP answer");
+    ldh_check(&env, ldh_http(env.linkd.http, "POST", path, body, TOKEN, &r) == 0, "no HTTP answer");
     ldh_check(&env, r.status == 200 && strstr(r.body, "\"new_incident\":\"I"),
               "unmerge: %d %s", r.status, r.body);
     char *p = strstr(r.body, "\"new_incident\":\"") + strlen("\"new_incident\":\"");

@@ -17,14 +17,10 @@
 #define WAIT_MS 30000
 
 static ldh_env env;
-static int http_port;
-static char port_arg[32];
 
 static void start(double time_scale)
 {
-    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", http_port);
-    ldh_linkd_opts o = {.time_scale = time_scale, .extra = {"--http", port_arg, NULL}};
+    ldh_linkd_opts o = {.time_scale = time_scale, .http = true};
     ldh_env_start_or_fail(&env, &o);
 }
 
@@ -39,7 +35,7 @@ static void teardown(void)
 static char *get(const char *path, int status)
 {
     ldh_http_reply r;
-    int rv = ldh_http(http_port, "GET", path, NULL, NULL, &r);
+    int rv = ldh_http(env.linkd.http, "GET", path, NULL, NULL, &r);
     ldh_check(&env, rv == 0, "GET %s: no answer (%d)", path, rv);
     ldh_check(&env, r.status == status, "GET %s: status %d, expected %d: %s", path, r.status,
               status, r.body);
@@ -173,7 +169,7 @@ Test(http, readyz_says_degraded_when_redis_stops, .fini = teardown, .timeout = 2
     uint64_t end = ldh_mono_ms() + WAIT_MS;
     for (int i = 0; i < 600 && ldh_mono_ms() < end; i++) {
         ldh_http_reply_free(&r);
-        if (ldh_http(http_port, "GET", "/readyz", NULL, NULL, &r) == 0 && r.status == 503) break;
+        if (ldh_http(env.linkd.http, "GET", "/readyz", NULL, NULL, &r) == 0 && r.status == 503) break;
         ldh_sleep_ms(50);
     }
     ldh_check(&env, r.status == 503, "/readyz stayed %d with redis stopped", r.status);
@@ -194,7 +190,7 @@ Test(http, unknown_paths_and_methods_get_json_errors, .fini = teardown, .timeout
     cr_expect(strstr(b, "\"error\":") && strstr(b, "\"status\":404"), "%s", b);
     free(b);
     ldh_http_reply r;
-    cr_assert_eq(ldh_http(http_port, "POST", "/metrics", "{}", NULL, &r), 0);
+    cr_assert_eq(ldh_http(env.linkd.http, "POST", "/metrics", "{}", NULL, &r), 0);
     cr_expect_eq(r.status, 405, "%s", r.body);
     ldh_http_reply_free(&r);
     cr_expect_eq(metric("linkd_http_errors_total{status=\"404\"}"), 1);
@@ -216,6 +212,7 @@ Test(http, a_taken_port_makes_linkd_exit_69, .fini = teardown, .timeout = 120)
                         listen(holder, 4) == 0 &&
                         getsockname(holder, (struct sockaddr *)&sa, &sl) == 0,
               "cannot hold a port");
+    char port_arg[32];
     snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", ntohs(sa.sin_port));
     ldh_linkd_opts o = {.extra = {"--http", port_arg, NULL}};
     int rv = ldh_linkd_start(&env.linkd, &env.redis, &o);

@@ -17,14 +17,10 @@
 
 static ldh_env env;
 static ldh_feed feed;
-static int port;
-static char port_arg[32];
 
 static void setup(void)
 {
-    cr_assert_eq(ldh_free_ports(&port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", port);
-    ldh_linkd_opts o = {.rules = RULES, .time_scale = 6, .extra = {"--http", port_arg, NULL}};
+    ldh_linkd_opts o = {.rules = RULES, .time_scale = 6, .http = true};
     ldh_env_start_or_fail(&env, &o);
     ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "cannot subscribe to the feed");
 }
@@ -86,7 +82,7 @@ static char *incident_json(const char *inc)
     char path[128];
     snprintf(path, sizeof path, "/api/incidents/%s", inc);
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(port, "GET", path, NULL, NULL, &r) == 0 && r.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", path, NULL, NULL, &r) == 0 && r.status == 200,
               "GET %s", path);
     char *body = strdup(r.body);
     ldh_http_reply_free(&r);
@@ -142,7 +138,7 @@ Test(ladder_live, an_incident_shows_who_has_not_signed_until_all_have)
 static double metric(const char *series)
 {
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(port, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
               "GET /metrics");
     double v = ldh_metric(r.body, series);
     ldh_http_reply_free(&r);

@@ -21,17 +21,14 @@
 
 static ldh_env env;
 static ldh_feed feed;
-static int http_port;
-static char port_arg[32], dir[96], token_path[160];
+static char dir[96], token_path[160];
 
 static void start(void)
 {
-    cr_assert_eq(ldh_free_ports(&http_port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", http_port);
     cr_assert_eq(ldh_mkdtemp(dir, sizeof dir, "merge"), 0);
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN "\n", strlen(TOKEN) + 1), 0);
-    ldh_linkd_opts o = {.extra = {"--http", port_arg, "--admin-token-file", token_path, NULL}};
+    ldh_linkd_opts o = {.http = true, .extra = {"--admin-token-file", token_path, NULL}};
     ldh_env_start_or_fail(&env, &o);
     ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed did not open");
 }
@@ -48,7 +45,7 @@ static char *request(const char *method, const char *path, const char *body, con
                      int status)
 {
     ldh_http_reply r;
-    int rv = ldh_http(http_port, method, path, body, token, &r);
+    int rv = ldh_http(env.linkd.http, method, path, body, token, &r);
     ldh_check(&env, rv == 0, "%s %s: no answer (%d)", method, path, rv);
     ldh_check(&env, r.status == status, "%s %s: status %d, expected %d: %s", method, path,
               r.status, status, r.body);

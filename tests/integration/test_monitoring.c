@@ -70,15 +70,11 @@ static void names_in(const char *text, char *out, size_t len)
 Test(monitoring, every_metric_the_kit_uses_is_served_by_linkd, .init = setup, .fini = teardown,
      .timeout = 120)
 {
-    int port;
-    char arg[32];
-    cr_assert_eq(ldh_free_ports(&port, 1), 0);
-    snprintf(arg, sizeof arg, "127.0.0.1:%d", port);
     ldh_env env;
-    ldh_linkd_opts o = {.extra = {"--http", arg, NULL}};
+    ldh_linkd_opts o = {.http = true};
     ldh_env_start_or_fail(&env, &o);
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(port, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
               "no /metrics");
     char *metrics = r.body;
     r.body = NULL;

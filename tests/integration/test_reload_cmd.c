@@ -13,8 +13,7 @@
 #define TOKEN "reload-token-0123456789abcdef"
 
 static ldh_env env;
-static int port;
-static char dir[128], port_arg[32], token_path[192];
+static char dir[128], token_path[192];
 
 static void put(const char *name, const char *text)
 {
@@ -47,11 +46,9 @@ static void setup(void)
     put("rules.yaml", rules_with_ack("30s"));
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN "\n", strlen(TOKEN) + 1), 0);
-    cr_assert_eq(ldh_free_ports(&port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", port);
     /* The token file sits in the rules directory: not a *.yaml, so not read as rules. */
     ldh_linkd_opts o = {.rules = dir,
-                        .extra = {"--http", port_arg, "--admin-token-file", token_path, NULL}};
+                        .http = true, .extra = {"--admin-token-file", token_path, NULL}};
     ldh_env_start_or_fail(&env, &o);
 }
 
@@ -78,7 +75,7 @@ static int64_t police_ack_budget(void)
 static ldh_http_reply reload(const char *token)
 {
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(port, "POST", "/api/rules/reload", "", token, &r) == 0,
+    ldh_check(&env, ldh_http(env.linkd.http, "POST", "/api/rules/reload", "", token, &r) == 0,
               "no HTTP answer");
     return r;
 }
@@ -113,7 +110,7 @@ Test(reload_cmd, a_control_command_reloads_and_a_broken_set_is_refused)
               "the refusal is logged");
     ldh_check(&env, police_ack_budget() == 45000, "the running set stays");
 
-    ldh_check(&env, ldh_http(port, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200,
               "metrics");
     ldh_check(&env, ldh_metric(r.body, "linkd_rules_reloads_total") == 2 &&
                         ldh_metric(r.body, "linkd_rules_reload_failures_total") == 1 &&

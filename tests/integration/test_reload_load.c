@@ -19,8 +19,7 @@
 #define RELOADS 8
 
 static ldh_env env;
-static int port;
-static char dir[128], port_arg[32], token_path[192];
+static char dir[128], token_path[192];
 static char *routes30, *routes45;
 
 static void put(const char *name, const char *text)
@@ -64,10 +63,8 @@ static void setup(void)
     free(r);
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN "\n", strlen(TOKEN) + 1), 0);
-    cr_assert_eq(ldh_free_ports(&port, 1), 0);
-    snprintf(port_arg, sizeof port_arg, "127.0.0.1:%d", port);
     ldh_linkd_opts o = {.rules = dir,
-                        .extra = {"--http", port_arg, "--admin-token-file", token_path, NULL}};
+                        .http = true, .extra = {"--admin-token-file", token_path, NULL}};
     ldh_env_start_or_fail(&env, &o);
 }
 
@@ -96,7 +93,7 @@ static void reload_once(bool http, const char *expect)
     int before = log_count(expect);
     if (http) {
         ldh_http_reply r;
-        ldh_check(&env, ldh_http(port, "POST", "/api/rules/reload", "", TOKEN, &r) == 0,
+        ldh_check(&env, ldh_http(env.linkd.http, "POST", "/api/rules/reload", "", TOKEN, &r) == 0,
                   "no answer to POST /api/rules/reload");
         ldh_http_reply_free(&r);
     } else {
@@ -172,14 +169,14 @@ Test(reload_load, reloads_under_load_lose_nothing_and_each_is_recorded, .init = 
               by_http, asked_http);
 
     ldh_http_reply r;
-    ldh_check(&env, ldh_http(port, "GET", "/api/rules/reloads", NULL, TOKEN, &r) == 0 &&
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", "/api/rules/reloads", NULL, TOKEN, &r) == 0 &&
                         r.status == 200, "GET /api/rules/reloads");
     int shown = 0;
     for (const char *p = r.body; (p = strstr(p, "\"outcome\":")) != NULL; p++) shown++;
     ldh_check(&env, shown == RELOADS, "the API shows %d reloads, expected %d", shown, RELOADS);
     ldh_check(&env, strncmp(r.body, "[{", 2) == 0, "a JSON array: %.80s", r.body);
     ldh_http_reply_free(&r);
-    ldh_check(&env, ldh_http(port, "GET", "/metrics", NULL, TOKEN, &r) == 0 && r.status == 200,
+    ldh_check(&env, ldh_http(env.linkd.http, "GET", "/metrics", NULL, TOKEN, &r) == 0 && r.status == 200,
               "GET /metrics");
     ldh_check(&env, ldh_metric(r.body, "linkd_rules_reloads_total") == RELOADS,
               "linkd_rules_reloads_total");

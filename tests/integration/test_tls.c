@@ -16,7 +16,6 @@
 
 static char dir[128];
 static ldh_env env;
-static char url[64];
 
 static const char *path(const char *name)
 {
@@ -40,10 +39,7 @@ static void make_certs(void)
 static void setup(void)
 {
     make_certs();
-    int port;
-    cr_assert_eq(ldh_free_ports(&port, 1), 0);
-    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
-    ldh_linkd_opts o = {.extra = {"--ingest", url, "--tls-cert", path("server.crt"), "--tls-key",
+    ldh_linkd_opts o = {.ingest_scheme = "tls+tcp", .extra = {"--tls-cert", path("server.crt"), "--tls-key",
                                   path("server.key"), "--tls-ca", path("ca.crt"), NULL}};
     ldh_env_start_or_fail(&env, &o);
 }
@@ -75,7 +71,7 @@ static int send_call(const char *cert, const char *key)
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, REPLY_MS);
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, REPLY_MS);
     nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    if (ld_dial(s, url, &f, NNG_FLAG_NONBLOCK) == 0 && nng_send(s, buf, len, 0) == 0) {
+    if (ld_dial(s, env.linkd.ingest, &f, NNG_FLAG_NONBLOCK) == 0 && nng_send(s, buf, len, 0) == 0) {
         void *rep;
         size_t rlen;
         if (nng_recv(s, &rep, &rlen, NNG_FLAG_ALLOC) == 0) {
@@ -118,7 +114,7 @@ Test(tls, linkctl_sends_over_mutual_tls_from_its_environment, .init = setup, .fi
     setenv("LINKCTL_TLS_SERVER_NAME", "localhost", 1);
     char out[192];
     snprintf(out, sizeof out, "%s/send.out", dir);
-    char *argv[] = {LD_BINARY_DIR "/linkctl", "send", "--ingest", url, "--kind", "call",
+    char *argv[] = {LD_BINARY_DIR "/linkctl", "send", "--ingest", env.linkd.ingest, "--kind", "call",
                     "--category", "fire", "--event-id", "tls-linkctl-1", NULL};
     int code = ldh_run(argv, NULL, out, out, 20000);
     char *said = ldh_read_file(out, NULL);
