@@ -34,18 +34,23 @@ struct ld_correlate {
     recent ring[LD_KIND_COUNT][NCAT][RING];
     uint8_t next[LD_KIND_COUNT][NCAT];
     ld_pool merged_pool;
+    ld_index by_stream_id;      /* every merged event of an open incident, by stream id */
 };
+
+static const char *merged_key(const void *m) { return ((const ld_merged *)m)->stream_id; }
 
 int ld__correlate_init(ld_engine *e)
 {
     if (!(e->correlate = calloc(1, sizeof *e->correlate))) return LD_ENOMEM;
     ld_pool_init(&e->correlate->merged_pool, sizeof(ld_merged), 16);
+    ld_index_init(&e->correlate->by_stream_id, merged_key);
     return 0;
 }
 
 void ld__correlate_fini(ld_engine *e)
 {
     if (!e->correlate) return;
+    ld_index_fini(&e->correlate->by_stream_id);
     ld_pool_fini(&e->correlate->merged_pool);
     free(e->correlate);
     e->correlate = NULL;
@@ -118,6 +123,31 @@ int ld__correlate_has(const ld_incident *inc, const char *stream_id)
     return 0;
 }
 
+/* index files <m> as merged into <holder>. Without memory for the index the
+ * merge still stands; only a resent copy of its event is answered with the
+ * event's own incident id instead of <holder>'s. */
+static void index_merged(ld_engine *e, ld_merged *m, ld_incident *holder)
+{
+    m->holder = holder;
+    (void)ld_index_put(&e->correlate->by_stream_id, m);
+}
+
+static void unindex_merged(ld_engine *e, const ld_merged *m)
+{
+    if (ld_index_get(&e->correlate->by_stream_id, m->stream_id) == m)
+        ld_index_del(&e->correlate->by_stream_id, m->stream_id);
+}
+
+const char *ld_engine_holder_of(const ld_engine *e, const char *stream_id)
+{
+    char id[LD_INCIDENT_ID_LEN];
+    if (snprintf(id, sizeof id, "I%s", stream_id) >= (int)sizeof id) return NULL;
+    const ld_incident *inc = ld_engine_find(e, id);
+    if (inc) return inc->id;
+    const ld_merged *m = e->correlate ? ld_index_get(&e->correlate->by_stream_id, stream_id) : NULL;
+    return m ? m->holder->id : NULL;
+}
+
 int ld__correlate_join(ld_engine *e, ld_incident *inc, const Linkd__V1__Envelope *ev,
                        const char *stream_id, const ld_merge_rule *rule, double metres,
                        uint64_t now)
@@ -140,6 +170,7 @@ int ld__correlate_join(ld_engine *e, ld_incident *inc, const Linkd__V1__Envelope
     while (*p) p = &(*p)->next;
     *p = m;
     inc->nmerged++;
+    index_merged(e, m, inc);
     e->stats.merged++;
     char text[320];
     snprintf(text, sizeof text, "%s merged event %s from %s: %u m away, %llu s after it opened "
@@ -179,6 +210,7 @@ void ld__correlate_restore(ld_engine *e, ld_incident *inc,
         *tail = m;
         tail = &m->next;
         inc->nmerged++;
+        index_merged(e, m, inc);
     }
     ld__correlate_remember(e, inc);
 }
@@ -188,6 +220,7 @@ void ld__correlate_free(ld_engine *e, ld_incident *inc)
     ld_merged *m = inc->merged;
     while (m) {
         ld_merged *next = m->next;
+        unindex_merged(e, m);
         ld_pool_put(&e->correlate->merged_pool, m);
         m = next;
     }
@@ -216,17 +249,17 @@ void ld__correlate_drop(ld_engine *e, ld_merged *m)
 
 void ld__correlate_absorb(ld_engine *e, ld_incident *into, ld_incident *from, ld_merged *own)
 {
-    (void)e;
     ld_merged **p = &into->merged;
     while (*p) p = &(*p)->next;
     *p = from->merged;
     into->nmerged = (uint16_t)(into->nmerged + from->nmerged);
     from->merged = NULL;
     from->nmerged = 0;
-    while (*p) p = &(*p)->next;
+    for (; *p; p = &(*p)->next) (*p)->holder = into;
     own->next = NULL;
     *p = own;
     into->nmerged++;
+    index_merged(e, own, into);
 }
 
 /* split_id names the incident an event opens when it leaves <m>'s incident:
@@ -290,6 +323,7 @@ int ld__correlate_split(ld_engine *e, ld_incident *inc, const char *event_id,
              inc->id, m->event_id, who ? " by " : "", who ? who : "", why ? ": " : "",
              why ? why : "", (*out)->id);
     uint64_t moved = m->moved;
+    unindex_merged(e, m);
     ld_pool_put(&e->correlate->merged_pool, m);
     ld__engine_history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED, NULL, -1);
     ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_UNMERGED, inc, NULL, -1, text);

@@ -10,6 +10,7 @@
 /* One event that joined an incident, kept whole so the merge can be undone. */
 typedef struct ld_merged {
     struct ld_merged *next;
+    ld_incident *holder;        /* the incident it is merged into */
     char stream_id[48];
     char event_id[LD_MAX_ID_LEN + 1];
     char source_id[LD_MAX_ID_LEN + 1];

@@ -113,7 +113,11 @@ static int take(ingest_req *q, size_t i, const char *sid, int duplicate, const c
     snprintf(iid, sizeof iid, "I%s", sid);
     set_result(q, i, duplicate ? R_DUPLICATE : R_ACCEPTED, NULL);
     const char *answer_id = iid;
-    if (!duplicate) {
+    if (duplicate) {
+        /* The first copy's incident: the one its event was merged into, if so. */
+        const char *holder = ld_engine_holder_of(q->in->engine, sid);
+        if (holder) answer_id = holder;
+    } else {
         ld_incident *inc = NULL;
         if (ld_engine_open(q->in->engine, q->req->events[i], sid, &inc) != 0)
             ld_log_rl(LD_ERR, "ENGINE-OPEN", "event %s is %s but its incident could not be "

@@ -860,7 +860,8 @@ int ldh_ingest_accept(const ldh_linkd *d, ldh_event *ev, char *inc, size_t len)
     rv = r->has_result ? (int)r->result : 0;
     if (inc && len) {
         inc[0] = '\0';
-        if (rv == LINKD__V1__RESULT__RESULT_ACCEPTED && r->incident_id)
+        if ((rv == LINKD__V1__RESULT__RESULT_ACCEPTED ||
+             rv == LINKD__V1__RESULT__RESULT_DUPLICATE) && r->incident_id)
             snprintf(inc, len, "%s", r->incident_id);
     }
     if (rv != LINKD__V1__RESULT__RESULT_ACCEPTED)

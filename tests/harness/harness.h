@@ -276,7 +276,7 @@ int ldh_ingest_raw(const ldh_linkd *d, const void *buf, size_t len,
 /* ldh_ingest1 sends one event; the reply or NULL. */
 Linkd__V1__IngestReply *ldh_ingest1(const ldh_linkd *d, ldh_event *ev);
 /* ldh_ingest_accept sends one event and copies the incident id into <inc>
- * if it was ACCEPTED. Returns the Result value, or a negative LD_E* code. */
+ * if it was ACCEPTED or DUPLICATE. Returns the Result value, or a negative LD_E* code. */
 int ldh_ingest_accept(const ldh_linkd *d, ldh_event *ev, char *inc, size_t len);
 
 /* One terminal poll. */

@@ -1,8 +1,9 @@
 /* test_duplicates.c: duplicate-call merging over real NNG with real Redis: two
  * callers report one fire from nearly the same place; the second event is
  * ACCEPTED into the first incident (no second fire task), the merge is on the
- * feed and in the incident's Redis record; a supervisor undoes it over HTTP
- * and the event gets an incident and a fire task of its own. */
+ * feed and in the incident's Redis record, and the second call sent again is
+ * DUPLICATE of the first incident; a supervisor undoes it over HTTP and the
+ * event gets an incident and a fire task of its own. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,6 +100,13 @@ Test(duplicates, a_duplicate_call_joins_and_a_supervisor_splits_it_off)
     size_t kept = 0;
     for (int i = 0; i < 100 && (kept = merged_in_record(inc_a)) != 1; i++) ldh_sleep_ms(100);
     ldh_check(&env, kept == 1, "the record keeps the merged event");
+    /* The caller's system sends the second call again: it is told the incident
+     * that holds it, not one under the event's own id, which never opened. */
+    char again[64];
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &b, again, sizeof again) ==
+                        LINKD__V1__RESULT__RESULT_DUPLICATE, "the resent call is not DUPLICATE");
+    ldh_check(&env, strcmp(again, inc_a) == 0,
+              "the resent merged call names incident %s, not %s which holds it", again, inc_a);
 
     char path[160], body[256];
     snprintf(path, sizeof path, "/api/incidents/%s/unmerge", inc_a);
@@ -122,4 +130,7 @@ Test(duplicates, a_duplicate_call_joins_and_a_supervisor_splits_it_off)
     ldh_check(&env, ldh_feed_wait_for(&feed, WAIT_MS, &un), "no INCIDENT_UNMERGED");
     for (int i = 0; i < 100 && (kept = merged_in_record(inc_a)) != 0; i++) ldh_sleep_ms(100);
     ldh_check(&env, kept == 0, "the record no longer holds the event");
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &b, again, sizeof again) ==
+                        LINKD__V1__RESULT__RESULT_DUPLICATE && strcmp(again, own) == 0,
+              "the resent call after the split names %s, not its own incident %s", again, own);
 }

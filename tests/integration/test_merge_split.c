@@ -89,12 +89,21 @@ static bool has_task(const char *json, const char *inc, const char *dept)
     return strstr(json, key) != NULL;
 }
 
-static void open_petition(Linkd__V1__PetitionIssue issue, char *inc, size_t len)
+static void open_petition(ldh_event *ev, Linkd__V1__PetitionIssue issue, char *inc, size_t len)
 {
-    ldh_event ev;
-    ldh_event_petition(&ev, issue, 2);
-    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, len) ==
+    ldh_event_petition(ev, issue, 2);
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, ev, inc, len) ==
                         LINKD__V1__RESULT__RESULT_ACCEPTED, "petition not accepted");
+}
+
+/* resent_names sends <ev> again and checks it is DUPLICATE of incident <want>. */
+static void resent_names(ldh_event *ev, const char *want)
+{
+    char got[64];
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, ev, got, sizeof got) ==
+                        LINKD__V1__RESULT__RESULT_DUPLICATE, "the resent petition is not DUPLICATE");
+    ldh_check(&env, strcmp(got, want) == 0, "the resent petition names incident %s, not %s",
+              got, want);
 }
 
 typedef struct actor_match {
@@ -181,8 +190,9 @@ Test(merge_split, merge_moves_what_is_missing_and_closes_the_duplicate, .fini = 
 {
     start();
     char a[64], b[64], body[256], tid[160];
-    open_petition(LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, a, sizeof a);
-    open_petition(LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_LAW_ENFORCEMENT, b, sizeof b);
+    ldh_event ea, eb;
+    open_petition(&ea, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, a, sizeof a);
+    open_petition(&eb, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_LAW_ENFORCEMENT, b, sizeof b);
 
     snprintf(body, sizeof body, WANG "\"incident\":\"%s\"}", b);
     char *r = act(a, "merge", body, 200);
@@ -249,14 +259,19 @@ Test(merge_split, merge_and_split_survive_kill_9, .fini = teardown, .timeout = 3
 {
     start();
     char a[64], b[64], c[64], body[256], tid[160];
-    open_petition(LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, a, sizeof a);
-    open_petition(LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_LAW_ENFORCEMENT, b, sizeof b);
+    ldh_event ea, eb;
+    open_petition(&ea, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_WAGE_ARREARS, a, sizeof a);
+    open_petition(&eb, LINKD__V1__PETITION_ISSUE__PETITION_ISSUE_LAW_ENFORCEMENT, b, sizeof b);
     snprintf(body, sizeof body, WANG "\"incident\":\"%s\"}", b);
     free(act(a, "merge", body, 200));
     ldh_check(&env, record_has(a, "merged by supervisor Supervisor Wang"),
               "a's record never showed the merge");
 
+    resent_names(&eb, a); /* its work goes on in a */
+
     ldh_check(&env, ldh_env_restart(&env, true, NULL) == 0, "linkd did not restart");
+    resent_names(&eb, a);
+    resent_names(&ea, a);
     char *r = incident(a, 200);
     cr_expect(has_task(r, a, "political_legal"), "the moved task is lost: %s", r);
     cr_expect(strstr(r, "\"merged\":[{") && strstr(r, b), "the merged incident is lost: %s", r);
