@@ -188,6 +188,10 @@ static void reply_tasks(ld_dispatch *d, ld_rep_ctx *c, int terminal, size_t max,
     if (n && (!tasks || !tp || !locs || !ids)) n = 0; /* sent again on the next poll */
     for (size_t i = 0; i < n; i++) {
         ld_engine_task_pb(d->engine, items[i].task, &tasks[i], &locs[i], ids + i * LD_TASK_ID_LEN);
+        if (items[i].priority_raised) {
+            tasks[i].has_priority_raised = 1;
+            tasks[i].priority_raised = 1;
+        }
         if (items[i].redelivery) {
             tasks[i].has_redelivery = 1;
             tasks[i].redelivery = 1;

@@ -556,6 +556,25 @@ static void release(ld_engine *e, ld_task *t)
     t->delivery = LD_DELIVERY_NONE;
 }
 
+void ld__engine_priority_raised(ld_engine *e, ld_incident *inc)
+{
+    for (int i = 0; i < inc->ntasks; i++) {
+        ld_task *t = inc->tasks[i];
+        if (t->state == T_RESOLVED || t->terminal < 0) continue;
+        if (t->sends == 0 && t->delivery == LD_DELIVERY_NEW) continue; /* goes out as it is */
+        t->raised = 1;
+        if (!ld_list_linked(&t->term_link)) {
+            /* Acknowledged: a notice, which its receipt ends (ld_engine_receipt). */
+            ld_list_append(&e->terms[t->terminal].tasks, &t->term_link);
+            e->terms[t->terminal].held++;
+        }
+        t->delivery = LD_DELIVERY_NEW;
+        t->resend_at_real = 0;
+        if (t->sends == 0) t->sends = 1; /* so it goes as "redelivery" */
+        if (e->hooks.wake) e->hooks.wake(e->hooks.ctx, t->terminal);
+    }
+}
+
 static int deliverable(const ld_task *t, uint64_t real_now)
 {
     switch (t->delivery) {
@@ -586,6 +605,7 @@ size_t ld_engine_collect(ld_engine *e, int terminal, uint64_t real_now, ld_deliv
         out[n].redelivery = t->sends > 0 || t->remind_leg;
         out[n].reminder_leg = (int)t->remind_leg - 1;
         out[n].reminder_pct = t->remind_pct;
+        out[n].priority_raised = t->raised;
         t->remind_leg = 0;
         n++;
         if (t->sends > 0) e->stats.tasks_redelivered++;
@@ -611,6 +631,7 @@ void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id, uint64_t
 {
     ld_task *t = find_task(e, task_id);
     if (!t || t->terminal != terminal || t->delivery != LD_DELIVERY_SENT) return;
+    t->raised = 0;
     if (t->state >= T_ACKNOWLEDGED) {
         /* An escalation notice for a task already acknowledged: receipt ends it. */
         release(e, t);

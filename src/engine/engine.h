@@ -96,6 +96,7 @@ typedef struct ld_task {
     uint8_t state;              /* Linkd__V1__TaskState */
     uint8_t delivery : 2;       /* enum ld_delivery */
     uint8_t fencing : 1;        /* a deadline escalation waits for its fence (timer unarmed) */
+    uint8_t raised : 1;         /* to be sent again, priority raised, until receipted */
     uint8_t overdue_top;        /* bit per leg: missed at the top of the chain */
     uint8_t legs_off;           /* bit per leg the task does not have (no feedback budget) */
     uint8_t remind_leg;         /* a reminder waits to go to the holder: leg + 1; 0 none */
@@ -324,6 +325,7 @@ typedef struct ld_delivery_item {
     int redelivery;
     int reminder_leg;           /* a reminder of this leg (enum ld_leg); -1: none */
     int reminder_pct;
+    int priority_raised;        /* sent again because the incident's priority rose */
 } ld_delivery_item;
 
 int ld_engine_init(ld_engine *e, const ld_rules *r, ld_clock *clock, const ld_engine_hooks *h);

@@ -143,6 +143,7 @@ static void on_fire(void *ctx, const ld_window_hit *hit)
         snprintf(change, sizeof change, "priority %s -> %s",
                  ld_enum_name(&linkd__v1__priority__descriptor, from),
                  ld_enum_name(&linkd__v1__priority__descriptor, inc->priority));
+        ld__engine_priority_raised(e, inc);
     }
     ld_task *added[LD_MAX_DISPATCH];
     int nadded = 0;

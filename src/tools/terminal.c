@@ -417,6 +417,18 @@ static void print_reminder(terminal *t, const Linkd__V1__Task *x, unsigned num)
            t->colour ? CTL_RESET : "", name, left, x->reminder_percent);
 }
 
+/* print_raised shows that a task this terminal holds became more urgent:
+ * a group petition formed, or a supervisor merged a graver incident in. */
+static void print_raised(terminal *t, const Linkd__V1__Task *x, unsigned num)
+{
+    char when[16], id[LD_MAX_ID_LEN + 1];
+    const char *prio = x->has_priority ? ld_enum_name(&linkd__v1__priority__descriptor, (int)x->priority) : NULL;
+    ctl_fmt_clock(t->server_now, when, sizeof when);
+    printf("%s %sPRIORITY RAISED [%u] %s%s: now %s\n", when,
+           t->colour ? CTL_BOLD CTL_YELLOW : "", num, ctl_sanitize(x->task_id, id, sizeof id),
+           t->colour ? CTL_RESET : "", prio ? prio : "-");
+}
+
 static void take_task(terminal *t, const Linkd__V1__Task *x, uint64_t now)
 {
     if (!x->task_id || !*x->task_id || strlen(x->task_id) > LD_MAX_ID_LEN) {
@@ -428,6 +440,10 @@ static void take_task(terminal *t, const Linkd__V1__Task *x, uint64_t now)
     if (k && x->has_reminder && x->reminder) {
         /* Not a new task: one this terminal holds, with a deadline near. */
         print_reminder(t, x, k->num);
+        return;
+    }
+    if (k && x->has_priority_raised && x->priority_raised) {
+        print_raised(t, x, k->num);
         return;
     }
     bool again = k && k->level == (x->has_level ? x->level : 0);
