@@ -259,6 +259,11 @@ void ldh_unique_id(char *buf, size_t len, const char *prefix);
 
 /* ---- NNG clients ---------------------------------------------------------------- */
 
+/* ldh_nng_close closes <sock> on a thread of its own and goes on after
+ * LDH_STOP_MS if NNG 1.5.2 hangs in it, saying so with <what> (harness.c).
+ * Tests close every NNG socket they open with it. */
+void ldh_nng_close(nng_socket sock, const char *what);
+
 /* ldh_reqrep sends <msg> on a fresh REQ socket dialed to <url> and waits up
  * to <timeout_ms> for the reply, which the caller frees with nng_free(*rep,
  * *rep_len). The REQ never resends. LD_ETIMEDOUT if no reply came. */

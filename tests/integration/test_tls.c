@@ -81,7 +81,7 @@ static int send_call(const char *cert, const char *key)
             nng_free(rep, rlen);
         }
     }
-    nng_close(s);
+    ldh_nng_close(s, "a test socket");
     free(buf);
     return result;
 }
