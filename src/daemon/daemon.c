@@ -340,6 +340,32 @@ static void on_fence_answer(void *arg, int status, const char *held)
     answer_claim(c, outcome, at);
 }
 
+/* keep_claim_locally puts a move already made (no answer waited for) into
+ * the spool, unless it holds that claim already; 0 or an LD_E* code. */
+static int keep_claim_locally(daemon *d, const char *key, const char *value)
+{
+    return ld_spool_claimed(&d->spool, key) ? 0 : ld_spool_claim(&d->spool, key, value, NULL, NULL);
+}
+
+/* on_move_recorded: the claim of a move already made reached Redis, or was
+ * cut off with the connection. Cut off, it goes to the spool as any claim
+ * made while Redis is away: Redis may have run it, and then holds the same
+ * value, which write_claims meets without a double. */
+static void on_move_recorded(void *arg, int status, const char *held)
+{
+    fence_claim *c = arg;
+    (void)held;
+    if (status != 0 && status != 1 && c->d->spooling && !c->d->stopping) {
+        if (keep_claim_locally(c->d, c->key, c->value) == 0)
+            ld_log_rl(LD_WARN, "ESCALATION-CLAIM-SPOOLED", "%s: redis did not answer the claim "
+                      "%s; kept in the spool instead", c->task_id, c->key);
+        else
+            ld_log_rl(LD_ERR, "ESCALATION-UNRECORDED", "%s: the claim %s reached neither redis "
+                      "nor the spool", c->task_id, c->key);
+    }
+    free(c);
+}
+
 /* fence_escalation claims ld:esc:<task>:<level>:<leg> in Redis (SET NX, kept
  * 7 days) before a deadline escalation takes effect, so a restart that finds
  * a stale record, or a second linkd on the same Redis, recognises the move
@@ -364,11 +390,9 @@ static int fence_escalation(void *ctx, const char *task_id, int level, int leg, 
     int rv;
     if (!wait) {
         /* A move made already (a rejection, a supervisor's escalate-now): record it. */
-        rv = ld_store_fence(&d->store, c->key, c->value, FENCE_TTL_S, NULL, NULL);
-        if (rv != 0 && d->spooling)
-            rv = ld_spool_claimed(&d->spool, c->key)
-                     ? 0
-                     : ld_spool_claim(&d->spool, c->key, c->value, NULL, NULL);
+        rv = ld_store_fence(&d->store, c->key, c->value, FENCE_TTL_S, on_move_recorded, c);
+        if (rv == 0) return 0;
+        if (d->spooling) rv = keep_claim_locally(d, c->key, c->value);
         free(c);
         return rv;
     }

@@ -706,6 +706,48 @@ Test(degraded, a_claim_cut_off_by_a_killed_redis_escalates_once_across_a_restart
     check_after_stop(inc, task);
 }
 
+/* A terminal rejects its task while Redis hangs: the task goes up at once,
+ * and the claim that records the move (sent without waiting for an answer)
+ * is on its way when Redis is killed, before running it. The claim is kept
+ * in the spool and reaches ld:esc when Redis is back, so a second linkd or a
+ * restart finds the move made. */
+Test(degraded, a_rejection_claim_cut_off_by_a_killed_redis_reaches_redis_from_the_spool,
+     .init = setup, .fini = teardown, .timeout = 240)
+{
+    start_linkd_with(1, "2000"); /* the acknowledge deadline 20 s after the call */
+    ldh_feed feed;
+    ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed subscription failed");
+    ldh_event fire;
+    char inc[64], task[96];
+    ldh_accept_call(&env, &fire, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, inc);
+    snprintf(task, sizeof task, "%s/fire", inc);
+    await_record(inc);
+    ldh_check(&env, await_metric("linkd_redis_inflight_commands", 0, 0),
+              "linkd never stopped waiting for redis");
+    ldh_check(&env, kill(env.redis.pid, SIGSTOP) == 0, "cannot stall redis");
+    ldh_check(&env, ldh_term_update(&env.linkd, "fire-duty", task,
+                                    LINKD__V1__UPDATE_KIND__UPDATE_KIND_REJECTED,
+                                    "engine 3 is at another fire", NULL, 0) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED, "the rejection was not accepted");
+    ldh_check(&env, ldh_feed_wait(&feed, WAIT_MS, escalated_from, task),
+              "the rejected task did not go up at once");
+    ldh_feed_close(&feed);
+    ldh_check(&env, await_metric("linkd_redis_inflight_commands", 1, 1e9),
+              "the claim never went to the stalled redis");
+    ldh_redis_kill(&env.redis);
+    ldh_check(&env, ldh_linkd_log_wait(&env.linkd, "ESCALATION-CLAIM-SPOOLED", WAIT_MS),
+              "the cut-off claim was not kept in the spool");
+
+    ldh_check(&env, ldh_redis_respawn(&env.redis) == 0, "redis did not start again");
+    for (int i = 0; i < 600 && file_exists(spool_file); i++) ldh_sleep_ms(50);
+    ldh_check(&env, !file_exists(spool_file), "the claim never left the spool");
+    redisReply *keys = ldh_redis_cmd(&env.redis, "KEYS ld:esc:%s:*", task);
+    size_t held = keys && keys->type == REDIS_REPLY_ARRAY ? keys->elements : 0;
+    freeReplyObject(keys);
+    ldh_check(&env, held == 1, "redis holds %zu claims of %s, not 1", held, task);
+    ldh_check(&env, ldh_linkd_stop(&env.linkd) == 0, "linkd did not stop cleanly");
+}
+
 /* Two linkd with their own spools hold the same task when Redis goes away;
  * the deadline passes on both and both escalate (neither sees the other's
  * claim). When Redis returns each writes its claims with SET NX GET; the
@@ -768,7 +810,9 @@ Test(degraded, two_instances_that_both_escalate_during_an_outage_report_the_doub
         freeReplyObject(fence);
         ldh_check(&env, held, "no claim of %s in ld:esc", tasks[i]);
     }
-    ldh_check(&env, ldh_linkd_stop(&other) == 0, "the second linkd did not stop cleanly");
+    int oc = ldh_linkd_stop(&other);
+    if (oc != 0) ldh_linkd_log_tail(&other, 60);
+    ldh_check(&env, oc == 0, "the second linkd did not stop cleanly: exit code %d", oc);
     ldh_check(&env, ldh_linkd_stop(&env.linkd) == 0, "linkd did not stop cleanly");
     long da = summary_count(&env.linkd, "also made elsewhere "),
          db = summary_count(&other, "also made elsewhere "),
