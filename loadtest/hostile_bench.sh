@@ -12,7 +12,9 @@
 # started, by PID; bounded (about 2 * ROUNDS * (SECS + 5) seconds).
 #
 # Environment: BUILD_DIR (default build-bench), RATE (default 2000), HOSTILE
-# (default 1000), SECS (per run, default 15), ROUNDS (default 3), BENCH_PIN
+# (default 1000), SECS (per run, default 15), ROUNDS (default 3), MAX_MESSAGE
+# (linkd's --max-message, bytes; default 1048576: the oversize kind is one
+# byte over it), BENCH_PIN
 # (LINKD:REDIS:LINKLOAD CPU lists for taskset, as in bench.sh; the hostile
 # sender runs beside linkload).
 set -euo pipefail
@@ -23,6 +25,7 @@ RATE=${RATE:-2000}
 HOSTILE=${HOSTILE:-1000}
 SECS=${SECS:-15}
 ROUNDS=${ROUNDS:-3}
+MAX_MESSAGE=${MAX_MESSAGE:-1048576}
 LINKD=$BUILD_DIR/linkd
 LINKLOAD=$BUILD_DIR/linkload
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/linkd-hostile.XXXXXX")
@@ -55,7 +58,8 @@ REDIS_PID=$!
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 INGEST=tcp://127.0.0.1:$(port) TERMINALS=tcp://127.0.0.1:$(port) FEED=tcp://127.0.0.1:$(port)
 "${PIN_LINKD[@]}" "$LINKD" --rules "$ROOT/rules" --redis "redis://127.0.0.1:$REDIS_PORT/0" --ingest "$INGEST" \
-    --terminals "$TERMINALS" --feed "$FEED" --log-level notice 2>"$TMP/linkd.log" &
+    --terminals "$TERMINALS" --feed "$FEED" --max-message "$MAX_MESSAGE" --log-level notice \
+    2>"$TMP/linkd.log" &
 LINKD_PID=$!
 for _ in $(seq 100); do grep -q READY "$TMP/linkd.log" 2>/dev/null && break; sleep 0.1; done
 grep -q READY "$TMP/linkd.log" || { tail -5 "$TMP/linkd.log" >&2; exit 1; }
@@ -71,7 +75,7 @@ run() {   # run NAME: one linkload run; JSON in $TMP/NAME.json
 for r in $(seq "$ROUNDS"); do
     run "base$r"
     timeout $((SECS + 30)) "${PIN_LOAD[@]}" "$LINKLOAD" hostile --rate "$HOSTILE" --duration $((SECS + 4)) \
-        --ingest "$INGEST" >"$TMP/noise$r.txt" 2>&1 &
+        --ingest "$INGEST" --max-message "$MAX_MESSAGE" >"$TMP/noise$r.txt" 2>&1 &
     HOSTILE_PID=$!
     run "hostile$r"
     wait "$HOSTILE_PID" || { echo "linkload hostile failed:" >&2; cat "$TMP/noise$r.txt" >&2; exit 1; }
