@@ -6,8 +6,11 @@
  * legs, levels, kinds, results and reasons, never incident ids. */
 #include "http/http_int.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "dispatch/dispatch.h"
 #include "engine/actions.h"
@@ -326,6 +329,56 @@ static void process(ld_http *h, ld_buf *b)
     ld_buf_printf(b, "linkd_loop_lag_max_seconds %.6f\n", m->lag_max_s);
 }
 
+/* count_fds counts this process's open file descriptors (/proc/self/fd,
+ * less the one reading it); -1 if it cannot. /proc is in memory: cheap
+ * enough for the loop, once per scrape. */
+static long count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* rss_bytes reads the resident set size from /proc/self/statm; 0 if it cannot. */
+static unsigned long long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (!f) return 0;
+    if (fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
+    fclose(f);
+    return resident * (unsigned long long)sysconf(_SC_PAGESIZE);
+}
+
+/* The standard process metrics (Prometheus client conventions): open file
+ * descriptors against the limit (a connection NNG never reaps, the 1.5.2
+ * defect in docs/ARCHITECTURE.md, shows here first), memory and CPU. */
+static void process_std(ld_buf *b)
+{
+    long fds = count_fds();
+    if (fds >= 0) one(b, "process_open_fds", "gauge", "Number of open file descriptors.",
+                      (uint64_t)fds);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        one(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+            (uint64_t)rl.rlim_cur);
+    unsigned long long rss = rss_bytes();
+    if (rss) one(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                 rss);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        head(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent "
+             "in seconds.");
+        ld_buf_printf(b, "process_cpu_seconds_total %.3f\n",
+                      (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    }
+}
+
 static void http(ld_http *h, ld_buf *b)
 {
     const ld_http_stats *s = &h->stats;
@@ -352,6 +405,7 @@ static void http(ld_http *h, ld_buf *b)
 void ld_http_render_metrics(ld_http *h, ld_buf *b)
 {
     process(h, b);
+    process_std(b);
     intake(h, b);
     engine_metrics(h, b);
     terminals(h, b);

@@ -14,6 +14,8 @@
 #include "harness.h"
 #include "http_client.h"
 
+#include <nng/protocol/reqrep0/req.h>
+
 #define WAIT_MS 30000
 
 static ldh_env env;
@@ -153,6 +155,37 @@ Test(http, metrics_are_valid_and_move_with_traffic, .fini = teardown, .timeout =
     cr_expect_eq(ldh_metric(after, "linkd_tasks{department=\"medical\",state=\"dispatched\"}"), 1);
     cr_expect_geq(ldh_metric(after, "linkd_loop_lag_seconds_count"), 1);
     free(after);
+}
+
+/* The process metrics ops alert on (LinkdFileDescriptorsNearLimit in
+ * ops/monitoring): open file descriptors follow the connections linkd holds
+ * and stay under the limit; memory and CPU are there. */
+Test(http, open_file_descriptors_follow_the_connections, .fini = teardown, .timeout = 120)
+{
+    start(1);
+    double before = metric("process_open_fds"), max = metric("process_max_fds");
+    ldh_check(&env, before > 0 && max >= before, "process_open_fds %g, process_max_fds %g",
+              before, max);
+    cr_expect_gt(metric("process_resident_memory_bytes"), 1e6);
+    cr_expect_gt(metric("process_cpu_seconds_total"), 0);
+    enum { N = 20 };
+    nng_socket s[N];
+    for (int i = 0; i < N; i++) {
+        ldh_check(&env, nng_req0_open(&s[i]) == 0, "nng_req0_open");
+        ldh_check(&env, nng_dial(s[i], env.linkd.ingest, NULL, 0) == 0, "producer %d could not "
+                  "connect", i);
+    }
+    double held = -1;
+    for (int i = 0; i < 200 && (held = metric("process_open_fds")) < before + N; i++)
+        ldh_sleep_ms(50);
+    ldh_check(&env, held >= before + N, "with %d more producers connected, process_open_fds "
+              "went from %g to %g", N, before, held);
+    for (int i = 0; i < N; i++) ldh_nng_close(s[i], "a producer socket");
+    double after = held;
+    for (int i = 0; i < 200 && (after = metric("process_open_fds")) > before; i++)
+        ldh_sleep_ms(50);
+    ldh_check(&env, after <= before, "after the producers left, process_open_fds is %g, not "
+              "back to %g", after, before);
 }
 
 Test(http, readyz_says_degraded_when_redis_stops, .fini = teardown, .timeout = 240)
