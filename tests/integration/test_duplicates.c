@@ -134,3 +134,43 @@ Test(duplicates, a_duplicate_call_joins_and_a_supervisor_splits_it_off)
                         LINKD__V1__RESULT__RESULT_DUPLICATE && strcmp(again, own) == 0,
               "the resent call after the split names %s, not its own incident %s", again, own);
 }
+
+/* A second caller gives the same fire as critical (the call-taker's own
+ * priority): merged in, the incident becomes critical, the feed says so and
+ * fire-duty, which acknowledged it at normal priority, gets the task again,
+ * flagged priority_raised. */
+Test(duplicates, a_graver_duplicate_raises_the_incident_and_tells_the_holder)
+{
+    ldh_event a, b;
+    char inc_a[64], inc_b[64], task[96];
+    fire_at(&a, 23.1375, 113.3631, inc_a, sizeof inc_a);
+    snprintf(task, sizeof task, "%s/fire", inc_a);
+    ldh_task_match tm = {.task_id = task};
+    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "fire-duty", &tm, true, WAIT_MS);
+    ldh_check(&env, t && t->priority == LINKD__V1__PRIORITY__PRIORITY_NORMAL,
+              "fire-duty did not get %s at normal priority", task);
+    linkd__v1__task__free_unpacked(t, NULL);
+    ldh_check(&env, ldh_term_update(&env.linkd, "fire-duty", task,
+                                    LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL, NULL,
+                                    0) == LINKD__V1__RESULT__RESULT_ACCEPTED,
+              "the acknowledgement was not accepted");
+
+    ldh_event_call(&b, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
+    b.loc.lat = 23.1380;
+    b.loc.lon = 113.3633; /* about 60 m away */
+    b.call.has_priority = 1;
+    b.call.priority = LINKD__V1__PRIORITY__PRIORITY_CRITICAL;
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &b, inc_b, sizeof inc_b) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED, "the second call was not accepted");
+    ldh_check(&env, strcmp(inc_a, inc_b) == 0, "the duplicate joins %s, got %s", inc_a, inc_b);
+    ldh_feed_match m = {.kind = LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED,
+                        .incident_id = inc_a};
+    const Linkd__V1__FeedEvent *fe = ldh_feed_wait_for(&feed, WAIT_MS, &m);
+    ldh_check(&env, fe && fe->text && strstr(fe->text, "priority normal -> critical"),
+              "the merge does not say the priority rose: %s", fe && fe->text ? fe->text : "-");
+    t = ldh_term_await(&env.linkd, "fire-duty", &tm, true, WAIT_MS);
+    ldh_check(&env, t && t->priority_raised &&
+                        t->priority == LINKD__V1__PRIORITY__PRIORITY_CRITICAL,
+              "fire-duty was not told that %s became critical", task);
+    linkd__v1__task__free_unpacked(t, NULL);
+}
