@@ -328,6 +328,39 @@ int ldh_term_update(const ldh_linkd *d, const char *terminal, const char *task_i
 /* ldh_task_dup deep-copies a task (pack + unpack). */
 Linkd__V1__Task *ldh_task_dup(const Linkd__V1__Task *t);
 
+/* ldh_acknowledge_at waits (up to 30 s) as <terminal> for task <task_id>,
+ * fails the test unless it comes at <priority>, and acknowledges it. */
+static inline void ldh_acknowledge_at(ldh_env *env, const char *terminal, const char *task_id,
+                                      Linkd__V1__Priority priority)
+{
+    ldh_task_match m = {.task_id = task_id};
+    Linkd__V1__Task *t = ldh_term_await(&env->linkd, terminal, &m, true, 30000);
+    ldh_check(env, t && t->priority == priority, "%s did not get %s at priority %d (got %d)",
+              terminal, task_id, (int)priority, t ? (int)t->priority : -1);
+    linkd__v1__task__free_unpacked(t, NULL);
+    ldh_check(env, ldh_term_update(&env->linkd, terminal, task_id,
+                                   LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL, NULL,
+                                   0) == LINKD__V1__RESULT__RESULT_ACCEPTED,
+              "the acknowledgement of %s was not accepted", task_id);
+}
+
+/* ldh_expect_priority_raised waits (up to 30 s) as <terminal> for task
+ * <task_id>, acknowledged before, sent again because its incident became
+ * <priority>, and fails the test unless it comes so: priority_raised, the
+ * new priority, still acknowledged. */
+static inline void ldh_expect_priority_raised(ldh_env *env, const char *terminal,
+                                              const char *task_id, Linkd__V1__Priority priority)
+{
+    ldh_task_match m = {.task_id = task_id};
+    Linkd__V1__Task *t = ldh_term_await(&env->linkd, terminal, &m, true, 30000);
+    ldh_check(env, t, "%s was not told that %s became more urgent", terminal, task_id);
+    ldh_check(env, t->priority_raised && t->redelivery && t->priority == priority &&
+                       t->state == LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED,
+              "%s sent again with priority %d, raised %d, redelivery %d, state %d", task_id,
+              (int)t->priority, t->priority_raised, t->redelivery, (int)t->state);
+    linkd__v1__task__free_unpacked(t, NULL);
+}
+
 /* A feed subscriber: collects every FeedEvent it receives, in order. */
 typedef struct ldh_feed {
     nng_socket sock;

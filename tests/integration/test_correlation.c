@@ -99,31 +99,16 @@ Test(group_petition, an_acknowledged_task_is_sent_again_when_the_group_raises_it
     static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
     char inc[5][64], task_id[96];
     petition(refs[0], inc[0], sizeof inc[0]);
-    ldh_task_match tm = {.incident_id = inc[0], .department = "petition"};
-    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "petition-duty", &tm, true, WAIT_MS);
-    ldh_check(&env, t, "petition-duty never got %s", inc[0]);
-    ldh_check(&env, t->priority == LINKD__V1__PRIORITY__PRIORITY_NORMAL && !t->priority_raised,
-              "a single petition: priority %d, raised %d", t->priority, t->priority_raised);
-    snprintf(task_id, sizeof task_id, "%s", t->task_id);
-    linkd__v1__task__free_unpacked(t, NULL);
-    ldh_check(&env, ldh_term_update(&env.linkd, "petition-duty", task_id,
-                                    LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL, NULL,
-                                    0) == LINKD__V1__RESULT__RESULT_ACCEPTED,
-              "the acknowledgement was not accepted");
+    snprintf(task_id, sizeof task_id, "%s/petition", inc[0]);
+    ldh_acknowledge_at(&env, "petition-duty", task_id, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
 
     for (int i = 1; i < 5; i++) petition(refs[i], inc[i], sizeof inc[i]);
-    t = ldh_term_await(&env.linkd, "petition-duty", &tm, true, WAIT_MS);
-    ldh_check(&env, t, "petition-duty was not told that %s became a group petition", inc[0]);
-    ldh_check(&env, t->priority_raised && t->redelivery &&
-                        t->priority == LINKD__V1__PRIORITY__PRIORITY_URGENT,
-              "sent again with priority %d, raised %d, redelivery %d", t->priority,
-              t->priority_raised, t->redelivery);
-    ldh_check(&env, t->state == LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED,
-              "the task is still acknowledged: state %d", t->state);
-    linkd__v1__task__free_unpacked(t, NULL);
+    ldh_expect_priority_raised(&env, "petition-duty", task_id,
+                               LINKD__V1__PRIORITY__PRIORITY_URGENT);
 
     /* Receipted: the notice is over. */
-    t = ldh_term_await(&env.linkd, "petition-duty", &tm, false, 3000);
+    ldh_task_match tm = {.task_id = task_id};
+    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "petition-duty", &tm, false, 3000);
     ldh_check(&env, !t, "the notice came again after its receipt (raised %d)",
               t ? t->priority_raised : -1);
 }

@@ -145,15 +145,7 @@ Test(duplicates, a_graver_duplicate_raises_the_incident_and_tells_the_holder)
     char inc_a[64], inc_b[64], task[96];
     fire_at(&a, 23.1375, 113.3631, inc_a, sizeof inc_a);
     snprintf(task, sizeof task, "%s/fire", inc_a);
-    ldh_task_match tm = {.task_id = task};
-    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "fire-duty", &tm, true, WAIT_MS);
-    ldh_check(&env, t && t->priority == LINKD__V1__PRIORITY__PRIORITY_NORMAL,
-              "fire-duty did not get %s at normal priority", task);
-    linkd__v1__task__free_unpacked(t, NULL);
-    ldh_check(&env, ldh_term_update(&env.linkd, "fire-duty", task,
-                                    LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL, NULL,
-                                    0) == LINKD__V1__RESULT__RESULT_ACCEPTED,
-              "the acknowledgement was not accepted");
+    ldh_acknowledge_at(&env, "fire-duty", task, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
 
     ldh_event_call(&b, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
     b.loc.lat = 23.1380;
@@ -168,9 +160,5 @@ Test(duplicates, a_graver_duplicate_raises_the_incident_and_tells_the_holder)
     const Linkd__V1__FeedEvent *fe = ldh_feed_wait_for(&feed, WAIT_MS, &m);
     ldh_check(&env, fe && fe->text && strstr(fe->text, "priority normal -> critical"),
               "the merge does not say the priority rose: %s", fe && fe->text ? fe->text : "-");
-    t = ldh_term_await(&env.linkd, "fire-duty", &tm, true, WAIT_MS);
-    ldh_check(&env, t && t->priority_raised &&
-                        t->priority == LINKD__V1__PRIORITY__PRIORITY_CRITICAL,
-              "fire-duty was not told that %s became critical", task);
-    linkd__v1__task__free_unpacked(t, NULL);
+    ldh_expect_priority_raised(&env, "fire-duty", task, LINKD__V1__PRIORITY__PRIORITY_CRITICAL);
 }

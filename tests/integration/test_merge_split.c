@@ -266,15 +266,7 @@ Test(merge_split, a_merge_that_raises_the_priority_tells_the_holder, .fini = tea
     ldh_check(&env, ldh_ingest_accept(&env.linkd, &ea, a, sizeof a) ==
                         LINKD__V1__RESULT__RESULT_ACCEPTED, "the first call was not accepted");
     snprintf(task, sizeof task, "%s/traffic", a);
-    ldh_task_match tm = {.task_id = task};
-    Linkd__V1__Task *t = ldh_term_await(&env.linkd, "traffic-duty", &tm, true, WAIT_MS);
-    ldh_check(&env, t && t->priority == LINKD__V1__PRIORITY__PRIORITY_NORMAL,
-              "traffic-duty did not get %s at normal priority", task);
-    linkd__v1__task__free_unpacked(t, NULL);
-    ldh_check(&env, ldh_term_update(&env.linkd, "traffic-duty", task,
-                                    LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL, NULL,
-                                    0) == LINKD__V1__RESULT__RESULT_ACCEPTED,
-              "the acknowledgement was not accepted");
+    ldh_acknowledge_at(&env, "traffic-duty", task, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
 
     ldh_event_call(&eb, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_TRAFFIC_ACCIDENT);
     eb.call.has_priority = 1;
@@ -284,13 +276,7 @@ Test(merge_split, a_merge_that_raises_the_priority_tells_the_holder, .fini = tea
     snprintf(body, sizeof body, "{\"by\":\"Supervisor Wang\",\"reason\":\"the same crash, "
              "injuries reported\",\"incident\":\"%s\"}", b);
     free(act(a, "merge", body, 200));
-    t = ldh_term_await(&env.linkd, "traffic-duty", &tm, true, WAIT_MS);
-    ldh_check(&env, t, "traffic-duty was not told that %s became urgent", task);
-    ldh_check(&env, t->priority_raised && t->priority == LINKD__V1__PRIORITY__PRIORITY_URGENT &&
-                        t->state == LINKD__V1__TASK_STATE__TASK_STATE_ACKNOWLEDGED,
-              "sent again with priority %d, raised %d, state %d", t->priority, t->priority_raised,
-              t->state);
-    linkd__v1__task__free_unpacked(t, NULL);
+    ldh_expect_priority_raised(&env, "traffic-duty", task, LINKD__V1__PRIORITY__PRIORITY_URGENT);
 }
 
 /* ---- split, and both across kill -9 -------------------------------------------------- */
