@@ -965,6 +965,7 @@ static void restore_task(ld_engine *e, ld_incident *inc, const Linkd__V1__TaskRe
         hand_to(e, t, t->terminal);
         t->sends = 1; /* so the next delivery says "redelivery" */
         t->delivery = LD_DELIVERY_SENT;
+        t->raised = tk->has_priority_raised && tk->priority_raised;
     }
     arm(e, t);
 }
@@ -1430,6 +1431,9 @@ size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t
          * lengthen every write (and the append-only file). */
         tpb[i].incident_id = NULL;
         tpb[i].summary = NULL;
+        /* A notice of a raised priority not yet receipted: sent again after a restart. */
+        tpb[i].has_priority_raised = t->raised;
+        tpb[i].priority_raised = t->raised;
         tpb[i].event_id = NULL;
         tpb[i].level_name = NULL;
         tpb[i].has_priority = 0;

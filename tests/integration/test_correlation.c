@@ -113,6 +113,48 @@ Test(group_petition, an_acknowledged_task_is_sent_again_when_the_group_raises_it
               t ? t->priority_raised : -1);
 }
 
+/* record_raised says whether Redis's record of <inc> holds task <dept> with
+ * a raised-priority notice still to send. */
+static bool record_raised(const char *inc, const char *dept)
+{
+    bool raised = false;
+    redisReply *r = ldh_redis_cmd(&env.redis, "GET ld:inc:%s", inc);
+    if (r && r->type == REDIS_REPLY_STRING) {
+        Linkd__V1__IncidentRecord *rec =
+            linkd__v1__incident_record__unpack(NULL, r->len, (const uint8_t *)r->str);
+        for (size_t k = 0; rec && k < rec->n_tasks; k++) {
+            const Linkd__V1__Task *t = rec->tasks[k]->task;
+            if (t && t->department && strcmp(t->department, dept) == 0)
+                raised = t->priority_raised;
+        }
+        if (rec) linkd__v1__incident_record__free_unpacked(rec, NULL);
+    }
+    if (r) freeReplyObject(r);
+    return raised;
+}
+
+/* linkd is killed after the group formed and before petition-duty polled
+ * again: the restarted linkd still owes it the notice, and sends it. */
+Test(group_petition, a_raised_priority_notice_survives_kill_9, .timeout = 180)
+{
+    static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
+    char inc[5][64], task_id[96];
+    petition(refs[0], inc[0], sizeof inc[0]);
+    snprintf(task_id, sizeof task_id, "%s/petition", inc[0]);
+    ldh_acknowledge_at(&env, "petition-duty", task_id, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
+    for (int i = 1; i < 5; i++) petition(refs[i], inc[i], sizeof inc[i]);
+    bool kept = false;
+    for (int i = 0; i < 400 && !(kept = record_raised(inc[0], "petition")); i++)
+        ldh_sleep_ms(50);
+    ldh_check(&env, kept, "the record of %s never held the notice", inc[0]);
+
+    ldh_feed_close(&feed);
+    ldh_check(&env, ldh_env_restart(&env, true, NULL) == 0, "linkd did not restart");
+    ldh_check(&env, ldh_feed_open(&feed, &env.linkd) == 0, "feed");
+    ldh_expect_priority_raised(&env, "petition-duty", task_id,
+                               LINKD__V1__PRIORITY__PRIORITY_URGENT);
+}
+
 Test(group_petition, five_distinct_petitioners_are_one_task_for_political_legal_with_the_leader)
 {
     static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
