@@ -49,14 +49,15 @@ void ldh_sleep_ms(unsigned ms)
  * taken by any client on the machine, for as long as its connection lives,
  * between the pick and the server's bind. Ports below that range are handed
  * out only to whoever binds them by number: we pick there. */
-static void ephemeral_range(int *lo, int *hi)
+static int ephemeral_low(void)
 {
-    *lo = 32768;
-    *hi = 60999;
+    static int lo;
+    int hi;
+    if (lo) return lo;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    if (!f) return;
-    if (fscanf(f, "%d %d", lo, hi) != 2) *lo = 32768, *hi = 60999;
-    fclose(f);
+    if (!f || fscanf(f, "%d %d", &lo, &hi) != 2) lo = 32768;
+    if (f) fclose(f);
+    return lo;
 }
 
 /* bind_loopback binds a new socket to 127.0.0.1:<port> (0: any) and returns it
@@ -82,8 +83,7 @@ static int bind_loopback(int port, int *got)
 static int pick_port(int *got)
 {
     static uint64_t x;
-    int lo, hi;
-    ephemeral_range(&lo, &hi);
+    int lo = ephemeral_low();
     if (x == 0) x = ldh_wall_ms() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() << 32 ^ 1;
     for (int i = 0; lo > 10000 && i < 64; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;   /* xorshift64 */

@@ -70,23 +70,42 @@ static size_t count(int kind, const char *dept)
     return ldh_feed_count(&feed, &m);
 }
 
-/* record_leader reads the leader of <inc>'s political_legal task from its
- * Redis record ("" if none yet). */
-static void record_leader(const char *inc, char *out, size_t len)
+/* record_task reads <inc>'s task for <dept> from its Redis record: its
+ * leader into <leader> ("" if none yet) and whether a raised-priority notice
+ * is still to be sent. False if the record or the task is not there yet. */
+static bool record_task(const char *inc, const char *dept, char *leader, size_t len,
+                        bool *raised)
 {
-    out[0] = '\0';
+    bool found = false;
+    leader[0] = '\0';
+    *raised = false;
     redisReply *r = ldh_redis_cmd(&env.redis, "GET ld:inc:%s", inc);
     if (r && r->type == REDIS_REPLY_STRING) {
         Linkd__V1__IncidentRecord *rec =
             linkd__v1__incident_record__unpack(NULL, r->len, (const uint8_t *)r->str);
         for (size_t k = 0; rec && k < rec->n_tasks; k++) {
             const Linkd__V1__Task *t = rec->tasks[k]->task;
-            if (t && t->department && strcmp(t->department, "political_legal") == 0 && t->leader)
-                snprintf(out, len, "%s", t->leader);
+            if (!t || !t->department || strcmp(t->department, dept) != 0) continue;
+            found = true;
+            if (t->leader) snprintf(leader, len, "%s", t->leader);
+            *raised = t->priority_raised;
         }
         if (rec) linkd__v1__incident_record__free_unpacked(rec, NULL);
     }
     if (r) freeReplyObject(r);
+    return found;
+}
+
+/* group_after_acknowledged: petition-duty acknowledges the first petition
+ * (inc[0], task <task_id>) at normal priority, then four more petitioners
+ * make it a group. */
+static void group_after_acknowledged(char inc[5][64], char *task_id, size_t len)
+{
+    static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
+    petition(refs[0], inc[0], sizeof inc[0]);
+    snprintf(task_id, len, "%s/petition", inc[0]);
+    ldh_acknowledge_at(&env, "petition-duty", task_id, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
+    for (int i = 1; i < 5; i++) petition(refs[i], inc[i], sizeof inc[i]);
 }
 
 TestSuite(group_petition, .init = setup, .fini = teardown, .timeout = 120);
@@ -96,13 +115,8 @@ TestSuite(group_petition, .init = setup, .fini = teardown, .timeout = 120);
  * the task comes again, urgent, flagged priority_raised, until receipted. */
 Test(group_petition, an_acknowledged_task_is_sent_again_when_the_group_raises_its_priority)
 {
-    static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
     char inc[5][64], task_id[96];
-    petition(refs[0], inc[0], sizeof inc[0]);
-    snprintf(task_id, sizeof task_id, "%s/petition", inc[0]);
-    ldh_acknowledge_at(&env, "petition-duty", task_id, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
-
-    for (int i = 1; i < 5; i++) petition(refs[i], inc[i], sizeof inc[i]);
+    group_after_acknowledged(inc, task_id, sizeof task_id);
     ldh_expect_priority_raised(&env, "petition-duty", task_id,
                                LINKD__V1__PRIORITY__PRIORITY_URGENT);
 
@@ -113,39 +127,17 @@ Test(group_petition, an_acknowledged_task_is_sent_again_when_the_group_raises_it
               t ? t->priority_raised : -1);
 }
 
-/* record_raised says whether Redis's record of <inc> holds task <dept> with
- * a raised-priority notice still to send. */
-static bool record_raised(const char *inc, const char *dept)
-{
-    bool raised = false;
-    redisReply *r = ldh_redis_cmd(&env.redis, "GET ld:inc:%s", inc);
-    if (r && r->type == REDIS_REPLY_STRING) {
-        Linkd__V1__IncidentRecord *rec =
-            linkd__v1__incident_record__unpack(NULL, r->len, (const uint8_t *)r->str);
-        for (size_t k = 0; rec && k < rec->n_tasks; k++) {
-            const Linkd__V1__Task *t = rec->tasks[k]->task;
-            if (t && t->department && strcmp(t->department, dept) == 0)
-                raised = t->priority_raised;
-        }
-        if (rec) linkd__v1__incident_record__free_unpacked(rec, NULL);
-    }
-    if (r) freeReplyObject(r);
-    return raised;
-}
-
 /* linkd is killed after the group formed and before petition-duty polled
  * again: the restarted linkd still owes it the notice, and sends it. */
 Test(group_petition, a_raised_priority_notice_survives_kill_9, .timeout = 180)
 {
-    static const char *const refs[] = {"R-1", "R-2", "R-3", "R-4", "R-5"};
-    char inc[5][64], task_id[96];
-    petition(refs[0], inc[0], sizeof inc[0]);
-    snprintf(task_id, sizeof task_id, "%s/petition", inc[0]);
-    ldh_acknowledge_at(&env, "petition-duty", task_id, LINKD__V1__PRIORITY__PRIORITY_NORMAL);
-    for (int i = 1; i < 5; i++) petition(refs[i], inc[i], sizeof inc[i]);
+    char inc[5][64], task_id[96], leader[128];
+    group_after_acknowledged(inc, task_id, sizeof task_id);
     bool kept = false;
-    for (int i = 0; i < 400 && !(kept = record_raised(inc[0], "petition")); i++)
+    for (int i = 0; i < 400; i++) {
+        if (record_task(inc[0], "petition", leader, sizeof leader, &kept) && kept) break;
         ldh_sleep_ms(50);
+    }
     ldh_check(&env, kept, "the record of %s never held the notice", inc[0]);
 
     ldh_feed_close(&feed);
@@ -205,7 +197,8 @@ Test(group_petition, five_distinct_petitioners_are_one_task_for_political_legal_
 
     char leader[128] = "";
     for (int i = 0; i < 100 && strcmp(leader, LEADER) != 0; i++) {
-        record_leader(inc[0], leader, sizeof leader);
+        bool raised;
+        record_task(inc[0], "political_legal", leader, sizeof leader, &raised);
         if (strcmp(leader, LEADER) != 0) ldh_sleep_ms(100);
     }
     ldh_check(&env, strcmp(leader, LEADER) == 0, "the Redis record of %s keeps the leader: '%s'",
