@@ -472,10 +472,7 @@ int ld_action_merge(ld_engine *e, ld_incident *into, ld_incident *from, const ld
     own_entry(e, own, into, from, a);
     own->moved = moved_depts;
     ld__correlate_absorb(e, into, from, own);
-    if (from->priority && (!into->priority || from->priority < into->priority)) {
-        into->priority = from->priority;
-        ld__engine_priority_raised(e, into);
-    }
+    ld__engine_raise_priority(e, into, from->priority);
     if (from->people > into->people) into->people = from->people;
     ld__engine_history(e, into, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED, NULL, -1);
     char text[320];

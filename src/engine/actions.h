@@ -107,10 +107,12 @@ void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_ta
 void ld__engine_arm(ld_engine *e, ld_task *t);
 int ld__engine_leg_pending(const ld_task *t, int leg);
 void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text);
-/* ld__engine_priority_raised sends every unresolved task of <inc> that its
- * holder was given before once more, flagged priority_raised, after <inc>'s
- * priority rose: an acknowledged one as a notice its receipt ends. */
-void ld__engine_priority_raised(ld_engine *e, ld_incident *inc);
+/* ld__engine_raise_priority makes <inc> <priority> if that is graver than
+ * what it has (a smaller Priority value, or it has none) and sends every
+ * unresolved task its holder was given before once more, flagged
+ * priority_raised: an acknowledged one as a notice its receipt ends.
+ * Returns whether it raised. */
+int ld__engine_raise_priority(ld_engine *e, ld_incident *inc, int priority);
 
 /* ld__engine_add_task adds a task of dispatch entry <d> of <rt> to open
  * incident <inc>, legs due from <now>; ld__engine_dispatch hands it to its

@@ -167,14 +167,12 @@ int ld__correlate_join(ld_engine *e, ld_incident *inc, const Linkd__V1__Envelope
     m->distance_m = (uint32_t)(metres + 0.5);
     m->len = (uint16_t)linkd__v1__envelope__pack(ev, m->event);
     /* A graver report of the same emergency makes the incident graver. */
-    int prio = ld_engine_priority(e, ev, now);
+    const char *from = ld_enum_name(&linkd__v1__priority__descriptor, inc->priority);
     char raised[80] = "";
-    if (prio && (!inc->priority || prio < inc->priority)) {
-        const char *from = ld_enum_name(&linkd__v1__priority__descriptor, inc->priority),
-                   *to = ld_enum_name(&linkd__v1__priority__descriptor, prio);
+    if (ld__engine_raise_priority(e, inc, ld_engine_priority(e, ev, now))) {
+        const char *to = ld_enum_name(&linkd__v1__priority__descriptor, inc->priority);
         snprintf(raised, sizeof raised, "; priority %s -> %s", from ? from : "none",
                  to ? to : "?");
-        inc->priority = (uint8_t)prio;
     }
     /* Append: oldest first, as the record keeps them. */
     ld_merged **p = &inc->merged;
@@ -189,7 +187,6 @@ int ld__correlate_join(ld_engine *e, ld_incident *inc, const Linkd__V1__Envelope
              (unsigned long long)((now - inc->opened_at) / 1000), m->rule, raised);
     ld__engine_history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED, NULL, -1);
     ld__engine_feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_MERGED, inc, NULL, -1, text);
-    if (raised[0]) ld__engine_priority_raised(e, inc);
     return 0;
 }
 

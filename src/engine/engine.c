@@ -556,8 +556,10 @@ static void release(ld_engine *e, ld_task *t)
     t->delivery = LD_DELIVERY_NONE;
 }
 
-void ld__engine_priority_raised(ld_engine *e, ld_incident *inc)
+int ld__engine_raise_priority(ld_engine *e, ld_incident *inc, int priority)
 {
+    if (!priority || (inc->priority && priority >= inc->priority)) return 0;
+    inc->priority = (uint8_t)priority;
     for (int i = 0; i < inc->ntasks; i++) {
         ld_task *t = inc->tasks[i];
         if (t->state == T_RESOLVED || t->terminal < 0) continue;
@@ -573,6 +575,7 @@ void ld__engine_priority_raised(ld_engine *e, ld_incident *inc)
         if (t->sends == 0) t->sends = 1; /* so it goes as "redelivery" */
         if (e->hooks.wake) e->hooks.wake(e->hooks.ctx, t->terminal);
     }
+    return 1;
 }
 
 static int deliverable(const ld_task *t, uint64_t real_now)

@@ -138,13 +138,10 @@ static void on_fire(void *ctx, const ld_window_hit *hit)
 
     char change[200] = "";
     int from = inc->priority;
-    if (up->priority && (up->priority < inc->priority || !inc->priority)) {
-        inc->priority = up->priority;
+    if (ld__engine_raise_priority(e, inc, up->priority))
         snprintf(change, sizeof change, "priority %s -> %s",
                  ld_enum_name(&linkd__v1__priority__descriptor, from),
                  ld_enum_name(&linkd__v1__priority__descriptor, inc->priority));
-        ld__engine_priority_raised(e, inc);
-    }
     ld_task *added[LD_MAX_DISPATCH];
     int nadded = 0;
     for (int d = 0; d < up->ndispatch; d++) {
