@@ -1,12 +1,14 @@
-/* micro.c: `linkload micro`: CPU cost of the timer heap and the histogram,
- * the two core structures the daemon leans on per task and per event, and
- * of SHA-256 over an audit line (about seven lines per event). */
+/* micro.c: `linkload micro`: CPU cost of the timer heap, the histogram and
+ * the incident index, the core structures the daemon leans on per task and
+ * per event, and of SHA-256 over an audit line (about seven lines per
+ * event). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
 #include "core/hist.h"
+#include "core/map.h"
 #include "core/sha256.h"
 #include "linkload.h"
 #include "timer/timer.h"
@@ -49,6 +51,52 @@ fail:
     ld_timers_fini(&t);
     free(tms);
     return -1;
+}
+
+/* index_bench puts <n> objects keyed like incident ids, as the engine's
+ * table of open incidents does, finds each, and deletes each; prints ns per
+ * operation (a put with the two clock reads that time it) and the longest
+ * single put, the one a growth lands on. */
+typedef struct keyed {
+    char id[24];
+} keyed;
+
+static const char *keyed_id(const void *o)
+{
+    return ((const keyed *)o)->id;
+}
+
+static int index_bench(size_t n)
+{
+    keyed *objs = malloc(n * sizeof *objs);
+    if (!objs) return -1;
+    for (size_t i = 0; i < n; i++) snprintf(objs[i].id, sizeof objs[i].id, "I1795409390%03zu-%zu", i % 1000, i);
+    ld_index x;
+    ld_index_init(&x, keyed_id);
+    uint64_t worst = 0, t0 = ld_mono_ns();
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = ld_mono_ns();
+        if (ld_index_put(&x, &objs[i]) != 0) {
+            ld_index_fini(&x);
+            free(objs);
+            return -1;
+        }
+        uint64_t b = ld_mono_ns();
+        if (b - a > worst) worst = b - a;
+    }
+    uint64_t t1 = ld_mono_ns();
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) found += ld_index_get(&x, objs[i].id) == &objs[i];
+    uint64_t t2 = ld_mono_ns();
+    for (size_t i = 0; i < n; i++) ld_index_del(&x, objs[i].id);
+    uint64_t t3 = ld_mono_ns();
+    printf("index  %8zu keys: put %5.0f ns (longest %7.1f us), get %5.0f ns, delete %5.0f ns per op%s\n",
+           n, (double)(t1 - t0) / (double)n, (double)worst / 1000.0,
+           (double)(t2 - t1) / (double)n, (double)(t3 - t2) / (double)n,
+           found == n ? "" : " (KEYS LOST)");
+    ld_index_fini(&x);
+    free(objs);
+    return found == n ? 0 : -1;
 }
 
 static void hist_bench(void)
@@ -101,8 +149,9 @@ static void sha_bench(void)
 int lg_cmd_micro(int argc, char **argv)
 {
     (void)argc, (void)argv;
-    if (timers_bench(10000) != 0 || timers_bench(1000000) != 0) {
-        fprintf(stderr, "linkload micro: out of memory\n");
+    if (timers_bench(10000) != 0 || timers_bench(1000000) != 0 || index_bench(100000) != 0 ||
+        index_bench(1000000) != 0) {
+        fprintf(stderr, "linkload micro: out of memory, or the index lost keys\n");
         return LG_EXIT_SOFTWARE;
     }
     hist_bench();

@@ -507,6 +507,8 @@ void lg_terminals_close(run *r)
     }
     free(r->terms);
     r->terms = NULL;
-    for (size_t i = 0; i < r->in_hand.cap; i++) free((char *)r->in_hand.slots[i].key);
+    const char *key;
+    void *value;
+    for (size_t it = 0; ld_map_next(&r->in_hand, &it, &key, &value);) free((char *)key);
     ld_map_fini(&r->in_hand);
 }

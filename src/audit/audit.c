@@ -74,8 +74,9 @@ void ld_audit_fini(ld_audit *a)
             ld_pool_put(&a->entries, ld_container_of(l, audit_entry, link));
             l = next;
         }
-    for (size_t i = 0; i < a->tails.cap; i++)
-        if (a->tails.slots[i].key) ld_pool_put(&a->tail_pool, a->tails.slots[i].value);
+    const char *key;
+    void *value;
+    for (size_t it = 0; ld_map_next(&a->tails, &it, &key, &value);) ld_pool_put(&a->tail_pool, value);
     ld_map_fini(&a->tails);
     ld_pool_fini(&a->entries);
     ld_pool_fini(&a->tail_pool);

@@ -22,8 +22,9 @@ void ld_intern_init(ld_intern *in)
 
 void ld_intern_fini(ld_intern *in)
 {
-    for (size_t i = 0; i < in->map.cap; i++)
-        if (in->map.slots[i].key) free(in->map.slots[i].value);
+    const char *key;
+    void *value;
+    for (size_t it = 0; ld_map_next(&in->map, &it, &key, &value);) free(value);
     ld_map_fini(&in->map);
     in->bytes = 0;
 }
@@ -61,5 +62,5 @@ void ld_intern_unref(ld_intern *in, const char *s)
 
 size_t ld_intern_count(const ld_intern *in)
 {
-    return in->map.len;
+    return ld_map_len(&in->map);
 }

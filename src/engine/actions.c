@@ -542,6 +542,6 @@ int ld_action_split(ld_engine *e, ld_incident *inc, const char *event_id, const 
 void ld_engine_foreach_open(const ld_engine *e, void (*fn)(void *arg, const ld_incident *inc),
                             void *arg)
 {
-    for (size_t i = 0; i < e->by_id.cap; i++)
-        if (e->by_id.slots[i]) fn(arg, e->by_id.slots[i]);
+    const ld_incident *inc;
+    for (size_t it = 0; (inc = ld_index_next(&e->by_id, &it));) fn(arg, inc);
 }

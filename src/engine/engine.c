@@ -285,10 +285,8 @@ void ld_engine_fini(ld_engine *e)
         inc = next;
     }
     e->dirty_head = NULL;
-    for (size_t i = 0; i < e->by_id.cap; i++) {
-        ld_incident *inc = e->by_id.slots[i];
-        if (inc) incident_free(e, inc);
-    }
+    ld_incident *inc;
+    for (size_t it = 0; (inc = ld_index_next(&e->by_id, &it));) incident_free(e, inc);
     ld_index_fini(&e->by_id);
     ld_timers_fini(&e->timers);
     ld_pool_fini(&e->task_pool);

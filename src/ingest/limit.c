@@ -14,8 +14,10 @@ void ld_limiter_init(ld_limiter *l, double rate, double burst, size_t max_source
 
 void ld_limiter_fini(ld_limiter *l)
 {
-    for (size_t i = 0; i < l->by_source.cap; i++)
-        if (l->by_source.slots[i].key) ld_pool_put(&l->buckets, l->by_source.slots[i].value);
+    const char *key;
+    void *value;
+    for (size_t it = 0; ld_map_next(&l->by_source, &it, &key, &value);)
+        ld_pool_put(&l->buckets, value);
     ld_map_fini(&l->by_source);
     ld_pool_fini(&l->buckets);
 }
@@ -25,7 +27,7 @@ int ld_limiter_take(ld_limiter *l, const char *source, uint64_t now_ms, uint32_t
     if (l->rate <= 0) return 1;
     ld_bucket *b = ld_map_get(&l->by_source, source);
     if (!b) {
-        if (l->by_source.len >= l->max_sources || !(b = ld_pool_get(&l->buckets))) {
+        if (ld_map_len(&l->by_source) >= l->max_sources || !(b = ld_pool_get(&l->buckets))) {
             l->untracked++;
             return 1;
         }

@@ -178,8 +178,9 @@ static void print_summary(const tail_stats *st, FILE *out)
 
 static void stats_fini(tail_stats *st)
 {
-    for (size_t i = 0; i < st->command_tasks.cap; i++)
-        free((void *)st->command_tasks.slots[i].key);
+    const char *key;
+    void *value;
+    for (size_t it = 0; ld_map_next(&st->command_tasks, &it, &key, &value);) free((void *)key);
     ld_map_fini(&st->command_tasks);
 }
 

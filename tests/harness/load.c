@@ -428,8 +428,9 @@ void ldh_load_stop(ldh_load *l)
     for (int i = 0; i < l->nprod; i++) pthread_join(l->prod[i].thread, NULL);
     for (int i = 0; i < l->nterm; i++) pthread_join(l->term[i].thread, NULL);
     if (l->first_reject[0]) fprintf(stderr, "load: first rejection: %s\n", l->first_reject);
-    for (size_t i = 0; i < l->reached.cap; i++)
-        if (l->reached.slots[i].key) free(l->reached.slots[i].value);
+    const char *key;
+    void *value;
+    for (size_t it = 0; ld_map_next(&l->reached, &it, &key, &value);) free(value);
     ld_map_fini(&l->reached);
     free(l->acc);
     pthread_mutex_destroy(&l->mu);
