@@ -58,7 +58,8 @@ void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e);
 void ld_audit_fini(ld_audit *a);
 /* ld_audit_observe turns a change into a line (hashed now if the tail is known). */
 void ld_audit_observe(ld_audit *a, const ld_observation *o);
-/* ld_audit_flush sends what waits, if Redis is up; once per write-behind tick. */
+/* ld_audit_flush sends what waits, if Redis is up, and moves on a growth of
+ * the tails' map (ld_map_tidy); once per write-behind tick. */
 void ld_audit_flush(ld_audit *a);
 
 /* ld_audit_line_check verifies one line that follows a line hashed <prev>

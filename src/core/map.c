@@ -262,6 +262,11 @@ void *ld_map_del(ld_map *m, const char *key)
     return table_del(&m->t, key, entry) ? entry[1] : NULL;
 }
 
+void ld_map_tidy(ld_map *m, size_t slots)
+{
+    if (m->t.old) move_some(&m->t, slots);
+}
+
 int ld_map_next(const ld_map *m, size_t *it, const char **key, void **value)
 {
     void **s = table_next(&m->t, it);
@@ -303,6 +308,11 @@ void *ld_index_del(ld_index *x, const char *key)
 {
     void *obj;
     return table_del(&x->t, key, &obj) ? obj : NULL;
+}
+
+void ld_index_tidy(ld_index *x, size_t slots)
+{
+    if (x->t.old) move_some(&x->t, slots);
 }
 
 void *ld_index_next(const ld_index *x, size_t *it)

@@ -16,7 +16,9 @@
  * Growing is spread out, as in Redis's dict: a table past 3/4 full gets one
  * twice the size, and each later put or delete moves 16 slots of the old
  * one into it, so no single call rehashes every key (at 65,536 open
- * incidents that took the loop 10-25 ms at once). While the move lasts, a
+ * incidents that took the loop 10-25 ms at once). A periodic caller also
+ * moves a bounded number with ld_map_tidy / ld_index_tidy, so the old table
+ * does not outlive the traffic that filled it. While the move lasts, a
  * lookup that misses the new table looks in the old one, and a key deleted
  * or replaced there leaves a tombstone, which the move skips. Not
  * thread-safe. */
@@ -55,6 +57,8 @@ void *ld_map_del(ld_map *m, const char *key);
  * until it returns 0. The map must not change meanwhile. */
 int ld_map_next(const ld_map *m, size_t *it, const char **key, void **value);
 static inline size_t ld_map_len(const ld_map *m) { return m->t.len; }
+/* ld_map_tidy moves up to <slots> slots of a growth under way. */
+void ld_map_tidy(ld_map *m, size_t slots);
 
 uint32_t ld_hash(const void *data, size_t len);
 
@@ -76,5 +80,6 @@ void *ld_index_del(ld_index *x, const char *key);
 /* ld_index_next returns each object once, then NULL; as ld_map_next. */
 void *ld_index_next(const ld_index *x, size_t *it);
 static inline size_t ld_index_len(const ld_index *x) { return x->t.len; }
+void ld_index_tidy(ld_index *x, size_t slots);
 
 #endif

@@ -161,6 +161,7 @@ static void on_flush(uv_timer_t *t)
 {
     daemon *d = t->data;
     retry_recovery(d);
+    ld_engine_tidy(&d->engine);
     flush_dirty(d);
     if (d->spooling && ld_spool_first_claim(&d->spool)) write_claims(d);
     if (d->spooling && ld_spool_first(&d->spool)) reconcile_spool(d);

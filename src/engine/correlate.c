@@ -48,6 +48,11 @@ int ld__correlate_init(ld_engine *e)
     return 0;
 }
 
+void ld__correlate_tidy(ld_engine *e, size_t slots)
+{
+    ld_index_tidy(&e->correlate->by_stream_id, slots);
+}
+
 void ld__correlate_fini(ld_engine *e)
 {
     if (!e->correlate) return;

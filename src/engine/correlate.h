@@ -26,6 +26,8 @@ typedef struct ld_merged {
 
 int ld__correlate_init(ld_engine *e);
 void ld__correlate_fini(ld_engine *e);
+/* ld__correlate_tidy moves on a growth of the merged events' index (ld_index_tidy). */
+void ld__correlate_tidy(ld_engine *e, size_t slots);
 
 /* ld__correlate_find returns the open incident <ev> (matched as <in>) should
  * join under the rule set's merge rules, or NULL; the rule and the distance

@@ -1374,6 +1374,14 @@ ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id)
 
 /* ---- write-behind ------------------------------------------------------------ */
 
+enum { TIDY_SLOTS = 2048 };
+
+void ld_engine_tidy(ld_engine *e)
+{
+    ld_index_tidy(&e->by_id, TIDY_SLOTS);
+    ld__correlate_tidy(e, TIDY_SLOTS);
+}
+
 void ld_engine_take_dirty(ld_engine *e, void (*fn)(void *arg, ld_incident *inc), void *arg)
 {
     ld_incident *inc = e->dirty_head;

@@ -410,6 +410,11 @@ void ld_engine_task_pb(const ld_engine *e, const ld_task *t, Linkd__V1__Task *pb
  * frees those that are closed. */
 void ld_engine_take_dirty(ld_engine *e, void (*fn)(void *arg, ld_incident *inc), void *arg);
 
+/* ld_engine_tidy moves on a growth of the incident tables, a bounded step
+ * (about 0.3 ms at most); once per write-behind tick, so a table's old half
+ * is freed soon after the traffic that grew it stops. */
+void ld_engine_tidy(ld_engine *e);
+
 /* ld_engine_record_size / _pack serialize an incident as linkd.v1.IncidentRecord. */
 size_t ld_engine_record_pack(const ld_engine *e, const ld_incident *inc, uint8_t *buf,
                              size_t len);

@@ -210,3 +210,25 @@ Test(map, a_growth_is_spread_over_later_calls_and_loses_nothing)
     check(&m);
     ld_map_fini(&m);
 }
+
+Test(map, tidy_ends_a_growth_without_puts)
+{
+    ld_map m;
+    ld_map_init(&m);
+    make_keys();
+    memset(present, 0, sizeof present);
+    int i = 0;
+    while (!(m.t.old && m.t.old_cap >= 4096)) {
+        cr_assert_lt(i, N, "no growth began");
+        cr_assert_eq(ld_map_put(&m, keys[i], keys[i]), 0);
+        present[i++] = 1;
+    }
+    ld_map_tidy(&m, 1000);
+    cr_assert_not_null(m.t.old, "1,000 slots of %zu do not end it", m.t.old_cap);
+    check(&m);
+    ld_map_tidy(&m, m.t.old_cap);
+    cr_assert_null(m.t.old, "the old table is freed once every slot is moved");
+    check(&m);
+    seen_once(&m);
+    ld_map_fini(&m);
+}
