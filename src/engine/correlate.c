@@ -144,6 +144,8 @@ static void unindex_merged(ld_engine *e, const ld_merged *m)
         ld_index_del(&e->correlate->by_stream_id, m->stream_id);
 }
 
+enum { SPLIT_GENERATIONS_SEEN = 16 };   /* a rare path: a duplicate of nothing open */
+
 const char *ld_engine_holder_of(const ld_engine *e, const char *stream_id)
 {
     char id[LD_INCIDENT_ID_LEN];
@@ -151,7 +153,14 @@ const char *ld_engine_holder_of(const ld_engine *e, const char *stream_id)
     const ld_incident *inc = ld_engine_find(e, id);
     if (inc) return inc->id;
     const ld_merged *m = e->correlate ? ld_index_get(&e->correlate->by_stream_id, stream_id) : NULL;
-    return m ? m->holder->id : NULL;
+    if (m) return m->holder->id;
+    /* A whole incident merged and split off again opens under the next
+     * generation of its id (split_id); the one open holds the event. */
+    for (unsigned gen = 2; gen <= SPLIT_GENERATIONS_SEEN; gen++) {
+        if (snprintf(id, sizeof id, "I%s.%u", stream_id, gen) >= (int)sizeof id) break;
+        if ((inc = ld_engine_find(e, id))) return inc->id;
+    }
+    return NULL;
 }
 
 int ld__correlate_join(ld_engine *e, ld_incident *inc, const Linkd__V1__Envelope *ev,

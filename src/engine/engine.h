@@ -425,9 +425,11 @@ uint64_t ld_incident_next_due(const ld_incident *inc);
 ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id);
 
 /* ld_engine_holder_of returns the id of the open incident that holds the
- * event stored under <stream_id>: the incident it opened, or the one it was
- * merged into (by a correlation rule or a supervisor). NULL when neither is
- * open. A resent copy of the event is answered with it. */
+ * event stored under <stream_id>: the incident it opened, the one it was
+ * merged into (by a correlation rule or a supervisor), or the one it opened
+ * when split off again ("I<sid>.2", up to 16 merges and splits of one
+ * incident). NULL when none is open. A resent copy of the event is answered
+ * with it. */
 const char *ld_engine_holder_of(const ld_engine *e, const char *stream_id);
 
 /* ld_engine_set_rules switches to <r>, which must have the same departments

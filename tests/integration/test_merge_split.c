@@ -313,6 +313,7 @@ Test(merge_split, merge_and_split_survive_kill_9, .fini = teardown, .timeout = 3
     r = act(a, "split", body, 200);
     new_incident(r, c, sizeof c);
     cr_expect_neq(strcmp(c, b), 0, "b's id belongs to the closed incident");
+    resent_names(&eb, c); /* not the closed b, nor a: c holds it now */
     cr_expect(has_task(r, c, "petition") && has_task(r, c, "political_legal"),
               "the rules' plan: %s", r);
     free(r);
@@ -337,6 +338,7 @@ Test(merge_split, merge_and_split_survive_kill_9, .fini = teardown, .timeout = 3
     cr_expect(audit_line(a, peer, "\"actor\":\"Supervisor Li\""), "a's trail lacks the split");
     ldh_check(&env, record_has(c, "Supervisor Li: split event"), "c's record never came");
     ldh_check(&env, ldh_env_restart(&env, true, NULL) == 0, "linkd did not restart");
+    resent_names(&eb, c);
     r = incident(c, 200);
     cr_expect(has_task(r, c, "political_legal"), "%s", r);
     free(r);
