@@ -155,6 +155,11 @@ static int grow(ld_table *t)
     return 0;
 }
 
+static void table_tidy(ld_table *t, size_t slots)
+{
+    if (t->old) move_some(t, slots);
+}
+
 /* table_put inserts <entry>, or replaces the entry with its key; 0 or LD_ENOMEM. */
 static int table_put(ld_table *t, void *const *entry)
 {
@@ -264,7 +269,7 @@ void *ld_map_del(ld_map *m, const char *key)
 
 void ld_map_tidy(ld_map *m, size_t slots)
 {
-    if (m->t.old) move_some(&m->t, slots);
+    table_tidy(&m->t, slots);
 }
 
 int ld_map_next(const ld_map *m, size_t *it, const char **key, void **value)
@@ -312,7 +317,7 @@ void *ld_index_del(ld_index *x, const char *key)
 
 void ld_index_tidy(ld_index *x, size_t slots)
 {
-    if (x->t.old) move_some(&x->t, slots);
+    table_tidy(&x->t, slots);
 }
 
 void *ld_index_next(const ld_index *x, size_t *it)

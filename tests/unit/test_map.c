@@ -154,19 +154,26 @@ static void seen_once(const ld_map *m)
     cr_assert_eq(n, ld_map_len(m), "visited %zu of %zu", n, ld_map_len(m));
 }
 
+/* fill_until_growth puts keys into a new map <m> until a growth of a table
+ * of thousands of slots begins; returns how many it put. */
+static int fill_until_growth(ld_map *m)
+{
+    ld_map_init(m);
+    make_keys();
+    memset(present, 0, sizeof present);
+    int i = 0;
+    while (!(m->t.old && m->t.old_cap >= 4096)) {
+        cr_assert_lt(i, N, "no growth began");
+        cr_assert_eq(ld_map_put(m, keys[i], keys[i]), 0);
+        present[i++] = 1;
+    }
+    return i;
+}
+
 Test(map, a_growth_is_spread_over_later_calls_and_loses_nothing)
 {
     ld_map m;
-    ld_map_init(&m);
-    make_keys();
-    memset(present, 0, sizeof present);
-    /* Fill until a growth of a table of thousands of slots begins. */
-    int i = 0;
-    while (!(m.t.old && m.t.old_cap >= 4096)) {
-        cr_assert_lt(i, N, "no growth began");
-        cr_assert_eq(ld_map_put(&m, keys[i], keys[i]), 0);
-        present[i++] = 1;
-    }
+    int i = fill_until_growth(&m);
     size_t old_cap = m.t.old_cap;
     cr_assert_leq(m.t.moved, 16, "the put that began the growth moved %zu slots", m.t.moved);
     check(&m);
@@ -214,15 +221,7 @@ Test(map, a_growth_is_spread_over_later_calls_and_loses_nothing)
 Test(map, tidy_ends_a_growth_without_puts)
 {
     ld_map m;
-    ld_map_init(&m);
-    make_keys();
-    memset(present, 0, sizeof present);
-    int i = 0;
-    while (!(m.t.old && m.t.old_cap >= 4096)) {
-        cr_assert_lt(i, N, "no growth began");
-        cr_assert_eq(ld_map_put(&m, keys[i], keys[i]), 0);
-        present[i++] = 1;
-    }
+    fill_until_growth(&m);
     ld_map_tidy(&m, 1000);
     cr_assert_not_null(m.t.old, "1,000 slots of %zu do not end it", m.t.old_cap);
     check(&m);
