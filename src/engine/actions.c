@@ -197,8 +197,7 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
         if ((rv = begin(e, t->inc, a, what, err, len)) != 0) return rv;
         if (dept != t->dept) {
             /* A new department starts the task again; the clock does not. */
-            t->dept = dept;
-            t->state = T_DISPATCHED;
+            ld__engine_set_task(e, t, dept, T_DISPATCHED);
             for (int l = 0; l < LD_LEG_COUNT; l++) ld__task_set_time(e, t, LD_TIME_DONE, l, 0);
             t->overdue_top = 0;
             ld__task_set_text(e, t, LD_TEXT_DISPOSITION, NULL);

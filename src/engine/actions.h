@@ -104,6 +104,9 @@ void ld__engine_append_task(ld_engine *e, ld_incident *inc, ld_task *t);
 /* ld__engine_replace_task puts <n> in the place of <inc>'s task <old>, which
  * is freed. */
 void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_task *n);
+/* ld__engine_set_task gives <t> department <dept> and state <state>, keeping
+ * ld_engine.tasks_by; every change of either after dispatch goes through it. */
+void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state);
 void ld__engine_arm(ld_engine *e, ld_task *t);
 int ld__engine_leg_pending(const ld_task *t, int leg);
 void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text);

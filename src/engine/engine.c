@@ -252,6 +252,34 @@ static int task_set_rule(ld_engine *e, ld_task *t, const char *where, const char
     return 0;
 }
 
+/* ---- the task counts: tasks of incidents in by_id, by department and state ---- */
+
+static void count_task(ld_engine *e, const ld_task *t, int sign)
+{
+    if (t->dept >= 0 && t->dept < LD_COUNTED_DEPTS && t->state < LD_TASK_STATES)
+        e->tasks_by[t->dept][t->state] += (uint32_t)sign;
+}
+
+/* uncount_incident: <inc> leaves by_id (it closes); its tasks no longer count. */
+static void uncount_incident(ld_engine *e, const ld_incident *inc)
+{
+    for (int i = 0; i < inc->ntasks; i++) count_task(e, inc->tasks[i], -1);
+}
+
+void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state)
+{
+    int counted = !t->inc->closed_at;
+    if (counted) count_task(e, t, -1);
+    t->dept = (int16_t)dept;
+    t->state = (uint8_t)state;
+    if (counted) count_task(e, t, +1);
+}
+
+static void set_state(ld_engine *e, ld_task *t, int state)
+{
+    ld__engine_set_task(e, t, t->dept, state);
+}
+
 static void task_free(ld_engine *e, ld_task *t)
 {
     ld_timers_cancel(&e->timers, &t->timer);
@@ -727,8 +755,10 @@ static int task_room(ld_engine *e, ld_incident *inc, int more)
 static int add_task(ld_engine *e, ld_incident *inc, ld_task *t)
 {
     int rv = task_room(e, inc, 1);
-    if (rv == 0) ((ld_task **)inc->tasks)[inc->ntasks++] = t;
-    return rv;
+    if (rv != 0) return rv;
+    ((ld_task **)inc->tasks)[inc->ntasks++] = t;
+    if (!inc->closed_at) count_task(e, t, +1);
+    return 0;
 }
 
 /* new_task adds a task of <dept> to <inc>, with its legs due at <due>. */
@@ -1022,6 +1052,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     e->open_incidents++;
     if (inc->open_tasks == 0) {
         /* Every task resolved but the closing record was lost: close it now. */
+        uncount_incident(e, inc);
         inc->closed_at = ld_clock_now(e->clock);
         ld_index_del(&e->by_id, inc->id);
         e->open_incidents--;
@@ -1191,6 +1222,7 @@ static void close_task(ld_engine *e, ld_task *t)
     ld_timers_cancel(&e->timers, &t->timer);
     release(e, t);
     if (--inc->open_tasks > 0) return;
+    uncount_incident(e, inc);
     inc->closed_at = ld_clock_now(e->clock);
     ld_index_del(&e->by_id, inc->id);
     e->open_incidents--;
@@ -1233,7 +1265,7 @@ static int feedback_update(ld_engine *e, ld_task *t, int terminal, const Linkd__
         ld__task_set_time(e, t, LD_TIME_DONE, LD_LEG_ACK, now);
         e->stats.acknowledged++;
     }
-    if (t->state < T_ACKNOWLEDGED) t->state = T_ACKNOWLEDGED;
+    if (t->state < T_ACKNOWLEDGED) set_state(e, t, T_ACKNOWLEDGED);
     if (t->delivery != LD_DELIVERY_NONE) release(e, t);
     e->stats.feedbacks++;
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_FEEDBACK, t, -1);
@@ -1291,7 +1323,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
         char because[128];
         snprintf(because, sizeof because, "rejected by %s: %.80s", r->terminals[terminal].id,
                  u->reason);
-        t->state = T_DISPATCHED;
+        set_state(e, t, T_DISPATCHED);
         ld__task_set_time(e, t, LD_TIME_DONE, LD_LEG_ACK, 0);
         /* Recorded in the fence, so a restart that finds the record stale
          * does not make the same move again when the deadline passes. */
@@ -1308,7 +1340,7 @@ int ld_engine_update(ld_engine *e, int terminal, const Linkd__V1__TaskUpdate *u,
     }
     if (t->state >= target) return LINKD__V1__RESULT__RESULT_DUPLICATE;
 
-    t->state = target;
+    set_state(e, t, target);
     for (int l = 0; l < done_legs; l++)
         if (!ld_task_done(t, l)) ld__task_set_time(e, t, LD_TIME_DONE, l, now);
     if (target == T_RESOLVED && u->disposition)
@@ -1564,7 +1596,9 @@ void ld__engine_append_task(ld_engine *e, ld_incident *inc, ld_task *t)
 
 void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_task *n)
 {
+    if (!inc->closed_at) count_task(e, old, -1);
     ((ld_task **)inc->tasks)[old->idx] = n;
+    if (!inc->closed_at) count_task(e, n, +1);
     task_free(e, old);
 }
 
@@ -1586,7 +1620,7 @@ int ld__engine_leg_pending(const ld_task *t, int leg)
 
 void ld__engine_withdraw(ld_engine *e, ld_task *t, const char *disposition, const char *text)
 {
-    t->state = T_RESOLVED;
+    set_state(e, t, T_RESOLVED);
     ld__task_set_text(e, t, LD_TEXT_DISPOSITION, disposition);
     history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t, -1);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_TASK_REASSIGNED, t->inc, t, -1, t->level, "%s", text);
@@ -1600,9 +1634,10 @@ void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)
         if (t->state == T_RESOLVED) continue;
         ld_timers_cancel(&e->timers, &t->timer);
         release(e, t);
-        t->state = T_RESOLVED;
+        set_state(e, t, T_RESOLVED);
     }
     inc->open_tasks = 0;
+    uncount_incident(e, inc);
     inc->closed_at = ld_clock_now(e->clock);
     ld_index_del(&e->by_id, inc->id);
     e->open_incidents--;

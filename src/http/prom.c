@@ -37,20 +37,6 @@ static void label(ld_buf *b, const char *k, const char *v, int first)
     ld_buf_put(b, "\"", 1);
 }
 
-typedef struct task_gauge {
-    int ndept;
-    uint64_t *by_state;   /* [dept][8] */
-} task_gauge;
-
-static void count_tasks(void *arg, const ld_incident *inc)
-{
-    task_gauge *g = arg;
-    for (int i = 0; i < inc->ntasks; i++) {
-        const ld_task *t = inc->tasks[i];
-        if (t->dept < g->ndept && t->state < 8) g->by_state[t->dept * 8 + t->state]++;
-    }
-}
-
 static void intake(ld_http *h, ld_buf *b)
 {
     const ld_ingest_stats *s = &h->src.ingest->stats;
@@ -132,19 +118,15 @@ static void engine_metrics(ld_http *h, ld_buf *b)
     ladder_metrics(b, e);
     correlation_metrics(e, b);
 
-    uint64_t by_state[64 * 8];
-    memset(by_state, 0, sizeof by_state);
-    task_gauge g = {m->ndept < 64 ? m->ndept : 64, by_state};
-    ld_engine_foreach_open(e, count_tasks, &g);
     head(b, "linkd_tasks", "gauge", "Tasks of open incidents, by department and state.");
-    for (int d = 0; d < g.ndept; d++)
-        for (int s = 1; s < 8; s++) {
+    for (int d = 0; d < m->ndept && d < LD_COUNTED_DEPTS; d++)
+        for (int s = 1; s < LD_TASK_STATES; s++) {
             const char *sn = ld_enum_name(&linkd__v1__task_state__descriptor, s);
             if (!sn) continue;
             ld_buf_puts(b, "linkd_tasks{");
             label(b, "department", r->departments[d].id, 1);
             label(b, "state", sn, 0);
-            ld_buf_printf(b, "} %llu\n", (unsigned long long)by_state[d * 8 + s]);
+            ld_buf_printf(b, "} %llu\n", (unsigned long long)e->tasks_by[d][s]);
         }
     head(b, "linkd_tasks_dispatched_total", "counter", "Tasks dispatched, by department.");
     for (int d = 0; d < m->ndept; d++) {

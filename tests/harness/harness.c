@@ -29,6 +29,8 @@
 #include "core/clock.h"
 #include "core/diag.h"
 #include "core/err.h"
+#include "engine/actions.h"
+#include "engine/engine.h"
 #include "wire/wire.h"
 
 /* ---- time, files, processes ------------------------------------------------ */
@@ -1271,4 +1273,32 @@ int ldh_rules_chain_len(const ld_rules *r, const ld_department *dept)
 {
     const ld_department *cmd = &r->departments[r->command];
     return dept == cmd ? dept->nlevels : dept->nlevels + cmd->nlevels;
+}
+
+/* ---- the engine's running task counts ---------------------------------------- */
+
+static void count_open_tasks(void *arg, const ld_incident *inc)
+{
+    uint32_t (*by)[LD_TASK_STATES] = arg;
+    for (int i = 0; i < inc->ntasks; i++) {
+        const ld_task *t = inc->tasks[i];
+        if (t->dept < LD_COUNTED_DEPTS && t->state < LD_TASK_STATES) by[t->dept][t->state]++;
+    }
+}
+
+void ldh_expect_task_counts(const ld_engine *e)
+{
+    static uint32_t by[LD_COUNTED_DEPTS][LD_TASK_STATES];
+    memset(by, 0, sizeof by);
+    ld_engine_foreach_open(e, count_open_tasks, by);
+    int wrong = 0;
+    for (int d = 0; d < LD_COUNTED_DEPTS; d++)
+        for (int s = 0; s < LD_TASK_STATES; s++)
+            if (e->tasks_by[d][s] != by[d][s]) {
+                fprintf(stderr, "tasks of department %d in state %d: counted %u as they changed, "
+                        "%u open\n", d, s, e->tasks_by[d][s], by[d][s]);
+                wrong = 1;
+            }
+    /* Criterion does not count an assertion in a test's .fini; a crash it does. */
+    if (wrong) abort();
 }

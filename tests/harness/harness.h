@@ -437,4 +437,11 @@ int ldh_rules_chain_len(const ld_rules *r, const ld_department *dept);
 /* ldh_rules_level returns that level (or NULL), as ldh_rules_terminal_id. */
 const ld_level *ldh_rules_level(const ld_rules *r, const ld_department *dept, int level);
 
+/* ldh_expect_task_counts checks the engine's running task counts
+ * (ld_engine.tasks_by, the linkd_tasks gauge) against a count of every open
+ * incident's tasks, and aborts (a crash Criterion reports, also from a
+ * test's .fini) if they differ; the engine tests call it when each ends. */
+struct ld_engine;
+void ldh_expect_task_counts(const struct ld_engine *e);
+
 #endif

@@ -12,6 +12,7 @@
 #include "engine/upgrade.h"
 #include "engine/window.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -271,6 +272,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }
@@ -475,6 +477,7 @@ Test(upgrade, five_distinct_petitioners_are_a_group_petition_with_its_leader)
     cr_assert_not_null(t2);
     cr_expect_str_eq(ld_task_leader(t2), "Deputy Secretary Li Wei");
     cr_expect(ld_incident_upgraded_by(back, "group-petition"), "the history says so after a restart");
+    ldh_expect_task_counts(&e2);
     ld_engine_fini(&e2);
 }
 

@@ -8,6 +8,7 @@
 #include "engine/actions.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define MIN (60 * 1000ull)
 #define DAY (24 * 60 * MIN)
@@ -59,6 +60,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }
@@ -427,6 +429,7 @@ Test(engine, times_past_32_bits_of_milliseconds_stay_exact_and_fire_on_time)
         cr_expect_eq(ld_task_done(b, l), ld_task_done(t, l), "leg %d done", l);
     }
     linkd__v1__incident_record__free_unpacked(rec, NULL);
+    ldh_expect_task_counts(&other);
     ld_engine_fini(&other);
 }
 
@@ -477,6 +480,7 @@ Test(engine, a_long_history_keeps_its_opening_and_latest_entries_across_a_restar
         cr_expect_eq(back->history[i].terminal, inc->history[i].terminal, "entry %d", i);
     }
     linkd__v1__incident_record__free_unpacked(rec, NULL);
+    ldh_expect_task_counts(&other);
     ld_engine_fini(&other);
 }
 

@@ -12,6 +12,7 @@
 #include "core/diag.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -68,6 +69,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }

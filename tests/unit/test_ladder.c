@@ -8,6 +8,7 @@
 #include "core/diag.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -59,6 +60,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }
@@ -361,5 +363,6 @@ Test(ladder, record_keeps_reminders_and_sign_off_through_a_restart)
     cr_assert_eq(ld_task_reminders(em, LD_LEG_ACK), 1);
     cr_assert_eq(ld_task_reminders_sent(em, LD_LEG_ACK), 1, "the reminder sent is not sent again");
     linkd__v1__incident_record__free_unpacked(rec, NULL);
+    ldh_expect_task_counts(&fresh);
     ld_engine_fini(&fresh);
 }

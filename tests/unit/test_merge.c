@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -45,6 +46,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }
@@ -167,6 +169,7 @@ Test(merge, merged_events_survive_a_restart_and_replay_adds_nothing)
     ld_incident *own = NULL;
     char err[256];
     cr_expect_eq(ld_engine_unmerge(&e2, r, "2-0", NULL, &own, err, sizeof err), 0, "%s", err);
+    ldh_expect_task_counts(&e2);
     ld_engine_fini(&e2);
 }
 

@@ -9,6 +9,7 @@
 #include "core/diag.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -54,6 +55,7 @@ static void setup(void) { start(local(2026, 11, 23, 12, 0)); }
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }
@@ -228,6 +230,7 @@ Test(plan, the_record_keeps_the_feedback_leg_across_a_restart)
     cr_expect(ld_engine_find(&e2, "I2-0")->tasks[0]->legs_off & (1u << LD_LEG_FEEDBACK));
     rec->incident_id = own;
     linkd__v1__incident_record__free_unpacked(rec, NULL);
+    ldh_expect_task_counts(&e2);
     ld_engine_fini(&e2);
 }
 

@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -49,6 +50,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }

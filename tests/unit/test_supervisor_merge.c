@@ -12,6 +12,7 @@
 #include "engine/correlate.h"
 #include "engine/engine.h"
 #include "rules/rules.h"
+#include "harness.h"
 
 #define SEC 1000ull
 #define MIN (60 * SEC)
@@ -80,6 +81,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    ldh_expect_task_counts(&eng);
     ld_engine_fini(&eng);
     ld_rules_free(rules);
 }
@@ -385,6 +387,7 @@ Test(supervisor_merge, the_merge_survives_a_restart_and_can_be_split_after_it)
     ld_task *back = ld_engine_task_of(r, ld_rules_department(rules, "police"));
     cr_expect_eq(back->state, LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED,
                  "the record remembers which task came with the merge");
+    ldh_expect_task_counts(&e2);
     ld_engine_fini(&e2);
 }
 
