@@ -182,7 +182,7 @@ void rules__free_index(ld_rules *r)
 
 static int in_set(const ld_rules *r, ld_idset s, int id)
 {
-    if (id <= 0) return 0;
+    if (id <= 0 || !s.n) return 0; /* and no pointer into an array that may not exist */
     const uint32_t *v = r->set_ids + s.off;
     uint32_t lo = 0, hi = s.n;
     while (lo < hi) {

@@ -1237,8 +1237,9 @@ static void compile_match(rctx *c, route_b *b, ld_route *r)
         for (int i = 0; i < l->n; i++) {
             int id = rules__intern(L, l->v[i]);
             if (id < 0) return;
-            /* Insert sorted, once. */
-            uint32_t *v = L->set_ids + r->sets[f].off;
+            /* Insert sorted, once. (No pointer into the array before it exists:
+             * NULL + 0 is undefined, and clang's sanitizer says so.) */
+            uint32_t *v = L->set_ids ? L->set_ids + r->sets[f].off : NULL;
             uint32_t n = r->sets[f].n, j = 0;
             while (j < n && v[j] < (uint32_t)id) j++;
             if (j < n && v[j] == (uint32_t)id) {

@@ -31,6 +31,9 @@ cp "$root/rules/correlate.yaml" "$work/rules/default-correlate"
 for f in "$root"/tests/data/rules/correlate*/rules.yaml; do
   cp "$f" "$work/rules/$(basename "$(dirname "$f")")"
 done
+# Inputs that once crashed a target run first, every time (tests/fuzz/regress).
+for f in "$root"/tests/fuzz/regress/rules-*; do cp "$f" "$work/rules/"; done
+for f in "$root"/tests/fuzz/regress/ingest-*; do [ -e "$f" ] && cp "$f" "$work/ingest/"; done
 
 # Crashing inputs are kept for reproduction: <build>/fuzz-artifacts/.
 art="$build/fuzz-artifacts/"
