@@ -22,11 +22,14 @@ static void on_aio(void *arg)
 
     if (c->sending) {
         c->sending = 0;
+        /* Sent, the message is NNG's: only a failed send leaves it to us, and
+         * the aio must not point at it either way (ld_rep_close frees what
+         * it points at). */
         if (rv != 0) {
             nng_msg_free(nng_aio_get_msg(c->aio));
-            nng_aio_set_msg(c->aio, NULL);
             __atomic_add_fetch(&r->send_errors, 1, __ATOMIC_RELAXED);
         }
+        nng_aio_set_msg(c->aio, NULL);
         if (rv == NNG_ECLOSED || __atomic_load_n(&r->closing, __ATOMIC_ACQUIRE)) return;
         nng_ctx_recv(c->ctx, c->aio);
         return;

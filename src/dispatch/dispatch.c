@@ -43,15 +43,18 @@ typedef struct poll_state {
 
 enum { FEED_QUEUE = 16384 };
 
-/* Runs on an NNG thread: the previous message went; send the next. */
+/* Runs on an NNG thread: the previous message went; send the next. A sent
+ * message is NNG's, which frees it, but the aio keeps pointing at it: clear
+ * that, or feed_close frees it a second time (NNG 1.5.2's pub0 leaves it;
+ * the double free decremented a freed message's reference count, a -1 in
+ * whatever had taken its place, and killed linkd at a later free). */
 static void on_feed_sent(void *arg)
 {
     ld_feedq *q = arg;
-    if (nng_aio_result(q->aio) != 0) {
-        nng_msg_free(nng_aio_get_msg(q->aio));
-        nng_aio_set_msg(q->aio, NULL);
-        if (nng_aio_result(q->aio) == NNG_ECLOSED) return;
-    }
+    int rv = nng_aio_result(q->aio);
+    if (rv != 0) nng_msg_free(nng_aio_get_msg(q->aio));
+    nng_aio_set_msg(q->aio, NULL);
+    if (rv == NNG_ECLOSED) return;
     pthread_mutex_lock(&q->mu);
     if (q->len == 0) {
         q->sending = 0;
