@@ -467,7 +467,7 @@ static void requeue(ld_audit *a)
 
 void ld_audit_flush(ld_audit *a)
 {
-    ld_map_tidy(&a->tails, 2048); /* a growth of the tails' map, as ld_engine_tidy */
+    ld_map_tidy(&a->tails, LD_TIDY_SLOTS); /* a growth of the tails' map, as ld_engine_tidy */
     if (!ld_store_up(a->store) || !a->queued) return;
     if (a->backoff_ms && ld_mono_ms() < a->retry_at) return;
     if (a->requeued) requeue(a);

@@ -260,10 +260,14 @@ static void count_task(ld_engine *e, const ld_task *t, int sign)
         e->tasks_by[t->dept][t->state] += (uint32_t)sign;
 }
 
-/* uncount_incident: <inc> leaves by_id (it closes); its tasks no longer count. */
-static void uncount_incident(ld_engine *e, const ld_incident *inc)
+/* leave_open marks <inc> closed and takes it out of by_id; its tasks no
+ * longer count. */
+static void leave_open(ld_engine *e, ld_incident *inc)
 {
     for (int i = 0; i < inc->ntasks; i++) count_task(e, inc->tasks[i], -1);
+    inc->closed_at = ld_clock_now(e->clock);
+    ld_index_del(&e->by_id, inc->id);
+    e->open_incidents--;
 }
 
 void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state)
@@ -1052,10 +1056,7 @@ int ld_engine_restore(ld_engine *e, const Linkd__V1__IncidentRecord *rec)
     e->open_incidents++;
     if (inc->open_tasks == 0) {
         /* Every task resolved but the closing record was lost: close it now. */
-        uncount_incident(e, inc);
-        inc->closed_at = ld_clock_now(e->clock);
-        ld_index_del(&e->by_id, inc->id);
-        e->open_incidents--;
+        leave_open(e, inc);
     }
     mark_dirty(e, inc);
     return 0;
@@ -1222,10 +1223,7 @@ static void close_task(ld_engine *e, ld_task *t)
     ld_timers_cancel(&e->timers, &t->timer);
     release(e, t);
     if (--inc->open_tasks > 0) return;
-    uncount_incident(e, inc);
-    inc->closed_at = ld_clock_now(e->clock);
-    ld_index_del(&e->by_id, inc->id);
-    e->open_incidents--;
+    leave_open(e, inc);
     e->stats.incidents_closed++;
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, "%s closed: every task resolved", inc->id);
@@ -1406,12 +1404,10 @@ ld_incident *ld_engine_find(const ld_engine *e, const char *incident_id)
 
 /* ---- write-behind ------------------------------------------------------------ */
 
-enum { TIDY_SLOTS = 2048 };
-
 void ld_engine_tidy(ld_engine *e)
 {
-    ld_index_tidy(&e->by_id, TIDY_SLOTS);
-    ld__correlate_tidy(e, TIDY_SLOTS);
+    ld_index_tidy(&e->by_id, LD_TIDY_SLOTS);
+    ld__correlate_tidy(e, LD_TIDY_SLOTS);
 }
 
 void ld_engine_take_dirty(ld_engine *e, void (*fn)(void *arg, ld_incident *inc), void *arg)
@@ -1637,10 +1633,7 @@ void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text)
         set_state(e, t, T_RESOLVED);
     }
     inc->open_tasks = 0;
-    uncount_incident(e, inc);
-    inc->closed_at = ld_clock_now(e->clock);
-    ld_index_del(&e->by_id, inc->id);
-    e->open_incidents--;
+    leave_open(e, inc);
     e->stats.incidents_closed++;
     history(e, inc, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, NULL, -1);
     feed(e, LINKD__V1__FEED_KIND__FEED_KIND_INCIDENT_CLOSED, inc, NULL, -1, 0, "%s", text);

@@ -67,11 +67,11 @@ typedef struct ld_task_more {
     uint8_t rem_sent[LD_LEG_COUNT]; /* reminders sent in that wait */
 } ld_task_more;
 
-/* 152 bytes: an open incident holds 1.6 of them with the default rules, so
- * every field counts (docs/BENCHMARKS.md, "Memory per open incident"). */
-#define LD_COUNTED_DEPTS 64
+#define LD_COUNTED_DEPTS 64     /* departments ld_engine.tasks_by counts */
 #define LD_TASK_STATES 8        /* Linkd__V1__TaskState values are below it */
 
+/* 152 bytes: an open incident holds 1.6 of them with the default rules, so
+ * every field counts (docs/BENCHMARKS.md, "Memory per open incident"). */
 typedef struct ld_task {
     ld_incident *inc;
     ld_timer timer;             /* earliest pending leg deadline */
