@@ -166,7 +166,7 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
         snprintf(what, sizeof what, "reassigned %s/%s from %s to %s", t->inc->id, from_dept,
                  from_term, r->terminals[terminal].id);
         if ((rv = begin(e, t->inc, a, what, err, len)) != 0) return rv;
-        t->level = level;
+        ld__engine_set_level(e, t, level, t->overdue_top);
         ld__task_printf(e, t, LD_TEXT_REASON, "reassigned by %.40s: %.70s", a->who, a->why);
         ld__engine_hand_to(e, t, terminal);
     } else {
@@ -199,10 +199,10 @@ int ld_action_reassign(ld_engine *e, ld_task *t, int dept, int terminal, const l
             /* A new department starts the task again; the clock does not. */
             ld__engine_set_task(e, t, dept, T_DISPATCHED);
             for (int l = 0; l < LD_LEG_COUNT; l++) ld__task_set_time(e, t, LD_TIME_DONE, l, 0);
-            t->overdue_top = 0;
+            ld__engine_set_level(e, t, t->level, 0);
             ld__task_set_text(e, t, LD_TEXT_DISPOSITION, NULL);
         }
-        t->level = level < 0 ? 0 : level;
+        ld__engine_set_level(e, t, level < 0 ? 0 : level, t->overdue_top);
         ld__task_printf(e, t, LD_TEXT_REASON, "reassigned from %s by %.40s: %.60s", from_dept,
                         a->who, a->why);
         ld__engine_hand_to(e, t, terminal);
@@ -282,7 +282,8 @@ int ld_action_extend(ld_engine *e, ld_task *t, int leg, uint64_t by_ms, const ld
     uint64_t now = ld_clock_now(e->clock);
     uint64_t base = ld_task_due(t, leg) > now ? ld_task_due(t, leg) : now;
     ld__task_set_time(e, t, LD_TIME_DUE, leg, base + by_ms);
-    t->overdue_top &= ~(1u << leg); /* at the top, the new time is watched again */
+    /* At the top, the new time is watched again. */
+    ld__engine_set_level(e, t, t->level, t->overdue_top & ~(1u << leg));
     ld__engine_arm(e, t);
     ld__engine_history(e, t->inc, LINKD__V1__FEED_KIND__FEED_KIND_DEADLINE_EXTENDED, t, leg);
     char text[320];

@@ -107,6 +107,10 @@ void ld__engine_replace_task(ld_engine *e, ld_incident *inc, ld_task *old, ld_ta
 /* ld__engine_set_task gives <t> department <dept> and state <state>, keeping
  * ld_engine.tasks_by; every change of either after dispatch goes through it. */
 void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state);
+/* ld__engine_set_level gives <t> chain level <level> and the legs overdue at
+ * the top <overdue_top> (a bit per leg), keeping ld_engine.escalated_by and
+ * overdue_by; every change of either after dispatch goes through it. */
+void ld__engine_set_level(ld_engine *e, ld_task *t, int level, unsigned overdue_top);
 void ld__engine_arm(ld_engine *e, ld_task *t);
 int ld__engine_leg_pending(const ld_task *t, int leg);
 void ld__engine_close_incident(ld_engine *e, ld_incident *inc, const char *text);

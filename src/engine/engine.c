@@ -256,8 +256,11 @@ static int task_set_rule(ld_engine *e, ld_task *t, const char *where, const char
 
 static void count_task(ld_engine *e, const ld_task *t, int sign)
 {
-    if (t->dept >= 0 && t->dept < LD_COUNTED_DEPTS && t->state < LD_TASK_STATES)
-        e->tasks_by[t->dept][t->state] += (uint32_t)sign;
+    if (t->dept < 0 || t->dept >= LD_COUNTED_DEPTS || t->state >= LD_TASK_STATES) return;
+    e->tasks_by[t->dept][t->state] += (uint32_t)sign;
+    if (t->state == T_RESOLVED) return;
+    if (t->level > 0) e->escalated_by[t->dept] += (uint32_t)sign;
+    if (t->overdue_top) e->overdue_by[t->dept] += (uint32_t)sign;
 }
 
 /* leave_open marks <inc> closed and takes it out of by_id; its tasks no
@@ -276,6 +279,15 @@ void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state)
     if (counted) count_task(e, t, -1);
     t->dept = (int16_t)dept;
     t->state = (uint8_t)state;
+    if (counted) count_task(e, t, +1);
+}
+
+void ld__engine_set_level(ld_engine *e, ld_task *t, int level, unsigned overdue_top)
+{
+    int counted = !t->inc->closed_at;
+    if (counted) count_task(e, t, -1);
+    t->level = (int8_t)level;
+    t->overdue_top = (uint8_t)overdue_top;
     if (counted) count_task(e, t, +1);
 }
 
@@ -1079,7 +1091,7 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
     int drill = ld_incident_is_drill(t->inc) && t->terminal >= 0 && r->terminals[t->terminal].drill;
     if (drill || t->level + 1 >= ld_task_chain_len(t)) {
         /* Top of the chain: nobody above. Record it once per leg. */
-        t->overdue_top |= 1u << leg;
+        ld__engine_set_level(e, t, t->level, t->overdue_top | 1u << leg);
         ld__task_printf(e, t, LD_TEXT_REASON, "%s overdue at the top of the chain", leg_names[leg]);
         arm(e, t);
         if (!announce) {
@@ -1098,7 +1110,7 @@ static void step_up(ld_engine *e, ld_task *t, int leg, const char *why, uint64_t
                   r->terminals[t->terminal].id);
         return;
     }
-    t->level++;
+    ld__engine_set_level(e, t, t->level + 1, t->overdue_top);
     const ld_level *lv = ld_task_level(t, t->level);
     /* Every leg already late shares this move: the new holder gets one wait,
      * and is reminded within it as the first holder was. */

@@ -319,6 +319,9 @@ typedef struct ld_engine {
      * and state, kept as they change: /metrics reads them, where a scan of
      * every open incident held the loop 12 ms at 100,000. */
     uint32_t tasks_by[LD_COUNTED_DEPTS][LD_TASK_STATES];
+    /* Of those not resolved, the ones above their chain's first level and the
+     * ones overdue at its top, by department: the board's load each second. */
+    uint32_t escalated_by[LD_COUNTED_DEPTS], overdue_by[LD_COUNTED_DEPTS];
     char last_opened[48];       /* stream id of the newest event opened: the write-behind mark */
     const char *actor, *actor_reason; /* set by actions.c while a supervisor acts */
     uint16_t actor_note;        /* the note history entries get meanwhile */

@@ -219,43 +219,28 @@ void ld_json_terminals(ld_http *h, ld_buf *b)
     close_arr(b);
 }
 
-typedef struct load_acc {
-    const ld_rules *r;
-    uint64_t *open, *unacked, *escalated, *overdue;
-} load_acc;
-
-static void count_load(void *arg, const ld_incident *inc)
-{
-    load_acc *a = arg;
-    for (int i = 0; i < inc->ntasks; i++) {
-        const ld_task *t = inc->tasks[i];
-        if (t->state == LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED) continue;
-        a->open[t->dept]++;
-        if (t->state == LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED) a->unacked[t->dept]++;
-        if (t->level > 0) a->escalated[t->dept]++;
-        if (t->overdue_top) a->overdue[t->dept]++;
-    }
-}
-
+/* ld_json_departments reads the engine's running counts: the board asks every
+ * second, and a walk of every open incident held the loop 12 ms at 100,000. */
 void ld_json_departments(ld_http *h, ld_buf *b)
 {
-    const ld_rules *r = h->src.engine->rules;
-    uint64_t counts[4][64];
-    memset(counts, 0, sizeof counts);
-    load_acc a = {r, counts[0], counts[1], counts[2], counts[3]};
-    if (r->ndepartments <= 64) ld_engine_foreach_open(h->src.engine, count_load, &a);
+    const ld_engine *e = h->src.engine;
+    const ld_rules *r = e->rules;
     ld_buf_put(b, "[", 1);
-    for (int d = 0; d < r->ndepartments && d < 64; d++) {
+    for (int d = 0; d < r->ndepartments && d < LD_COUNTED_DEPTS; d++) {
         int online = 0, terms = 0;
         for (int i = 0; i < r->nterminals; i++)
             if (r->terminals[i].dept == d) terms++, online += h->metrics.online[i];
+        uint64_t open = 0;
+        for (int s = 0; s < LD_TASK_STATES; s++)
+            if (s != LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED) open += e->tasks_by[d][s];
         ld_buf_put(b, "{", 1);
         kv_str(b, "id", r->departments[d].id);
         kv_str(b, "name", r->departments[d].name);
-        kv_u64(b, "open_tasks", counts[0][d]);
-        kv_u64(b, "unacknowledged", counts[1][d]);
-        kv_u64(b, "escalated", counts[2][d]);
-        kv_u64(b, "overdue_at_top", counts[3][d]);
+        kv_u64(b, "open_tasks", open);
+        kv_u64(b, "unacknowledged",
+               e->tasks_by[d][LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED]);
+        kv_u64(b, "escalated", e->escalated_by[d]);
+        kv_u64(b, "overdue_at_top", e->overdue_by[d]);
         kv_u64(b, "terminals", (uint64_t)terms);
         kv_u64(b, "terminals_online", (uint64_t)online);
         key(b, "chain");

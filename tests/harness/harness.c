@@ -1277,28 +1277,44 @@ int ldh_rules_chain_len(const ld_rules *r, const ld_department *dept)
 
 /* ---- the engine's running task counts ---------------------------------------- */
 
+typedef struct open_counts {
+    uint32_t by[LD_COUNTED_DEPTS][LD_TASK_STATES];
+    uint32_t escalated[LD_COUNTED_DEPTS], overdue[LD_COUNTED_DEPTS];
+} open_counts;
+
 static void count_open_tasks(void *arg, const ld_incident *inc)
 {
-    uint32_t (*by)[LD_TASK_STATES] = arg;
+    open_counts *c = arg;
     for (int i = 0; i < inc->ntasks; i++) {
         const ld_task *t = inc->tasks[i];
-        if (t->dept < LD_COUNTED_DEPTS && t->state < LD_TASK_STATES) by[t->dept][t->state]++;
+        if (t->dept >= LD_COUNTED_DEPTS || t->state >= LD_TASK_STATES) continue;
+        c->by[t->dept][t->state]++;
+        if (t->state == LINKD__V1__TASK_STATE__TASK_STATE_RESOLVED) continue;
+        c->escalated[t->dept] += t->level > 0;
+        c->overdue[t->dept] += t->overdue_top != 0;
     }
 }
 
 void ldh_expect_task_counts(const ld_engine *e)
 {
-    static uint32_t by[LD_COUNTED_DEPTS][LD_TASK_STATES];
-    memset(by, 0, sizeof by);
-    ld_engine_foreach_open(e, count_open_tasks, by);
+    static open_counts c;
+    memset(&c, 0, sizeof c);
+    ld_engine_foreach_open(e, count_open_tasks, &c);
     int wrong = 0;
-    for (int d = 0; d < LD_COUNTED_DEPTS; d++)
+    for (int d = 0; d < LD_COUNTED_DEPTS; d++) {
         for (int s = 0; s < LD_TASK_STATES; s++)
-            if (e->tasks_by[d][s] != by[d][s]) {
+            if (e->tasks_by[d][s] != c.by[d][s]) {
                 fprintf(stderr, "tasks of department %d in state %d: counted %u as they changed, "
-                        "%u open\n", d, s, e->tasks_by[d][s], by[d][s]);
+                        "%u open\n", d, s, e->tasks_by[d][s], c.by[d][s]);
                 wrong = 1;
             }
+        if (e->escalated_by[d] != c.escalated[d] || e->overdue_by[d] != c.overdue[d]) {
+            fprintf(stderr, "tasks of department %d escalated / overdue at the top: counted "
+                    "%u / %u as they changed, %u / %u open\n", d, e->escalated_by[d],
+                    e->overdue_by[d], c.escalated[d], c.overdue[d]);
+            wrong = 1;
+        }
+    }
     /* Criterion does not count an assertion in a test's .fini; a crash it does. */
     if (wrong) abort();
 }

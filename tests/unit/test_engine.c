@@ -201,6 +201,42 @@ Test(engine, unacknowledged_task_climbs_the_chain_to_command_at_each_deadline)
     cr_assert_eq(eng.stats.escalations, 4, "no escalation above the top");
 }
 
+/* The board's load per department (open, escalated, overdue at the top) is
+ * read from counts the engine keeps as tasks change, not from a walk of every
+ * open incident each second: they follow a climb, a miss at the top, an
+ * extension and a resolution. (The teardown checks them against a walk.) */
+Test(engine, department_load_follows_a_climb_the_top_an_extension_and_the_resolution)
+{
+    ld_incident *inc = open_fire("120-0");
+    ld_task *t = task_of(inc, "fire");
+    int fire = t->dept;
+    cr_assert_eq(eng.escalated_by[fire], 0);
+    cr_assert_eq(eng.tasks_by[fire][LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED], 1);
+    advance(30000);
+    cr_assert_eq(t->level, 1);
+    cr_assert_eq(eng.escalated_by[fire], 1, "climbed one level");
+    for (int i = 0; i < 60 && !t->overdue_top; i++) advance(10000);
+    cr_assert(t->overdue_top, "missed at the top of the chain");
+    cr_assert_eq(eng.overdue_by[fire], 1);
+    cr_assert_eq(eng.escalated_by[fire], 1, "one task, however high it climbed");
+
+    ld_actor a = {"Supervisor Li", "the crew is on its way"};
+    char err[160];
+    for (int l = 0; l < LD_LEG_COUNT; l++)
+        if (t->overdue_top & (1u << l))
+            cr_assert_eq(ld_action_extend(&eng, t, l, 10 * MIN, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_not(t->overdue_top);
+    cr_assert_eq(eng.overdue_by[fire], 0, "watched again after the extension");
+
+    const char *holder = rules->terminals[t->terminal].id;
+    cr_assert_eq(update(holder, t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_ACKNOWLEDGED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(update(holder, t, LINKD__V1__UPDATE_KIND__UPDATE_KIND_RESOLVED, NULL),
+                 LINKD__V1__RESULT__RESULT_ACCEPTED);
+    cr_assert_eq(eng.escalated_by[fire], 0, "a resolved task is no longer load");
+    cr_assert_eq(eng.tasks_by[fire][LINKD__V1__TASK_STATE__TASK_STATE_DISPATCHED], 0);
+}
+
 Test(engine, acknowledgement_stops_the_acknowledge_leg_but_arrive_still_counts)
 {
     ld_incident *inc = open_fire("102-0");
