@@ -110,6 +110,7 @@ static void hist_bench(void)
     uint64_t t1 = ld_mono_ns();
     volatile uint64_t q = 0;
     for (int i = 0; i < 1000; i++) q += ld_hist_quantile(h, 0.999);
+    (void)q;
     uint64_t t2 = ld_mono_ns();
     printf("hist   record %.1f ns, quantile %.0f ns\n", (double)(t1 - t0) / N, (double)(t2 - t1) / 1000);
     free(h);
@@ -139,6 +140,7 @@ static void sha_bench(void)
             ld_sha256_final(&c, d);
             sink ^= d[0];
         }
+        (void)sink;
         uint64_t t1 = ld_mono_ns();
         printf("sha256 %s: %.0f ns per %d-byte line\n", on ? "CPU instructions" : "portable C",
                (double)(t1 - t0) / N, LEN);

@@ -24,7 +24,7 @@ static int signal_pipe[2] = {-1, -1};
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void vwarn(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vwarn(const char *fmt, va_list ap)
 {
     fflush(stdout); /* keep stdout and stderr in order on a shared terminal */
     if (ctl_cmd[0])

@@ -60,7 +60,7 @@ static bool long_run(void)
 }
 
 /* ip runs `ip <args>` (bounded), its output to the work directory's ip.log. */
-static int ip(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int ip(const char *fmt, ...)
 {
     char line[256], log[160];
     va_list ap;

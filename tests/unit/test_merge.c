@@ -181,8 +181,8 @@ Test(merge_errors, every_merge_rule_mistake_with_its_position)
     static const char *const want[] = {
         "rules.yaml:9:26: error: unknown key 'categry' in match; did you mean 'category'?",
         "rules.yaml:10:15: error: 'distance' must be whole metres from 1 to 100000, not '1km'",
-        "rules.yaml:11:13: error: 'window' must be at most 1d: merging is for duplicate "
-        "reports of one event",
+        ("rules.yaml:11:13: error: 'window' must be at most 1d: merging is for duplicate "
+         "reports of one event"),
         "rules.yaml:12:5: error: merge rule is missing 'name'",
         "rules.yaml:12:5: error: merge rule is missing 'window'",
     };
