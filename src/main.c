@@ -38,6 +38,8 @@ static void usage(FILE *out)
         "                       beyond it that source gets RETRY_LATER (default: 10000; 0: off)\n"
         "  --http [ADDR:]PORT   serve /metrics, /healthz, /readyz, the JSON API and the live\n"
         "                       board on ADDR (default address 127.0.0.1; default: no HTTP)\n"
+        "  --board-max N        open incidents a board snapshot carries, the most urgent\n"
+        "                       first (default: 2000)\n"
         "  --spool DIR          while Redis is away, accept life-safety events (rules:\n"
         "                       life_safety) into DIR/linkd.spool (fsync'd) and dispatch them;\n"
         "                       copied into Redis when it returns; escalations are fenced\n"
@@ -110,7 +112,8 @@ int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
            O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_SPOOL, O_LOGLEVEL, O_HELP,
-           O_VERSION, O_RPASSFILE, O_LOGFORMAT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_INSECURE };
+           O_VERSION, O_RPASSFILE, O_LOGFORMAT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_INSECURE,
+           O_BOARDMAX };
     static const struct option opts[] = {
         {"rules", required_argument, NULL, O_RULES},
         {"redis", required_argument, NULL, O_REDIS},
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
         {"flush-ms", required_argument, NULL, O_FLUSH},
         {"source-rate", required_argument, NULL, O_SRATE},
         {"http", required_argument, NULL, O_HTTP},
+        {"board-max", required_argument, NULL, O_BOARDMAX},
         {"admin-token-file", required_argument, NULL, O_TOKEN},
         {"spool", required_argument, NULL, O_SPOOL},
         {"log-level", required_argument, NULL, O_LOGLEVEL},
@@ -180,6 +184,10 @@ int main(int argc, char **argv)
             o.source_rate = v;
             break;
         case O_HTTP: o.http_listen = optarg; break;
+        case O_BOARDMAX:
+            if (parse_number("--board-max", optarg, 1, 100000, &v)) return EX_USAGE;
+            o.board_max = (size_t)v;
+            break;
         case O_SPOOL: o.spool_dir = optarg; break;
         case O_TOKEN: o.admin_token_file = optarg; break;
         case O_LOGFORMAT:

@@ -77,6 +77,7 @@ void ld_options_defaults(ld_options *o)
     o->redis_timeout_ms = 5000;
     o->ingest_contexts = 64;
     o->flush_ms = 20;
+    o->board_max = LD_HTTP_BOARD_MAX;
     o->source_rate = 10000;
     o->spool_max_events = 100000;
     o->spool_max_bytes = 64u << 20;
@@ -863,6 +864,7 @@ static int open_http(daemon *d)
     ld_http_config_defaults(&cfg);
     cfg.listen = d->o->http_listen;
     cfg.token_file = d->o->admin_token_file;
+    cfg.board_max = d->o->board_max;
     ld_http_sources src = {&d->loop, &d->engine, &d->store, &d->ingest, &d->dispatch,
                            &d->clock, http_status, d, http_reload, http_reloads};
     int rv = ld_http_open(&d->http, &cfg, &src);

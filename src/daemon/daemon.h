@@ -29,6 +29,7 @@ typedef struct ld_options {
     uint64_t flush_ms;          /* write-behind period of incident records */
     double source_rate;         /* events/s per source; 0: no limit */
     const char *http_listen;    /* --http ADDR:PORT; NULL: no HTTP */
+    size_t board_max;           /* --board-max: open incidents a board snapshot carries */
     const char *admin_token_file; /* --admin-token-file; NULL: supervisor actions refused */
     const char *spool_dir;      /* --spool DIR: life-safety spool; NULL: none */
     size_t spool_max_events;    /* bound of the spool in memory */

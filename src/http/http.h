@@ -63,7 +63,10 @@ typedef struct ld_http_config {
     const char *token_file;        /* admin token for actions; NULL: actions refused */
     size_t max_body;               /* request body limit, bytes */
     size_t max_ws_frame;           /* incoming WebSocket message limit, bytes */
+    size_t board_max;              /* open incidents a board snapshot carries: the most urgent */
 } ld_http_config;
+
+#define LD_HTTP_BOARD_MAX 2000     /* board_max's default */
 
 void ld_http_config_defaults(ld_http_config *c);
 

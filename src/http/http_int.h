@@ -41,6 +41,7 @@ struct ld_http {
     /* board */
     struct ws_client *clients;
     int nclients;
+    struct ws_msg *snapshot;       /* this tick's, shared by the clients that need one */
     char (*pending)[LD_INCIDENT_ID_LEN];  /* incidents changed since the last push */
     size_t npending;
     int pending_overflow;

@@ -67,6 +67,7 @@ void ld_http_config_defaults(ld_http_config *c)
     memset(c, 0, sizeof *c);
     c->max_body = 16 * 1024;
     c->max_ws_frame = 4096;
+    c->board_max = LD_HTTP_BOARD_MAX;
 }
 
 /* ---- logging ------------------------------------------------------------------ */
@@ -158,24 +159,38 @@ static void client_unlink(ld_http *h, ws_client *c)
     c->qlen = 0;
 }
 
+/* snapshot_msg is this tick's snapshot, built once for every client that
+ * needs one before the next push (a room of boards reconnecting at once
+ * costs one build, not one each). It stays consistent with the stream: what
+ * changes after it is built is still pending, and goes out at the next push. */
+static ws_msg *snapshot_msg(ld_http *h)
+{
+    if (h->snapshot) return h->snapshot;
+    ld_buf b;
+    ld_buf_init(&b, 0);
+    if (ld_board_snapshot(h, &b) == 0 && !b.oom && (h->snapshot = msg_new(&b)) != NULL)
+        h->snapshot->refs = 1; /* the cache's */
+    ld_buf_fini(&b);
+    return h->snapshot;
+}
+
+static void snapshot_forget(ld_http *h)
+{
+    msg_unref(h->snapshot);
+    h->snapshot = NULL;
+}
+
 static int client_write(ld_http *h, ws_client *c)
 {
     if (c->need_snapshot && c->off == 0) {
-        ld_buf b;
-        ld_buf_init(&b, 0);
         client_drop_queue(c);
-        if (ld_board_snapshot(h, &b) == 0 && !b.oom) {
-            ws_msg *m = msg_new(&b);
-            if (m) {
-                m->refs = 1;
-                memmove(&c->q[1], &c->q[0], (size_t)c->qlen * sizeof c->q[0]);
-                c->q[0] = m;
-                c->qlen++;
-                c->need_snapshot = 0;
-            }
-        }
-        ld_buf_fini(&b);
-        if (c->need_snapshot) return -1; /* out of memory: drop the client */
+        ws_msg *m = snapshot_msg(h);
+        if (!m) return -1; /* out of memory: drop the client */
+        m->refs++;
+        memmove(&c->q[1], &c->q[0], (size_t)c->qlen * sizeof c->q[0]);
+        c->q[0] = m;
+        c->qlen++;
+        c->need_snapshot = 0;
     }
     if (!c->qlen) return 0;
     ws_msg *m = c->q[0];
@@ -496,6 +511,7 @@ static void on_tick(uv_timer_t *t)
         ld_metrics_lag(&h->metrics, 0);
     h->tick_expected = now + TICK_MS;
     ld_metrics_roll(&h->metrics, ld_clock_now(h->src.clock));
+    snapshot_forget(h); /* what changed since it was built goes out now */
     ld_board_tick(h, now);
 }
 
@@ -707,6 +723,7 @@ void ld_http_free(ld_http *h)
     if (!h) return;
     if (h->lws) lws_context_destroy(h->lws); /* the second step: frees the context */
     h->lws = NULL;
+    snapshot_forget(h);
     ld_metrics_fini(&h->metrics);
     ld_map_fini(&h->pending_set);
     ld_map_fini(&h->closed_set);

@@ -106,6 +106,91 @@ int ldh_http(int port, const char *method, const char *path, const char *body,
     return 0;
 }
 
+/* ws_take waits until <buf> holds <want> bytes; 0, or -1 at the deadline,
+ * the connection's end or the limit. */
+static int ws_take(int fd, char **buf, size_t *len, size_t *cap, size_t want, uint64_t deadline)
+{
+    while (*len < want) {
+        uint64_t now = ldh_mono_ms();
+        if (now >= deadline || want > HTTP_MAX) return -1;
+        if (want > *cap) {
+            size_t c = *cap;
+            while (c < want) c *= 2;
+            char *b = realloc(*buf, c + 1);
+            if (!b) return -1;
+            *buf = b;
+            *cap = c;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - now)) <= 0) continue;
+        ssize_t got = recv(fd, *buf + *len, *cap - *len, 0);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return -1;
+        *len += (size_t)got;
+    }
+    return 0;
+}
+
+int ldh_ws_first(int port, const char *protocol, char **msg)
+{
+    *msg = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return LD_EIO;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
+                     port, protocol);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || send_all(fd, head, (size_t)n)) {
+        close(fd);
+        return LD_EIO;
+    }
+    size_t cap = 65536, len = 0, at;
+    char *buf = malloc(cap + 1), *out = NULL;
+    size_t out_len = 0;
+    uint64_t deadline = ldh_mono_ms() + HTTP_TIMEOUT_MS;
+    /* The 101 answer, then frames: FIN, opcode, length (7, 16 or 64 bits); a server's are unmasked. */
+    for (at = 0;; at++) {
+        if (!buf || ws_take(fd, &buf, &len, &cap, at + 4, deadline) != 0) goto fail;
+        if (memcmp(buf + at, "\r\n\r\n", 4) == 0) break;
+    }
+    if (strncmp(buf, "HTTP/1.1 101", 12) != 0) goto fail;
+    at += 4;
+    for (;;) {
+        if (ws_take(fd, &buf, &len, &cap, at + 2, deadline) != 0) goto fail;
+        unsigned char b0 = (unsigned char)buf[at], b1 = (unsigned char)buf[at + 1];
+        size_t hl = 2, plen = b1 & 127;
+        if (plen >= 126) {
+            hl += plen == 126 ? 2 : 8;
+            if (ws_take(fd, &buf, &len, &cap, at + hl, deadline) != 0) goto fail;
+            plen = 0;
+            for (size_t i = 2; i < hl; i++) plen = plen << 8 | (unsigned char)buf[at + i];
+        }
+        if (b1 & 128 || plen > HTTP_MAX || ws_take(fd, &buf, &len, &cap, at + hl + plen, deadline) != 0)
+            goto fail;
+        char *o = realloc(out, out_len + plen + 1);
+        if (!o) goto fail;
+        out = o;
+        memcpy(out + out_len, buf + at + hl, plen);
+        out_len += plen;
+        out[out_len] = '\0';
+        at += hl + plen;
+        if (b0 & 128) break;
+    }
+    free(buf);
+    close(fd);
+    *msg = out;
+    return 0;
+fail:
+    free(buf);
+    free(out);
+    close(fd);
+    return LD_EIO;
+}
+
 void ldh_http_reply_free(ldh_http_reply *r)
 {
     free(r->head);

@@ -19,6 +19,12 @@ int ldh_http(int port, const char *method, const char *path, const char *body,
              const char *token, ldh_http_reply *r);
 void ldh_http_reply_free(ldh_http_reply *r);
 
+/* ldh_ws_first opens a WebSocket to <port> "/" with <protocol> and returns
+ * the first message the server sends (a text message put together from its
+ * frames, NUL-terminated, malloc'd) in *msg, or NULL if none came whole
+ * within the timeout. */
+int ldh_ws_first(int port, const char *protocol, char **msg);
+
 /* ldh_metric returns the value of the sample <series> (name with labels,
  * exactly as linkd writes it) in Prometheus text <text>, or -1 if absent. */
 double ldh_metric(const char *text, const char *series);

@@ -202,7 +202,9 @@ function renderIncidents() {
   const body = $("#incidents tbody");
   const same = body.children.length === rows.length && rows.every((r, i) => body.children[i] === r);
   if (!same) body.replaceChildren(...rows);
-  $("#shown").textContent = "showing " + Math.min(S.limit, list.length) + " of " + list.length + " (" + S.incidents.size + " open)";
+  /* A snapshot carries the most urgent open incidents only (at most 2,000); S.open counts them all. */
+  const partial = S.incidents.size < S.open ? ", the " + S.incidents.size + " most urgent here" : "";
+  $("#shown").textContent = "showing " + Math.min(S.limit, list.length) + " of " + list.length + " (" + Math.max(S.open, S.incidents.size) + " open" + partial + ")";
   $("#more").hidden = list.length <= S.limit;
 }
 
@@ -222,7 +224,7 @@ function render() {
     S.dirty = false;
     renderDepartments();
     renderIncidents();
-    $("#open-count").textContent = S.incidents.size + " open incidents";
+    $("#open-count").textContent = Math.max(S.open, S.incidents.size) + " open incidents";
     if (S.rules) $("#rules").textContent = "rules " + S.rules.version + (S.rules.last_reload_ok ? "" : " (last reload FAILED)");
   }
   tick();
