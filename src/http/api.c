@@ -206,40 +206,6 @@ static const char *jget(const jobj *o, const char *name)
 
 /* ---- reads ------------------------------------------------------------------------- */
 
-typedef struct inc_list {
-    const ld_incident **v;
-    size_t n, cap;
-    int dept;           /* filter: a task of this department; -1 all */
-    int oom;
-} inc_list;
-
-static void collect(void *arg, const ld_incident *inc)
-{
-    inc_list *l = arg;
-    if (l->oom) return;
-    if (l->dept >= 0 && !ld_engine_task_of(inc, l->dept)) return;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        const ld_incident **v = realloc(l->v, cap * sizeof *v);
-        if (!v) {
-            l->oom = 1;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = inc;
-}
-
-static int by_due(const void *a, const void *b)
-{
-    const ld_incident *x = *(const ld_incident *const *)a, *y = *(const ld_incident *const *)b;
-    uint64_t dx = ld_incident_next_due(x), dy = ld_incident_next_due(y);
-    if (x->priority != y->priority) return x->priority < y->priority ? -1 : 1;
-    if (dx != dy) return dx < dy ? -1 : 1;
-    return strcmp(x->id, y->id);
-}
-
 /* query_arg copies the value of <name> in a query string "a=1&b=2". */
 static int query_arg(const char *q, const char *name, char *out, size_t len)
 {
@@ -259,14 +225,17 @@ static int query_arg(const char *q, const char *name, char *out, size_t len)
     return 0;
 }
 
+#define LIST_DEFAULT 500       /* incidents a list gives without ?limit */
+#define LIST_MAX 10000         /* ... and at most */
+
 static void list_incidents(ld_http *h, const ld_http_request *q, ld_http_answer *a)
 {
-    inc_list l = {NULL, 0, 0, -1, 0};
     char dept[48], lim[24];
-    size_t limit = 100000;
+    int d = -1;
+    size_t limit = LIST_DEFAULT;
     if (query_arg(q->query, "department", dept, sizeof dept)) {
-        l.dept = ld_rules_department(h->src.engine->rules, dept);
-        if (l.dept < 0) {
+        d = ld_rules_department(h->src.engine->rules, dept);
+        if (d < 0) {
             ld_http_error(h, a, 400, "department", "department: unknown '%s'", dept);
             return;
         }
@@ -274,29 +243,29 @@ static void list_incidents(ld_http *h, const ld_http_request *q, ld_http_answer 
     if (query_arg(q->query, "limit", lim, sizeof lim)) {
         char *end;
         unsigned long long v = strtoull(lim, &end, 10);
-        if (*end || !*lim || v == 0) {
-            ld_http_error(h, a, 400, "limit", "limit: expected a positive integer");
+        if (*end || !*lim || v == 0 || v > LIST_MAX) {
+            ld_http_error(h, a, 400, "limit", "limit: expected a whole number from 1 to %d",
+                          LIST_MAX);
             return;
         }
-        limit = v < limit ? (size_t)v : limit;
+        limit = (size_t)v;
     }
-    ld_engine_foreach_open(h->src.engine, collect, &l);
-    if (l.oom) {
-        free(l.v);
+    const ld_incident **v;
+    size_t n;
+    if (ld_http_most_urgent(h, d, limit, &v, &n) != 0) {
         ld_http_error(h, a, 503, NULL, "out of memory");
         return;
     }
-    if (l.n) qsort(l.v, l.n, sizeof *l.v, by_due);
     ld_buf *b = &a->body;
     ld_buf_printf(b, "{\"now_ms\":%llu,\"open\":%zu,\"count\":%zu,\"incidents\":[",
                   (unsigned long long)ld_clock_now(h->src.clock), h->src.engine->open_incidents,
-                  l.n < limit ? l.n : limit);
-    for (size_t i = 0; i < l.n && i < limit; i++) {
+                  n);
+    for (size_t i = 0; i < n; i++) {
         if (i) ld_buf_put(b, ",", 1);
-        ld_json_incident(h, b, l.v[i], 1);
+        ld_json_incident(h, b, v[i], 1);
     }
     ld_buf_puts(b, "]}\n");
-    free(l.v);
+    free(v);
 }
 
 static void health(ld_http *h, ld_http_answer *a)

@@ -46,73 +46,6 @@ static void head(ld_http *h, ld_buf *b, const char *type)
                   (unsigned long long)ld_clock_now(h->src.clock), h->src.clock->scale);
 }
 
-/* ---- the most urgent open incidents ----------------------------------------------- */
-
-typedef struct urgency {
-    const ld_incident *inc;
-    uint64_t due;                 /* earliest leg still watched */
-    int late;                     /* 2 overdue at the top of a chain, 1 past due, 0 */
-} urgency;
-
-/* before: <a> comes first on the board (board.js sorted()): late first, then
- * by priority, then by time left, then by id. */
-static int before(const urgency *a, const urgency *b)
-{
-    if (a->late != b->late) return a->late > b->late;
-    if (a->inc->priority != b->inc->priority) return a->inc->priority < b->inc->priority;
-    if (a->due != b->due) return a->due < b->due;
-    return strcmp(a->inc->id, b->inc->id) < 0;
-}
-
-static int by_board_order(const void *x, const void *y)
-{
-    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
-}
-
-/* The <max> most urgent, kept in a heap whose root is the least urgent of
- * them: one pass over the open incidents. */
-typedef struct most_urgent {
-    size_t n, max;
-    uint64_t now;
-    urgency v[];
-} most_urgent;
-
-static void sift_down(most_urgent *m, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, last = i;
-        if (l < m->n && before(&m->v[last], &m->v[l])) last = l;
-        if (r < m->n && before(&m->v[last], &m->v[r])) last = r;
-        if (last == i) return;
-        urgency t = m->v[i];
-        m->v[i] = m->v[last];
-        m->v[last] = t;
-        i = last;
-    }
-}
-
-static void consider(void *arg, const ld_incident *inc)
-{
-    most_urgent *m = arg;
-    urgency u = {inc, ld_incident_next_due(inc), 0};
-    for (int i = 0; i < inc->ntasks && u.late < 2; i++)
-        if (inc->tasks[i]->overdue_top) u.late = 2;
-    if (!u.late && u.due < m->now) u.late = 1;
-    if (m->n < m->max) {
-        size_t i = m->n++;
-        m->v[i] = u;
-        while (i && before(&m->v[(i - 1) / 2], &m->v[i])) {
-            urgency t = m->v[i];
-            m->v[i] = m->v[(i - 1) / 2];
-            m->v[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
-        }
-    } else if (before(&u, &m->v[0])) {
-        m->v[0] = u;
-        sift_down(m, 0);
-    }
-}
-
 static void stats_body(ld_http *h, ld_buf *b)
 {
     ld_buf_puts(b, ",\"open\":");
@@ -133,20 +66,15 @@ int ld_board_snapshot(ld_http *h, ld_buf *b)
     ld_buf_puts(b, ",\"terminals\":");
     ld_json_terminals(h, b);
     stats_body(h, b);
-    size_t max = h->cfg.board_max ? h->cfg.board_max : 1;
-    most_urgent *m = malloc(sizeof *m + max * sizeof m->v[0]);
-    if (!m) return -1;
-    m->n = 0;
-    m->max = max;
-    m->now = ld_clock_now(h->src.clock);
-    ld_engine_foreach_open(h->src.engine, consider, m);
-    qsort(m->v, m->n, sizeof m->v[0], by_board_order);
-    ld_buf_printf(b, ",\"shown\":%zu,\"incidents\":[", m->n);
-    for (size_t i = 0; i < m->n; i++) {
+    const ld_incident **v;
+    size_t n;
+    if (ld_http_most_urgent(h, -1, h->cfg.board_max, &v, &n) != 0) return -1;
+    ld_buf_printf(b, ",\"shown\":%zu,\"incidents\":[", n);
+    for (size_t i = 0; i < n; i++) {
         if (i) ld_buf_put(b, ",", 1);
-        ld_json_incident(h, b, m->v[i].inc, 0);
+        ld_json_incident(h, b, v[i], 0);
     }
-    free(m);
+    free(v);
     ld_buf_puts(b, "]}");
     return b->oom ? -1 : 0;
 }

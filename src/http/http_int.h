@@ -109,6 +109,13 @@ void ld_board_observe(ld_http *h, const ld_observation *o);
 void ld_board_tick(ld_http *h, uint64_t now_real);
 int ld_board_snapshot(ld_http *h, ld_buf *b);
 
+/* ld_http_most_urgent gives the <max> most urgent open incidents (with a task
+ * of department <dept>, or all if it is negative) in *out (malloc'd; the
+ * caller frees it) and their number in *n, most urgent first: overdue at the
+ * top of a chain, then past due, then by priority, then by the earliest leg
+ * still watched. One pass over the open incidents. 0 or LD_ENOMEM. */
+int ld_http_most_urgent(ld_http *h, int dept, size_t max, const ld_incident ***out, size_t *n);
+
 /* server.c: answers made later. ld_http_wait_start makes the request
  * behind <a> wait on <w> (the handler returns without an answer);
  * ld_http_wait_answer gives the answer to fill, or NULL if the client or

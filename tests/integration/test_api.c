@@ -166,6 +166,8 @@ Test(api, reads_show_what_linkd_holds, .fini = teardown, .timeout = 240)
     free(one);
     expect_error(get("/api/incidents/I0-0", 404), 404, NULL);
     expect_error(get("/api/incidents?department=nosuch", 400), 400, "department");
+    expect_error(get("/api/incidents?limit=10001", 400), 400, "limit");
+    expect_error(get("/api/incidents?limit=0", 400), 400, "limit");
 
     /* A terminal that polls is online; one that never did is not. */
     Linkd__V1__PollReply *pr = NULL;

@@ -270,6 +270,13 @@ Test(http, a_board_snapshot_carries_the_most_urgent_open_incidents_up_to_its_lim
     }
     cr_expect_eq(carried, 2, "two of the four low-priority calls: %d", carried);
     free(snap);
+
+    /* The incidents list chooses the same way: the fire first, then as many as asked. */
+    char *two = get("/api/incidents?limit=2", 200);
+    cr_expect(strstr(two, "\"open\":5,\"count\":2,"), "%.200s", two);
+    snprintf(want, sizeof want, "\"incidents\":[{\"id\":\"%s\"", fire);
+    cr_expect(strstr(two, want), "the critical fire first: %.200s", two);
+    free(two);
 }
 
 /* An HTTP port another process holds: linkd says so and exits 69 (it cannot
