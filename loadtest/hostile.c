@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/clock.h"
 #include "linkload.h"
@@ -218,11 +219,16 @@ int lg_cmd_hostile(int argc, char **argv)
     nng_close(sock);
     for (int i = 0; i < KINDS; i++) free(k[i].p);
     double secs = (double)(ld_mono_ns() - start) / 1e9;
+    /* Its own CPU, so a benchmark on one machine can tell the sender's cost from linkd's. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
     printf("linkload hostile: %llu messages of %d kinds in %.1f s (%.0f/s): %llu REJECTED, %llu "
-           "otherwise, %llu unanswered\n",
+           "otherwise, %llu unanswered; %.2f s of CPU\n",
            (unsigned long long)sent, KINDS, secs, (double)sent / secs,
            (unsigned long long)rejected, (unsigned long long)other,
-           (unsigned long long)unanswered);
+           (unsigned long long)unanswered, cpu);
     if (unanswered) return LG_EXIT_UNAVAILABLE;
     return other ? LG_EXIT_DATAERR : LG_EXIT_OK;
 }
