@@ -17,6 +17,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <stdatomic.h>
@@ -613,4 +614,58 @@ int lg_cmd_ceiling(int argc, char **argv)
            o.window, aof, xadd, o.batch, script, evps);
     if (o.json) write_json(&o, &n, xadd, script, evps);
     return rv == 0 && xadd > 0 && evps > 0 ? LG_EXIT_OK : LG_EXIT_SOFTWARE;
+}
+
+/* ---- linkload echo: the transport's own latency ------------------------------- */
+
+static void echo_usage(FILE *f)
+{
+    fprintf(f, "usage: linkload echo [--ingest URL] [--batch B] [--seconds S]\n"
+               "An NNG REP server with no logic at all, where linkd would listen: it answers\n"
+               "every request at once, from NNG's own thread, with B events ACCEPTED. Point\n"
+               "`linkload run --no-terminals --batch B` at it to see what the transport alone\n"
+               "costs at a given rate on this machine (the floor under linkd's intake->ACCEPTED).\n"
+               "Stops after S seconds (default 30). Defaults: tcp://127.0.0.1:7450, batch 10.\n");
+}
+
+int lg_cmd_echo(int argc, char **argv)
+{
+    const char *url = "tcp://127.0.0.1:7450";
+    unsigned batch = 10;
+    double secs = 30;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0) {
+            echo_usage(stdout);
+            return LG_EXIT_OK;
+        }
+        if (!v) {
+            echo_usage(stderr);
+            return LG_EXIT_USAGE;
+        }
+        if (strcmp(a, "--ingest") == 0) url = v;
+        else if (strcmp(a, "--batch") == 0) batch = (unsigned)atoi(v);
+        else if (strcmp(a, "--seconds") == 0) secs = atof(v);
+        else {
+            echo_usage(stderr);
+            return LG_EXIT_USAGE;
+        }
+        i++;
+    }
+    if (batch < 1 || batch > LG_MAX_BATCH || !(secs > 0 && secs <= 3600)) {
+        echo_usage(stderr);
+        return LG_EXIT_USAGE;
+    }
+    echo_srv s;
+    int rv = echo_srv_start(&s, url, batch);
+    if (rv != 0) {
+        fprintf(stderr, "linkload echo: %s: %s\n", url, nng_strerror(rv));
+        echo_srv_stop(&s);
+        return LG_EXIT_UNAVAILABLE;
+    }
+    printf("linkload echo: answering on %s for %.0f s\n", url, secs);
+    fflush(stdout);
+    nng_msleep((nng_duration)(secs * 1000));
+    echo_srv_stop(&s);
+    return LG_EXIT_OK;
 }

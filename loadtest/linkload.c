@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "usage: linkload run --rate R --duration S [options]   open-loop load against linkd\n"
             "       linkload run --scenario FILE [options]         a scenario (loadtest/scenarios/)\n"
             "       linkload ceiling [options]                     this machine's NNG and Redis ceilings\n"
+            "       linkload echo [options]                        a REP server with no logic: the transport's floor\n"
             "       linkload micro                                 CPU cost of the timer heap and histogram\n"
             "       linkload rules [--events N]                    rule engine throughput, 10 to 10,000 routes\n"
             "       linkload am-config --hook URL [--rules DIR]    Alertmanager config equivalent to the rules\n"
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "run") == 0) return lg_cmd_run(argc, argv);
     if (strcmp(argv[1], "ceiling") == 0) return lg_cmd_ceiling(argc, argv);
+    if (strcmp(argv[1], "echo") == 0) return lg_cmd_echo(argc, argv);
     if (strcmp(argv[1], "micro") == 0) return lg_cmd_micro(argc, argv);
     if (strcmp(argv[1], "rules") == 0) return lg_cmd_rules(argc, argv);
     if (strcmp(argv[1], "am") == 0) return lg_cmd_am(argc, argv);

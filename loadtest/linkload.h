@@ -80,6 +80,7 @@ const char *lg_fmt_ns(uint64_t ns, char *buf, size_t len);
 
 int lg_cmd_run(int argc, char **argv);
 int lg_cmd_ceiling(int argc, char **argv);
+int lg_cmd_echo(int argc, char **argv);      /* ceiling.c */
 int lg_cmd_micro(int argc, char **argv);
 int lg_cmd_rules(int argc, char **argv);  /* rules_bench.c */
 int lg_cmd_am(int argc, char **argv);
