@@ -209,6 +209,35 @@ Test(linkload, a_linkd_that_never_answers_ends_the_run_with_timeouts_counted, .i
     free(rep);
 }
 
+/* linkload echo, the transport's floor: a REP server with no logic that
+ * answers every request with each of its events ACCEPTED, and stops by itself. */
+Test(linkload, echo_answers_every_event_accepted_and_stops_by_itself, .init = setup_dir,
+     .fini = teardown)
+{
+    int port;
+    cr_assert_eq(ldh_free_ports(&port, 1), 0);
+    char url[64], json[192], log[192];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    snprintf(json, sizeof json, "%s/report.json", dir);
+    snprintf(log, sizeof log, "%s/echo.txt", dir);
+    char *echo[] = {LINKLOAD_BIN, "echo", "--ingest", url, "--batch", "5", "--seconds", "6", NULL};
+    pid_t pid = ldh_spawn(echo, NULL, log, log);
+    cr_assert_gt(pid, 0);
+    const char *args[] = {"--rate", "500", "--duration", "1", "--batch", "5", "--ingest", url,
+                          "--no-terminals", "--json", json, "--quiet", NULL};
+    int code = run_linkload(args);
+    int echo_code = -1;
+    int waited = ldh_wait_pid(pid, 30000, &echo_code);
+    if (waited != 0) ldh_stop_pid(pid, 2000);
+    cr_assert_eq(code, 0, "linkload run against echo failed");
+    char *rep = read_out("report.json");
+    cr_expect_eq(json_num(rep, "accepted"), 500, "every event of the run accepted: %s", rep);
+    cr_expect_eq(json_num(rep, "rejected"), 0, "%s", rep);
+    free(rep);
+    cr_expect_eq(waited, 0, "linkload echo did not stop after its --seconds");
+    cr_expect_eq(echo_code, 0);
+}
+
 Test(linkload, retry_later_answers_are_counted_by_reason, .init = setup_dir, .fini = teardown)
 {
     ldh_linkd_opts o = {.extra = {"--source-rate", "20", NULL}};
