@@ -273,22 +273,26 @@ static void leave_open(ld_engine *e, ld_incident *inc)
     e->open_incidents--;
 }
 
-void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state)
+/* recount changes what the counts see of <t>: out of them before, back in after. */
+static void recount(ld_engine *e, ld_task *t, int dept, int state, int level, unsigned overdue_top)
 {
     int counted = !t->inc->closed_at;
     if (counted) count_task(e, t, -1);
     t->dept = (int16_t)dept;
     t->state = (uint8_t)state;
+    t->level = (int8_t)level;
+    t->overdue_top = (uint8_t)overdue_top;
     if (counted) count_task(e, t, +1);
+}
+
+void ld__engine_set_task(ld_engine *e, ld_task *t, int dept, int state)
+{
+    recount(e, t, dept, state, t->level, t->overdue_top);
 }
 
 void ld__engine_set_level(ld_engine *e, ld_task *t, int level, unsigned overdue_top)
 {
-    int counted = !t->inc->closed_at;
-    if (counted) count_task(e, t, -1);
-    t->level = (int8_t)level;
-    t->overdue_top = (uint8_t)overdue_top;
-    if (counted) count_task(e, t, +1);
+    recount(e, t, t->dept, t->state, level, overdue_top);
 }
 
 static void set_state(ld_engine *e, ld_task *t, int state)
