@@ -633,7 +633,7 @@ int lg_cmd_echo(int argc, char **argv)
     const char *url = "tcp://127.0.0.1:7450";
     unsigned batch = 10;
     double secs = 30;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) {   /* --flag value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0) {
             echo_usage(stdout);
@@ -650,7 +650,6 @@ int lg_cmd_echo(int argc, char **argv)
             echo_usage(stderr);
             return LG_EXIT_USAGE;
         }
-        i++;
     }
     if (batch < 1 || batch > LG_MAX_BATCH || !(secs > 0 && secs <= 3600)) {
         echo_usage(stderr);
@@ -663,7 +662,7 @@ int lg_cmd_echo(int argc, char **argv)
         echo_srv_stop(&s);
         return LG_EXIT_UNAVAILABLE;
     }
-    printf("linkload echo: answering on %s for %.0f s\n", url, secs);
+    printf("linkload echo: answering on %s for %g s\n", url, secs);
     fflush(stdout);
     nng_msleep((nng_duration)(secs * 1000));
     echo_srv_stop(&s);
