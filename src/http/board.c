@@ -69,7 +69,7 @@ int ld_board_snapshot(ld_http *h, ld_buf *b)
     const ld_incident **v;
     size_t n;
     if (ld_http_most_urgent(h, -1, h->cfg.board_max, &v, &n) != 0) return -1;
-    ld_buf_printf(b, ",\"shown\":%zu,\"incidents\":[", n);
+    ld_buf_printf(b, ",\"limit\":%zu,\"shown\":%zu,\"incidents\":[", h->cfg.board_max, n);
     for (size_t i = 0; i < n; i++) {
         if (i) ld_buf_put(b, ",", 1);
         ld_json_incident(h, b, v[i], 0);

@@ -239,15 +239,36 @@ static bool start_browser(char *why, size_t len)
     return ok;
 }
 
-static void start_linkd(void)
+/* start_linkd runs linkd with HTTP and the admin token; <board_max>, if not
+ * NULL, is its --board-max. */
+static void start_linkd(const char *board_max)
 {
     cr_assert_eq(ldh_mkdtemp(dir, sizeof dir, "board"), 0);
     snprintf(token_path, sizeof token_path, "%s/admin.token", dir);
     cr_assert_eq(ldh_write_file(token_path, TOKEN, strlen(TOKEN)), 0);
     /* 30x: a 30 s acknowledge budget passes in a second, a 2 h resolve in four minutes. */
-    ldh_linkd_opts o = {.time_scale = 30,
-                        .http = true, .extra = {"--admin-token-file", token_path, NULL}};
+    ldh_linkd_opts o = {.time_scale = 30, .http = true,
+                        .extra = {"--admin-token-file", token_path, board_max ? "--board-max" : NULL,
+                                  board_max, NULL}};
     ldh_env_start_or_fail(&env, &o);
+}
+
+/* open_board starts the browser on the board and waits for its WebSocket;
+ * false (the test is skipped) if headless Chromium cannot start. */
+static bool open_board(void)
+{
+    char why[256], url[96], body[160];
+    if (!start_browser(why, sizeof why)) {
+        cr_skip_test("headless Chromium cannot start, board test skipped: %s", why);
+        return false;
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", env.linkd.http);
+    snprintf(body, sizeof body, "{\"url\":\"%s\"}", url);
+    free(wd_session("POST", "/url", body));
+    ldh_check(&env, wait_true("return document.querySelector('#conn').textContent === 'live' "
+                              "? 'yes' : 'no';", WAIT_MS),
+              "the board never connected its WebSocket");
+    return true;
 }
 
 static long long resolve_due(const char *inc, const char *dept)
@@ -267,19 +288,9 @@ static long long resolve_due(const char *inc, const char *dept)
 Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = teardown,
      .timeout = 300)
 {
-    start_linkd();
-    char why[256];
-    if (!start_browser(why, sizeof why)) {
-        cr_skip_test("headless Chromium cannot start, board test skipped: %s", why);
-        return;
-    }
-    char url[96], body[160], v[256], script[1024], inc[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/", env.linkd.http);
-    snprintf(body, sizeof body, "{\"url\":\"%s\"}", url);
-    free(wd_session("POST", "/url", body));
-    ldh_check(&env, wait_true("return document.querySelector('#conn').textContent === 'live' "
-                              "? 'yes' : 'no';", WAIT_MS),
-              "the board never connected its WebSocket");
+    start_linkd(NULL);
+    if (!open_board()) return;
+    char v[256], script[1024], inc[64];
 
     /* An incident through intake shows up, live. */
     ldh_event ev;
@@ -385,4 +396,27 @@ Test(board, incident_appears_counts_down_escalates_and_takes_an_action, .fini = 
     ldh_check(&env, ldh_http(env.linkd.http, "GET", "/metrics", NULL, NULL, &m) == 0, "no metrics");
     cr_expect_eq(ldh_metric(m.body, "linkd_websocket_frames_too_large_total"), 1);
     ldh_http_reply_free(&m);
+}
+
+/* A page that started from a partial snapshot stays bounded: deltas add every
+ * incident that changes, and past twice --board-max the least urgent go; the
+ * most urgent stays, and the count still says how many are open. */
+Test(board, the_page_keeps_the_most_urgent_and_stays_bounded, .fini = teardown, .timeout = 300)
+{
+    start_linkd("2");
+    if (!open_board()) return;
+    char fire[64], noise[5][64], script[256], rows[32] = "";
+    ldh_event ev;
+    for (int i = 0; i < 5; i++)
+        ldh_accept_call(&env, &ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_NOISE, noise[i]);
+    ldh_accept_call(&env, &ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE, fire);
+    snprintf(script, sizeof script,
+             "return document.querySelector('tr.incident[data-id=\"%s\"]') ? 'yes' : 'no';", fire);
+    ldh_check(&env, wait_true(script, WAIT_MS), "the critical fire call never appeared");
+    ldh_check(&env, wait_true("return document.querySelector('#open-count').textContent"
+                              ".startsWith('6 ') ? 'yes' : 'no';", WAIT_MS),
+              "the page does not count all six open incidents");
+    ldh_check(&env, exec("return String(document.querySelectorAll('tr.incident').length);", rows,
+                         sizeof rows), "no answer from the page");
+    cr_expect(atoi(rows) >= 1 && atoi(rows) <= 4, "rows kept: %s, at most twice --board-max", rows);
 }

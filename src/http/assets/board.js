@@ -8,6 +8,7 @@
 const S = {
   incidents: new Map(), terminals: [], departments: [], compliance: null, rules: null,
   nowMs: 0, scale: 1, recvAt: 0, actions: false, open: 0, limit: 200, dirty: false,
+  keep: 0, /* the server's --board-max: how many incidents a snapshot carries */
 };
 const LEGS = ["acknowledge", "arrive", "resolve"];
 const LEG_SHORT = {acknowledge: "ack", arrive: "arrive", feedback: "feedback", resolve: "resolve"};
@@ -73,12 +74,14 @@ function receive(msg) {
   if (msg.t === "snapshot") {
     S.incidents.clear();
     for (const inc of msg.incidents) S.incidents.set(inc.id, inc);
+    S.keep = msg.limit || 0;
     S.rules = msg.rules; S.actions = msg.actions; S.terminals = msg.terminals;
     fillSelects(msg.departments);
   } else if (msg.t === "delta") {
     for (const inc of msg.upsert) S.incidents.set(inc.id, inc);
     for (const id of msg.remove) S.incidents.delete(id);
     if (msg.terminals) S.terminals = msg.terminals;
+    prune();
   }
   if (msg.departments) S.departments = msg.departments;
   if (msg.compliance) S.compliance = msg.compliance;
@@ -130,20 +133,34 @@ function urgency(inc) {
   return due;
 }
 
-function sorted() {
+/* ranked: <incs> most urgent first, in the server's order (src/http/urgent.c): late first
+ * (overdue at the top of a chain, then legs past due), then by priority, then time left. */
+function ranked(incs) {
   const now = domainNow();
+  const list = incs.map((inc) => ({inc, due: urgency(inc)}));
+  const late = (x) => (x.inc.overdue_at_top ? 2 : x.due < now ? 1 : 0);
+  list.sort((a, b) => late(b) - late(a) || a.inc.priority_rank - b.inc.priority_rank || a.due - b.due || (a.inc.id < b.inc.id ? -1 : 1));
+  return list.map((x) => x.inc);
+}
+
+function sorted() {
   const dept = $("#filter-dept").value, text = $("#filter-text").value.toLowerCase(), esc = $("#filter-escalated").checked;
   const list = [];
   for (const inc of S.incidents.values()) {
     if (dept && !inc.tasks.some((t) => t.department === dept)) continue;
     if (esc && !inc.escalated && !inc.overdue_at_top) continue;
     if (text && !(inc.id + " " + inc.summary + " " + (inc.district || "") + " " + (inc.grid || "")).toLowerCase().includes(text)) continue;
-    list.push({inc, due: urgency(inc)});
+    list.push(inc);
   }
-  /* Late first (overdue at the top of a chain, then legs past due), then by priority, then time left. */
-  const late = (x) => (x.inc.overdue_at_top ? 2 : x.due < now ? 1 : 0);
-  list.sort((a, b) => late(b) - late(a) || a.inc.priority_rank - b.inc.priority_rank || a.due - b.due || (a.inc.id < b.inc.id ? -1 : 1));
-  return list.map((x) => x.inc);
+  return ranked(list);
+}
+
+/* prune keeps the page bounded: deltas add every incident that changes, so past twice what a
+ * snapshot carries the least urgent go. One that turns urgent changes (an escalation, a miss)
+ * and comes back with that change. */
+function prune() {
+  if (!S.keep || S.incidents.size <= 2 * S.keep) return;
+  for (const inc of ranked([...S.incidents.values()]).slice(S.keep)) S.incidents.delete(inc.id);
 }
 
 function taskChip(inc, t) {
