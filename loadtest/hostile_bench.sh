@@ -4,7 +4,8 @@
 #   bash loadtest/hostile_bench.sh
 #
 # One private redis-server (ops/redis.conf) and one linkd with the default
-# rules. Then, alternately, ROUNDS times each: `linkload run` at RATE
+# rules. Then, alternately (base first in odd rounds, last in even ones),
+# ROUNDS times each: `linkload run` at RATE
 # events/s alone, and the same run while `linkload hostile` sends HOSTILE
 # malformed or abusive messages per second (12 kinds in turn, each answered
 # REJECTED) from another socket. Prints p50/p99 intake->ACCEPTED of valid
@@ -80,15 +81,21 @@ run() {   # run NAME: one linkload run; JSON in $TMP/NAME.json, linkd's CPU tick
     echo $(( $(ticks "$LINKD_PID") - t0 )) >"$TMP/$1.cpu"
 }
 
-for r in $(seq "$ROUNDS"); do
-    run "base$r"
+with_hostile() {   # with_hostile R: run hostileR beside `linkload hostile`
     timeout $((SECS + 30)) "${PIN_LOAD[@]}" nice -n "$HOSTILE_NICE" "$LINKLOAD" hostile --rate "$HOSTILE" --duration $((SECS + 4)) \
-        --ingest "$INGEST" --max-message "$MAX_MESSAGE" >"$TMP/noise$r.txt" 2>&1 &
+        --ingest "$INGEST" --max-message "$MAX_MESSAGE" >"$TMP/noise$1.txt" 2>&1 &
     HOSTILE_PID=$!
-    run "hostile$r"
-    wait "$HOSTILE_PID" || { echo "linkload hostile failed:" >&2; cat "$TMP/noise$r.txt" >&2; exit 1; }
+    run "hostile$1"
+    wait "$HOSTILE_PID" || { echo "linkload hostile failed:" >&2; cat "$TMP/noise$1.txt" >&2; exit 1; }
     HOSTILE_PID=
-    cat "$TMP/noise$r.txt"
+    cat "$TMP/noise$1.txt"
+}
+
+# Every run leaves its incidents open in the one linkd and Redis, and latency
+# grows with them (docs/BENCHMARKS.md, "As incidents accumulate"): the order
+# alternates each round so that neither side always runs on the larger state.
+for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) -eq 1 ]; then run "base$r"; with_hostile "$r"; else with_hostile "$r"; run "base$r"; fi
     echo "  linkd's CPU: $(cat "$TMP/base$r.cpu") ticks (1/100 s) alone, $(cat "$TMP/hostile$r.cpu") beside hostile"
 done
 
