@@ -146,6 +146,13 @@ static void unindex_merged(ld_engine *e, const ld_merged *m)
 
 enum { SPLIT_GENERATIONS_SEEN = 16 };   /* a rare path: a duplicate of nothing open */
 
+/* generation_id writes "<base>.<gen>", the id of the <gen>th incident an event
+ * opened (split_id): 0, or -1 if it does not fit. */
+static int generation_id(char *id, size_t len, const char *base, int base_len, unsigned gen)
+{
+    return snprintf(id, len, "%.*s.%u", base_len, base, gen) < (int)len ? 0 : -1;
+}
+
 const char *ld_engine_holder_of(const ld_engine *e, const char *stream_id)
 {
     char id[LD_INCIDENT_ID_LEN];
@@ -156,9 +163,10 @@ const char *ld_engine_holder_of(const ld_engine *e, const char *stream_id)
     if (m) return m->holder->id;
     /* A whole incident merged and split off again opens under the next
      * generation of its id (split_id); the one open holds the event. */
+    char next[LD_INCIDENT_ID_LEN];
     for (unsigned gen = 2; gen <= SPLIT_GENERATIONS_SEEN; gen++) {
-        if (snprintf(id, sizeof id, "I%s.%u", stream_id, gen) >= (int)sizeof id) break;
-        if ((inc = ld_engine_find(e, id))) return inc->id;
+        if (generation_id(next, sizeof next, id, (int)strlen(id), gen) != 0) break;
+        if ((inc = ld_engine_find(e, next))) return inc->id;
     }
     return NULL;
 }
@@ -296,7 +304,7 @@ static int split_id(const ld_merged *m, char *id, size_t len)
     const char *dot = strchr(m->incident_id, '.');
     unsigned gen = dot ? (unsigned)strtoul(dot + 1, NULL, 10) : 1;
     int n = dot ? (int)(dot - m->incident_id) : (int)strlen(m->incident_id);
-    return snprintf(id, len, "%.*s.%u", n, m->incident_id, gen + 1) < (int)len ? 0 : -1;
+    return generation_id(id, len, m->incident_id, n, gen + 1);
 }
 
 int ld__correlate_split(ld_engine *e, ld_incident *inc, const char *event_id,
