@@ -29,56 +29,6 @@ static void usage(void)
          "66 no trail for INCIDENT, 69 Redis unreachable.");
 }
 
-static redisContext *connect_url(const char *url)
-{
-    struct timeval tv = {5, 0};
-    int db = 0;
-    redisContext *c = NULL;
-    if (strncmp(url, "unix://", 7) == 0) {
-        char path[256];
-        snprintf(path, sizeof path, "%s", url + 7);
-        char *q = strchr(path, '?');
-        if (q) {
-            if (strncmp(q, "?db=", 4) == 0) db = atoi(q + 4);
-            *q = '\0';
-        }
-        c = redisConnectUnixWithTimeout(path, tv);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        char host[256];
-        int port = 6379;
-        snprintf(host, sizeof host, "%s", url + 8);
-        char *slash = strchr(host, '/');
-        if (slash) {
-            db = atoi(slash + 1);
-            *slash = '\0';
-        }
-        char *colon = strrchr(host, ':');
-        if (colon) {
-            port = atoi(colon + 1);
-            *colon = '\0';
-        }
-        c = redisConnectWithTimeout(host, port, tv);
-    } else {
-        return NULL;
-    }
-    if (!c || c->err) {
-        if (c) ctl_warn("%s: %s", url, c->errstr);
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (db) {
-        redisReply *r = redisCommand(c, "SELECT %d", db);
-        int ok = r && r->type != REDIS_REPLY_ERROR;
-        if (r) freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-    }
-    return c;
-}
-
 /* field copies the value of "<key>": in a line (a string's content, or a
  * number) into <out>; "" if absent. */
 static const char *field(const char *line, const char *key, char *out, size_t len)
@@ -128,7 +78,7 @@ int ctl_audit_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *url = "redis://127.0.0.1:6379/0";
+    const char *url = CTL_REDIS_URL;
     bool quiet = false;
     int opt;
     optind = 0;
@@ -142,7 +92,7 @@ int ctl_audit_main(int argc, char **argv)
     }
     if (optind + 1 != argc) return ctl_usage_error("give one incident id");
     const char *inc = argv[optind];
-    redisContext *c = connect_url(url);
+    redisContext *c = ctl_redis_connect(url);
     if (!c) {
         ctl_warn("cannot reach redis at %s", url);
         return EX_UNAVAILABLE;

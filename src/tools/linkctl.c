@@ -17,6 +17,7 @@ static const struct command {
     {"test-rules", ctl_test_rules_main, "run rule tests: sample events and expected outcomes"},
     {"keygen", ctl_keygen_main, "create a terminal's key pair for signed hellos"},
     {"audit", ctl_audit_main, "print an incident's audit trail from Redis and verify its hash chain"},
+    {"replay", ctl_replay_main, "send events from linkd's event log (ld:events) to an intake again"},
 };
 
 static void usage(FILE *out)

@@ -24,6 +24,7 @@
 #define CTL_INGEST_URL "tcp://127.0.0.1:7450"
 #define CTL_TERMINALS_URL "tcp://127.0.0.1:7451"
 #define CTL_FEED_URL "tcp://127.0.0.1:7452"
+#define CTL_REDIS_URL "redis://127.0.0.1:6379/0"
 
 int ctl_send_main(int argc, char **argv);
 int ctl_terminal_main(int argc, char **argv);
@@ -48,6 +49,7 @@ int ctl_load_secret(const char *path, uint8_t sk[64]);
 void ctl_sign_source_hello(ctl_source_hello *h, const char *id, const uint8_t sk[64]);
 void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64]);
 int ctl_audit_main(int argc, char **argv);
+int ctl_replay_main(int argc, char **argv);
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -99,6 +101,36 @@ int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer);
  * LINKCTL_TLS_CA (verify linkd), LINKCTL_TLS_CERT and LINKCTL_TLS_KEY (this
  * client's certificate, for mutual TLS), LINKCTL_TLS_SERVER_NAME. */
 const ld_tls_files *ctl_tls(void);
+
+/* ---- intake ---------------------------------------------------------------- */
+
+/* Totals over every IngestResult, and whether linkd could be reached at all. */
+typedef struct ctl_ingest_totals {
+    uint64_t accepted, duplicate, rejected, retry, unanswered;
+    bool unreachable;
+} ctl_ingest_totals;
+
+/* ctl_ingest_exchange sends one IngestRequest on REQ socket <s> and returns
+ * the decoded reply in *out (free with linkd__v1__ingest_reply__free_unpacked),
+ * or an NNG error (NNG_EPROTO for a reply that does not decode). */
+int ctl_ingest_exchange(nng_socket s, const Linkd__V1__IngestRequest *req,
+                        Linkd__V1__IngestReply **out);
+/* ctl_print_result prints one result as a line ("ACCEPTED <event> -> incident
+ * <id>", "REJECTED <event>: <reason>" ...); <fallback_id> names the event if
+ * linkd did not. */
+void ctl_print_result(const Linkd__V1__IngestResult *r, const char *fallback_id, bool colour);
+void ctl_ingest_count(ctl_ingest_totals *t, int result);
+/* ctl_ingest_exit: 69 unreachable, 65 some rejected or unanswered, 75 some
+ * still to retry later, else 0. */
+int ctl_ingest_exit(const ctl_ingest_totals *t);
+
+/* ---- Redis ----------------------------------------------------------------- */
+
+/* ctl_redis_connect opens a blocking connection (5 s timeouts) to
+ * redis://host:port[/db] or unix:///path[?db=N] and selects the db; NULL
+ * after saying why (a URL of another form gets NULL alone). */
+struct redisContext;
+struct redisContext *ctl_redis_connect(const char *url);
 
 /* ---- output -------------------------------------------------------------- */
 

@@ -300,79 +300,9 @@ static void fill_template(send_opts *o, Linkd__V1__Envelope *e)
     }
 }
 
-/* Totals over every result, and whether linkd could be reached at all. */
-typedef struct send_totals {
-    uint64_t accepted, duplicate, rejected, retry, unanswered;
-    bool unreachable;
-} send_totals;
-
-static void print_result(const Linkd__V1__IngestResult *r, const char *fallback_id, bool colour)
-{
-    char id[LD_MAX_ID_LEN + 1], inc[LD_MAX_ID_LEN + 1], why[LD_MAX_TEXT_LEN];
-    ctl_sanitize(r->event_id && *r->event_id ? r->event_id : fallback_id, id, sizeof id);
-    ctl_sanitize(r->incident_id, inc, sizeof inc);
-    ctl_sanitize(r->reason, why, sizeof why);
-    const char *on = "", *off = colour ? CTL_RESET : "";
-    switch (r->result) {
-    case LINKD__V1__RESULT__RESULT_ACCEPTED:
-        on = colour ? CTL_GREEN : "";
-        printf("%sACCEPTED%s %s -> incident %s\n", on, off, id, inc[0] ? inc : "(none given)");
-        break;
-    case LINKD__V1__RESULT__RESULT_DUPLICATE:
-        on = colour ? CTL_YELLOW : "";
-        printf("%sDUPLICATE%s %s (already accepted%s%s)\n", on, off, id, inc[0] ? "; incident " : "",
-               inc);
-        break;
-    case LINKD__V1__RESULT__RESULT_REJECTED:
-        on = colour ? CTL_RED : "";
-        printf("%sREJECTED%s %s: %s\n", on, off, id, why[0] ? why : "(no reason given)");
-        break;
-    case LINKD__V1__RESULT__RESULT_RETRY_LATER:
-        on = colour ? CTL_YELLOW : "";
-        printf("%sRETRY_LATER%s %s", on, off, id);
-        if (r->has_retry_after_ms) printf(" (retry after %u ms)", r->retry_after_ms);
-        printf("%s%s\n", why[0] ? ": " : "", why);
-        break;
-    default:
-        printf("UNKNOWN(%d) %s %s\n", (int)r->result, id, why);
-        break;
-    }
-}
-
-static void count_result(send_totals *t, int result)
-{
-    switch (result) {
-    case LINKD__V1__RESULT__RESULT_ACCEPTED: t->accepted++; break;
-    case LINKD__V1__RESULT__RESULT_DUPLICATE: t->duplicate++; break;
-    case LINKD__V1__RESULT__RESULT_RETRY_LATER: t->retry++; break;
-    default: t->rejected++; break; /* REJECTED, or a result we do not know */
-    }
-}
-
-/* exchange sends one packed IngestRequest and returns the decoded reply in
- * *out (caller frees with linkd__v1__ingest_reply__free_unpacked), or an NNG
- * error (NNG_EPROTO for an undecodable reply). */
-static int exchange(nng_socket s, const Linkd__V1__IngestRequest *req,
-                    Linkd__V1__IngestReply **out)
-{
-    size_t len = linkd__v1__ingest_request__get_packed_size(req);
-    nng_msg *msg;
-    int rv = nng_msg_alloc(&msg, len);
-    if (rv != 0) return rv;
-    linkd__v1__ingest_request__pack(req, nng_msg_body(msg));
-    if ((rv = nng_sendmsg(s, msg, 0)) != 0) {
-        nng_msg_free(msg);
-        return rv;
-    }
-    if ((rv = nng_recvmsg(s, &msg, 0)) != 0) return rv;
-    *out = linkd__v1__ingest_reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
-    nng_msg_free(msg);
-    return *out ? 0 : NNG_EPROTO;
-}
-
 /* send_batch sends events [first, first+n) and prints their results. */
 static int send_batch(nng_socket s, send_opts *o, const Linkd__V1__Envelope *tmpl, uint64_t first,
-                      size_t n, send_totals *t, bool colour)
+                      size_t n, ctl_ingest_totals *t, bool colour)
 {
     static Linkd__V1__Envelope ev[BATCH_MAX];
     static Linkd__V1__Envelope *evp[BATCH_MAX];
@@ -404,7 +334,7 @@ static int send_batch(nng_socket s, send_opts *o, const Linkd__V1__Envelope *tmp
     }
 
     Linkd__V1__IngestReply *rep = NULL;
-    int rv = exchange(s, &req, &rep);
+    int rv = ctl_ingest_exchange(s, &req, &rep);
     if (rv == NNG_EPROTO) {
         ctl_warn("linkd's reply could not be decoded (is %s linkd's intake?)", o->url);
         t->unanswered += n;
@@ -419,22 +349,14 @@ static int send_batch(nng_socket s, send_opts *o, const Linkd__V1__Envelope *tmp
     /* One result per event, in order; a request linkd could not decode at all
      * gets a single REJECTED result, which stands for every event. */
     for (size_t i = 0; i < rep->n_results; i++) {
-        if (!o->quiet) print_result(rep->results[i], i < n ? ids[i] : "?", colour);
-        count_result(t, rep->results[i]->result);
+        if (!o->quiet) ctl_print_result(rep->results[i], i < n ? ids[i] : "?", colour);
+        ctl_ingest_count(t, rep->results[i]->result);
     }
     if (rep->n_results != n) {
         if (rep->n_results != 1) ctl_warn("linkd sent %zu results for %zu events", rep->n_results, n);
         if (rep->n_results < n) t->unanswered += n - rep->n_results;
     }
     linkd__v1__ingest_reply__free_unpacked(rep, NULL);
-    return 0;
-}
-
-static int exit_code(const send_totals *t)
-{
-    if (t->unreachable) return EX_UNAVAILABLE;
-    if (t->rejected || t->unanswered) return EX_DATAERR;
-    if (t->retry) return EX_TEMPFAIL;
     return 0;
 }
 
@@ -461,7 +383,7 @@ int ctl_send_main(int argc, char **argv)
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, o.timeout_ms);
 
     bool colour = ctl_colour();
-    send_totals t = {0};
+    ctl_ingest_totals t = {0};
     for (uint64_t sent = 0; sent < o.count && !t.unreachable;) {
         size_t n = o.count - sent < BATCH_MAX ? (size_t)(o.count - sent) : BATCH_MAX;
         if (send_batch(s, &o, &tmpl, sent, n, &t, colour) == EX_PROTOCOL) break;
@@ -473,5 +395,5 @@ int ctl_send_main(int argc, char **argv)
                (unsigned long long)t.accepted, (unsigned long long)t.duplicate,
                (unsigned long long)t.rejected, (unsigned long long)t.retry,
                t.unanswered ? ", some unanswered" : "");
-    return exit_code(&t);
+    return ctl_ingest_exit(&t);
 }

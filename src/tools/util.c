@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -197,6 +198,77 @@ int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer)
     return 0;
 }
 
+/* ---- intake ---------------------------------------------------------------- */
+
+void ctl_print_result(const Linkd__V1__IngestResult *r, const char *fallback_id, bool colour)
+{
+    char id[LD_MAX_ID_LEN + 1], inc[LD_MAX_ID_LEN + 1], why[LD_MAX_TEXT_LEN];
+    ctl_sanitize(r->event_id && *r->event_id ? r->event_id : fallback_id, id, sizeof id);
+    ctl_sanitize(r->incident_id, inc, sizeof inc);
+    ctl_sanitize(r->reason, why, sizeof why);
+    const char *on = "", *off = colour ? CTL_RESET : "";
+    switch (r->result) {
+    case LINKD__V1__RESULT__RESULT_ACCEPTED:
+        on = colour ? CTL_GREEN : "";
+        printf("%sACCEPTED%s %s -> incident %s\n", on, off, id, inc[0] ? inc : "(none given)");
+        break;
+    case LINKD__V1__RESULT__RESULT_DUPLICATE:
+        on = colour ? CTL_YELLOW : "";
+        printf("%sDUPLICATE%s %s (already accepted%s%s)\n", on, off, id, inc[0] ? "; incident " : "",
+               inc);
+        break;
+    case LINKD__V1__RESULT__RESULT_REJECTED:
+        on = colour ? CTL_RED : "";
+        printf("%sREJECTED%s %s: %s\n", on, off, id, why[0] ? why : "(no reason given)");
+        break;
+    case LINKD__V1__RESULT__RESULT_RETRY_LATER:
+        on = colour ? CTL_YELLOW : "";
+        printf("%sRETRY_LATER%s %s", on, off, id);
+        if (r->has_retry_after_ms) printf(" (retry after %u ms)", r->retry_after_ms);
+        printf("%s%s\n", why[0] ? ": " : "", why);
+        break;
+    default:
+        printf("UNKNOWN(%d) %s %s\n", (int)r->result, id, why);
+        break;
+    }
+}
+
+void ctl_ingest_count(ctl_ingest_totals *t, int result)
+{
+    switch (result) {
+    case LINKD__V1__RESULT__RESULT_ACCEPTED: t->accepted++; break;
+    case LINKD__V1__RESULT__RESULT_DUPLICATE: t->duplicate++; break;
+    case LINKD__V1__RESULT__RESULT_RETRY_LATER: t->retry++; break;
+    default: t->rejected++; break; /* REJECTED, or a result we do not know */
+    }
+}
+
+int ctl_ingest_exchange(nng_socket s, const Linkd__V1__IngestRequest *req,
+                    Linkd__V1__IngestReply **out)
+{
+    size_t len = linkd__v1__ingest_request__get_packed_size(req);
+    nng_msg *msg;
+    int rv = nng_msg_alloc(&msg, len);
+    if (rv != 0) return rv;
+    linkd__v1__ingest_request__pack(req, nng_msg_body(msg));
+    if ((rv = nng_sendmsg(s, msg, 0)) != 0) {
+        nng_msg_free(msg);
+        return rv;
+    }
+    if ((rv = nng_recvmsg(s, &msg, 0)) != 0) return rv;
+    *out = linkd__v1__ingest_reply__unpack(NULL, nng_msg_len(msg), nng_msg_body(msg));
+    nng_msg_free(msg);
+    return *out ? 0 : NNG_EPROTO;
+}
+
+int ctl_ingest_exit(const ctl_ingest_totals *t)
+{
+    if (t->unreachable) return EX_UNAVAILABLE;
+    if (t->rejected || t->unanswered) return EX_DATAERR;
+    if (t->retry) return EX_TEMPFAIL;
+    return 0;
+}
+
 /* ---- output -------------------------------------------------------------- */
 
 bool ctl_colour(void)
@@ -218,4 +290,56 @@ const char *ctl_sanitize(const char *s, char *buf, size_t len)
     if (s && s[i] && i > 0 && ((unsigned char)buf[i - 1] & 0xc0) == 0xc0) i--;
     buf[i] = '\0';
     return buf;
+}
+
+/* ---- Redis ----------------------------------------------------------------- */
+
+redisContext *ctl_redis_connect(const char *url)
+{
+    struct timeval tv = {5, 0};
+    int db = 0;
+    redisContext *c = NULL;
+    if (strncmp(url, "unix://", 7) == 0) {
+        char path[256];
+        snprintf(path, sizeof path, "%s", url + 7);
+        char *q = strchr(path, '?');
+        if (q) {
+            if (strncmp(q, "?db=", 4) == 0) db = atoi(q + 4);
+            *q = '\0';
+        }
+        c = redisConnectUnixWithTimeout(path, tv);
+    } else if (strncmp(url, "redis://", 8) == 0) {
+        char host[256];
+        int port = 6379;
+        snprintf(host, sizeof host, "%s", url + 8);
+        char *slash = strchr(host, '/');
+        if (slash) {
+            db = atoi(slash + 1);
+            *slash = '\0';
+        }
+        char *colon = strrchr(host, ':');
+        if (colon) {
+            port = atoi(colon + 1);
+            *colon = '\0';
+        }
+        c = redisConnectWithTimeout(host, port, tv);
+    } else {
+        return NULL;
+    }
+    if (!c || c->err) {
+        if (c) ctl_warn("%s: %s", url, c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (db) {
+        redisReply *r = redisCommand(c, "SELECT %d", db);
+        int ok = r && r->type != REDIS_REPLY_ERROR;
+        if (r) freeReplyObject(r);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+    return c;
 }
