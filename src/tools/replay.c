@@ -429,18 +429,25 @@ static void pause_ms(long ms)
  * EX_UNAVAILABLE if linkd stopped answering. */
 static int flush(replay *r)
 {
+    int rv = 0;
     for (int round = 0; r->n && round <= RETRY_ROUNDS && !ctl_stop; round++) {
         long wait = exchange_batch(r);
-        if (wait < 0) return EX_UNAVAILABLE;
+        if (wait < 0) {
+            rv = EX_UNAVAILABLE;
+            break;
+        }
         if (r->n) pause_ms(wait);
     }
-    for (size_t i = 0; i < r->n; i++) { /* still RETRY_LATER, or stopped */
-        if (!r->o.quiet) printf("RETRY_LATER %s: still refused after %d resends\n", r->batch[i].id, RETRY_ROUNDS);
-        r->t.retry++;
+    for (size_t i = 0; i < r->n; i++) { /* unanswered, still RETRY_LATER, or stopped */
+        if (rv) r->t.unanswered++;
+        else {
+            if (!r->o.quiet) printf("RETRY_LATER %s: still refused after %d resends\n", r->batch[i].id, RETRY_ROUNDS);
+            r->t.retry++;
+        }
         release(&r->batch[i]);
     }
     r->n = 0;
-    return 0;
+    return rv;
 }
 
 /* due_ms: when event <p> is due under --speed, on our monotonic clock. */

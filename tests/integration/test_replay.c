@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
 #include "harness.h"
 
 #define LINKCTL LD_BINARY_DIR "/linkctl"
@@ -257,9 +260,23 @@ Test(replay, filters_ranges_and_bad_input, .init = setup_a, .fini = teardown, .t
     char *bad_batch[] = {"--batch", "5000", NULL};
     ldh_check(&a, replay(&a, bad_batch) == 64 && printed(err, "--batch"), "--batch 5000");
 
-    /* Unreachable: 69. */
+    /* Unreachable: 69. Nobody listening; or a socket that takes requests and
+     * never answers, and the events are counted unanswered. */
     char *no_linkd[] = {"--ingest", "tcp://127.0.0.1:1", NULL};
     ldh_check(&a, replay(&a, no_linkd) == 69, "an unreachable intake should exit 69");
+    int port;
+    char url[64];
+    nng_socket mute;
+    cr_assert_eq(ldh_free_ports(&port, 1), 0);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    cr_assert_eq(nng_rep0_open(&mute), 0);
+    cr_assert_eq(nng_listen(mute, url, NULL, 0), 0);
+    char *silent[] = {"--ingest", url, "--timeout", "300", NULL};
+    int code = replay(&a, silent);
+    ldh_nng_close(mute, "mute REP");
+    ldh_check(&a, code == 69 && printed(err, "no answer from linkd") &&
+                      printed(out, "some unanswered"),
+              "a linkd that never answers should exit 69, exited %d", code);
     char *argv[] = {LINKCTL, "replay", "--redis", "redis://127.0.0.1:1/0", "--dry-run", NULL};
     ldh_check(&a, ldh_run(argv, NULL, out, err, RUN_MS) == 69, "an unreachable Redis should exit 69");
 }
