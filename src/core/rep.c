@@ -41,6 +41,7 @@ static void on_aio(void *arg)
     }
     c->msg = nng_aio_get_msg(c->aio);
     nng_aio_set_msg(c->aio, NULL);
+    c->pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(c->msg));
     c->next = NULL;
     pthread_mutex_lock(&r->mu);
     if (r->tail) r->tail->next = c;
@@ -79,6 +80,35 @@ static void on_ready(uv_async_t *h)
     }
 }
 
+/* open_on_loop serves tcp:// <url> with core/sp.h: every context starts idle. */
+static int open_on_loop(ld_rep *r, uv_loop_t *loop, const char *url, size_t nctx, size_t max_msg)
+{
+    r->ctxs = calloc(nctx, sizeof *r->ctxs);
+    if (!r->ctxs) return LD_ENOMEM;
+    r->nctx = nctx;
+    for (size_t i = nctx; i-- > 0;) {
+        r->ctxs[i].rep = r;
+        r->ctxs[i].idle_next = r->idle;
+        r->idle = &r->ctxs[i];
+    }
+    int rv = ld_sp_open(&r->sp, r, loop, url, max_msg);
+    if (rv != 0) {
+        free(r->ctxs);
+        r->ctxs = NULL;
+        r->nctx = 0;
+        r->idle = NULL;
+        return rv;
+    }
+    r->open = 1;
+    return 0;
+}
+
+static int on_loop_wanted(const char *url)
+{
+    const char *how = getenv("LINKD_REP");
+    return ld_sp_url_ok(url) && !(how && strcmp(how, "nng") == 0);
+}
+
 int ld_rep_open(ld_rep *r, uv_loop_t *loop, const char *url, size_t nctx, size_t max_msg,
                 ld_rep_cb on_request, void *user)
 {
@@ -86,6 +116,7 @@ int ld_rep_open(ld_rep *r, uv_loop_t *loop, const char *url, size_t nctx, size_t
     memset(r, 0, sizeof *r);
     r->on_request = on_request;
     r->user = user;
+    if (on_loop_wanted(url)) return open_on_loop(r, loop, url, nctx, max_msg);
     pthread_mutex_init(&r->mu, NULL);
     if ((rv = nng_rep0_open(&r->sock)) != 0) {
         pthread_mutex_destroy(&r->mu);
@@ -130,6 +161,11 @@ fail:
 void ld_rep_reply(ld_rep_ctx *c, nng_msg *reply)
 {
     ld_rep *r = c->rep;
+    if (r->sp) {
+        if (r->closing) nng_msg_free(reply);
+        else ld_sp_reply(r->sp, c, reply);
+        return;
+    }
     if (r->closing || !reply) {
         nng_msg_free(reply);
         if (!r->closing) nng_ctx_recv(c->ctx, c->aio);
@@ -144,6 +180,16 @@ void ld_rep_close(ld_rep *r)
 {
     if (!r->open) return;
     __atomic_store_n(&r->closing, 1, __ATOMIC_RELEASE);
+    if (r->sp) {
+        ld_sp_close(r->sp); /* frees itself once the loop has closed its handles */
+        r->sp = NULL;
+        free(r->ctxs);
+        r->ctxs = NULL;
+        r->nctx = 0;
+        r->idle = NULL;
+        r->open = 0;
+        return;
+    }
     if (ld_nng_close(r->sock, "REP socket", LD_NNG_CLOSE_MS) != 0) {
         uv_unref((uv_handle_t *)&r->async); /* the loop may end without it */
         return;

@@ -1,4 +1,9 @@
-/* rep.h: an NNG REP socket bridged into a libuv loop.
+/* rep.h: a REP socket bridged into a libuv loop.
+ *
+ * tcp:// URLs are served by core/sp.h on the loop itself (NNG's wire
+ * protocol, no NNG threads in between); every other URL (tls+tcp://, ipc://)
+ * by an NNG REP socket as below. LINKD_REP=nng in the environment makes
+ * tcp:// use NNG too, to compare the two.
  *
  * NNG 1.5.2 read synchronously tops out near 20k messages/s on this machine
  * kind; with several receive aios outstanding it reaches about 110k/s. So the
@@ -22,6 +27,8 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "core/sp.h"
+
 typedef struct ld_rep ld_rep;
 
 typedef struct ld_rep_ctx {
@@ -32,7 +39,17 @@ typedef struct ld_rep_ctx {
     struct ld_rep_ctx *next;       /* in the ready queue */
     int sending;                   /* the aio is a send, not a receive */
     void *user;                    /* the owner's per-context state */
+    uint32_t pipe;                 /* the connection the request came on */
+    /* core/sp.h only: */
+    void *conn;                    /* that connection, while the request is in hand */
+    struct ld_rep_ctx *idle_next;  /* in rep->idle */
+    uint8_t bt[LD_SP_BT_MAX];      /* the request's backtrace, sent back first */
+    uint8_t bt_len;
 } ld_rep_ctx;
+
+/* ld_rep_pipe: the id of the connection <c>'s request came on (never 0 for
+ * a live one, not reused while linkd runs). */
+static inline uint32_t ld_rep_pipe(const ld_rep_ctx *c) { return c->pipe; }
 
 /* on_request owns <req> and must answer <c> exactly once with ld_rep_reply. */
 typedef void (*ld_rep_cb)(ld_rep *rep, ld_rep_ctx *c, nng_msg *req);
@@ -46,6 +63,8 @@ struct ld_rep {
     size_t nctx;
     ld_rep_cb on_request;
     void *user;
+    struct ld_sp *sp;              /* tcp:// on the loop (core/sp.h), or NULL: NNG */
+    ld_rep_ctx *idle;              /* sp only: contexts free for a request */
     int open, closing;
     uint64_t requests, send_errors;
 };

@@ -347,7 +347,7 @@ static void on_poll(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     const ld_rules *r = d->engine->rules;
     char why[256];
     d->stats.polls++;
-    int pipe_id = nng_pipe_id(nng_msg_get_pipe(msg));
+    int pipe_id = (int)ld_rep_pipe(c);
     uint32_t pipe = pipe_id > 0 ? (uint32_t)pipe_id : 0;
     Linkd__V1__PollRequest *p =
         linkd__v1__poll_request__unpack(&ps->arena.pb, nng_msg_len(msg), nng_msg_body(msg));

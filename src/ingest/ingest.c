@@ -186,7 +186,7 @@ static void on_request(ld_rep *rep, ld_rep_ctx *c, nng_msg *msg)
     ld_ingest *in = rep->user;
     ingest_req *q = c->user;
     size_t len = nng_msg_len(msg);
-    int pipe_id = nng_pipe_id(nng_msg_get_pipe(msg));
+    int pipe_id = (int)ld_rep_pipe(c);
     uint32_t pipe = pipe_id > 0 ? (uint32_t)pipe_id : 0;
     in->stats.requests++;
     q->req = NULL;
