@@ -22,7 +22,9 @@ static void usage(void)
          "each entry carries the SHA-256 of the previous one, so an entry changed,\n"
          "removed or moved breaks the chain from there on.\n"
          "\n"
-         "  --redis URL   redis://host:port[/db] or unix:///path (default redis://127.0.0.1:6379/0)\n"
+         "  --redis URL   redis://[user[:password]@]host:port[/db] or unix:///path\n"
+         "                (default " CTL_REDIS_URL "); a user without a password reads it\n"
+         "                from the file LINKCTL_REDIS_PASSWORD_FILE names\n"
          "  --quiet       print only the verdict\n"
          "\n"
          "Exit: 0 the chain is intact, 65 it is broken (the first bad entry is named),\n"
@@ -94,7 +96,6 @@ int ctl_audit_main(int argc, char **argv)
     const char *inc = argv[optind];
     redisContext *c = ctl_redis_connect(url);
     if (!c) {
-        ctl_warn("cannot reach redis at %s", url);
         return EX_UNAVAILABLE;
     }
     redisReply *r = redisCommand(c, "LRANGE ld:audit:%s 0 -1", inc);

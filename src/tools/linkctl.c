@@ -18,6 +18,7 @@ static const struct command {
     {"keygen", ctl_keygen_main, "create a terminal's key pair for signed hellos"},
     {"audit", ctl_audit_main, "print an incident's audit trail from Redis and verify its hash chain"},
     {"replay", ctl_replay_main, "send events from linkd's event log (ld:events) to an intake again"},
+    {"incidents", ctl_incidents_main, "list open incidents, or show one, from Redis"},
 };
 
 static void usage(FILE *out)

@@ -50,6 +50,7 @@ void ctl_sign_source_hello(ctl_source_hello *h, const char *id, const uint8_t sk
 void ctl_sign_hello(ctl_hello *h, const char *id, const uint8_t sk[64]);
 int ctl_audit_main(int argc, char **argv);
 int ctl_replay_main(int argc, char **argv);
+int ctl_incidents_main(int argc, char **argv);
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -127,8 +128,10 @@ int ctl_ingest_exit(const ctl_ingest_totals *t);
 /* ---- Redis ----------------------------------------------------------------- */
 
 /* ctl_redis_connect opens a blocking connection (5 s timeouts) to
- * redis://host:port[/db] or unix:///path[?db=N] and selects the db; NULL
- * after saying why (a URL of another form gets NULL alone). */
+ * redis://[user[:password]@]host:port[/db] or unix:///path[?db=N], logs in
+ * (a user without a password in the URL takes the first line of the file
+ * LINKCTL_REDIS_PASSWORD_FILE names) and selects the db; NULL after saying
+ * why. Messages never show the password. */
 struct redisContext;
 struct redisContext *ctl_redis_connect(const char *url);
 

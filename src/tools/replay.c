@@ -65,7 +65,9 @@ static void usage(void)
          "a fresh instance, or to the live one as a drill (--exercise --tag).\n"
          "\n"
          "Which events:\n"
-         "  --redis URL      the log's Redis (default " CTL_REDIS_URL ")\n"
+         "  --redis URL      the log's Redis (default " CTL_REDIS_URL "), also\n"
+         "                   redis://user:password@host:port/db, or a user alone and the\n"
+         "                   password in the file LINKCTL_REDIS_PASSWORD_FILE names\n"
          "  --from WHEN      the first entry: a stream id (1763884800000-3), epoch ms, or\n"
          "                   a UTC time (2026-11-23T08:00:00Z); default the oldest\n"
          "  --to WHEN        the last entry, the same forms; default the newest\n"
@@ -547,7 +549,6 @@ int ctl_replay_main(int argc, char **argv)
     if (ctl_signals_install() != 0) ctl_warn("Ctrl-C will not stop cleanly: no signal handler");
     r.colour = ctl_colour();
     if (!(r.rc = ctl_redis_connect(r.o.redis))) {
-        ctl_warn("cannot reach redis at %s", r.o.redis);
         return EX_UNAVAILABLE;
     }
     if (!r.o.dry_run && (rv = open_ingest(&r)) != 0) {

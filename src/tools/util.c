@@ -244,7 +244,7 @@ void ctl_ingest_count(ctl_ingest_totals *t, int result)
 }
 
 int ctl_ingest_exchange(nng_socket s, const Linkd__V1__IngestRequest *req,
-                    Linkd__V1__IngestReply **out)
+                        Linkd__V1__IngestReply **out)
 {
     size_t len = linkd__v1__ingest_request__get_packed_size(req);
     nng_msg *msg;
@@ -294,52 +294,112 @@ const char *ctl_sanitize(const char *s, char *buf, size_t len)
 
 /* ---- Redis ----------------------------------------------------------------- */
 
+/* split_userinfo copies "[user[:password]@]" off the front of <rest> (after
+ * the scheme) into <user> and <pass>, and returns what follows; NULL if a
+ * part is too long. */
+static const char *split_userinfo(const char *rest, char *user, char *pass, size_t len)
+{
+    user[0] = pass[0] = '\0';
+    if (rest[0] == '/') return rest; /* unix:///path */
+    const char *end = rest + strcspn(rest, "/?"), *at = NULL;
+    for (const char *p = rest; p < end; p++)
+        if (*p == '@') at = p;
+    if (!at) return rest;
+    const char *colon = memchr(rest, ':', (size_t)(at - rest));
+    const char *ue = colon ? colon : at;
+    if ((size_t)(ue - rest) >= len || (colon && (size_t)(at - colon - 1) >= len)) return NULL;
+    memcpy(user, rest, (size_t)(ue - rest));
+    user[ue - rest] = '\0';
+    if (colon) {
+        memcpy(pass, colon + 1, (size_t)(at - colon - 1));
+        pass[at - colon - 1] = '\0';
+    }
+    return at + 1;
+}
+
+/* password_from_file reads LINKCTL_REDIS_PASSWORD_FILE's first line. */
+static int password_from_file(char *pass, size_t len)
+{
+    const char *path = getenv("LINKCTL_REDIS_PASSWORD_FILE");
+    if (!path || !*path) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ctl_warn("LINKCTL_REDIS_PASSWORD_FILE %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int ok = fgets(pass, (int)len, f) != NULL;
+    fclose(f);
+    pass[strcspn(pass, "\r\n")] = '\0';
+    if (!ok || !pass[0]) ctl_warn("LINKCTL_REDIS_PASSWORD_FILE %s: empty", path);
+    return ok && pass[0] ? 0 : -1;
+}
+
+static bool run_ok(redisContext *c, redisReply *r, const char *where, const char *what)
+{
+    bool ok = r && r->type != REDIS_REPLY_ERROR;
+    if (!ok) ctl_warn("%s: %s refused: %s", where, what, r && r->str ? r->str : c->errstr);
+    if (r) freeReplyObject(r);
+    return ok;
+}
+
 redisContext *ctl_redis_connect(const char *url)
 {
     struct timeval tv = {5, 0};
     int db = 0;
+    bool is_unix = strncmp(url, "unix://", 7) == 0;
+    if (!is_unix && strncmp(url, "redis://", 8) != 0) {
+        ctl_warn("--redis: give redis://host:port[/db] or unix:///path");
+        return NULL;
+    }
+    char user[128], pass[256], where[300];
+    const char *rest = split_userinfo(url + (is_unix ? 7 : 8), user, pass, sizeof user);
+    if (!rest) {
+        ctl_warn("the user or password in the Redis URL is too long");
+        return NULL;
+    }
+    if (user[0] && !pass[0] && password_from_file(pass, sizeof pass) != 0) {
+        ctl_warn("no password for Redis user %s: give user:password@ in the URL or "
+                 "LINKCTL_REDIS_PASSWORD_FILE", user);
+        return NULL;
+    }
+    snprintf(where, sizeof where, "%s%s", is_unix ? "unix://" : "redis://", rest);
     redisContext *c = NULL;
-    if (strncmp(url, "unix://", 7) == 0) {
-        char path[256];
-        snprintf(path, sizeof path, "%s", url + 7);
-        char *q = strchr(path, '?');
+    char addr[256];
+    snprintf(addr, sizeof addr, "%s", rest);
+    if (is_unix) {
+        char *q = strchr(addr, '?');
         if (q) {
             if (strncmp(q, "?db=", 4) == 0) db = atoi(q + 4);
             *q = '\0';
         }
-        c = redisConnectUnixWithTimeout(path, tv);
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        char host[256];
+        c = redisConnectUnixWithTimeout(addr, tv);
+    } else {
         int port = 6379;
-        snprintf(host, sizeof host, "%s", url + 8);
-        char *slash = strchr(host, '/');
+        char *slash = strchr(addr, '/');
         if (slash) {
             db = atoi(slash + 1);
             *slash = '\0';
         }
-        char *colon = strrchr(host, ':');
+        char *colon = strrchr(addr, ':');
         if (colon) {
             port = atoi(colon + 1);
             *colon = '\0';
         }
-        c = redisConnectWithTimeout(host, port, tv);
-    } else {
-        return NULL;
+        c = redisConnectWithTimeout(addr, port, tv);
     }
     if (!c || c->err) {
-        if (c) ctl_warn("%s: %s", url, c->errstr);
+        ctl_warn("cannot reach Redis at %s: %s", where, c ? c->errstr : "out of memory");
         redisFree(c);
         return NULL;
     }
     redisSetTimeout(c, tv);
-    if (db) {
-        redisReply *r = redisCommand(c, "SELECT %d", db);
-        int ok = r && r->type != REDIS_REPLY_ERROR;
-        if (r) freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
+    bool ok = true;
+    if (pass[0]) /* "default" is Redis's user when none is named */
+        ok = run_ok(c, redisCommand(c, "AUTH %s %s", user[0] ? user : "default", pass), where, "AUTH");
+    if (ok && db) ok = run_ok(c, redisCommand(c, "SELECT %d", db), where, "SELECT");
+    if (!ok) {
+        redisFree(c);
+        return NULL;
     }
     return c;
 }

@@ -192,6 +192,52 @@ Test(service, linkd_works_as_its_acl_user_which_cannot_touch_the_rest,
     cr_expect_eq(ldh_redis_int(&redis, "XLEN ld:events"), 1, "linkd's stream is readable");
 }
 
+/* linkctl_as reads Redis with linkctl <cmd> [arg] as <url>; exit code, output in <out>. */
+static int linkctl_as(const char *url, const char *cmd, const char *arg, char *out, size_t len)
+{
+    char path[192];
+    snprintf(path, sizeof path, "%s/linkctl.out", dir);
+    char *argv[] = {LD_BINARY_DIR "/linkctl", (char *)cmd, "--redis", (char *)url,
+                    arg ? (char *)arg : NULL, NULL};
+    int code = ldh_run(argv, NULL, path, path, 30000);
+    char *text = ldh_read_file(path, NULL);
+    snprintf(out, len, "%s", text ? text : "");
+    free(text);
+    return code;
+}
+
+Test(service, linkctl_reads_redis_as_the_acl_user, .init = acl_setup, .fini = acl_teardown,
+     .timeout = 90)
+{
+    snprintf(redis.url, sizeof redis.url, "redis://linkd@127.0.0.1:%d/0", redis.port);
+    ldh_linkd_opts o = {.extra = {"--redis-password-file", pass_file(), NULL}};
+    cr_assert_eq(ldh_linkd_start(&linkd, &redis, &o), 0, "linkd did not start as user linkd");
+    ldh_event ev;
+    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
+    char inc[64], url[128], out[8192];
+    cr_assert_eq(ldh_ingest_accept(&linkd, &ev, inc, sizeof inc), LINKD__V1__RESULT__RESULT_ACCEPTED);
+
+    /* The password from the URL, or from the file LINKCTL_REDIS_PASSWORD_FILE names. */
+    snprintf(url, sizeof url, "redis://linkd:pw-test@127.0.0.1:%d/0", redis.port);
+    int code = linkctl_as(url, "replay", "--dry-run", out, sizeof out);
+    cr_expect(code == 0 && strstr(out, ev.event_id), "replay as linkd:pw-test: exit %d\n%s", code, out);
+    setenv("LINKCTL_REDIS_PASSWORD_FILE", pass_file(), 1);
+    for (int i = 0; i < 200 && ldh_redis_int(&redis, "EXISTS ld:inc:%s", inc) != 1; i++) ldh_sleep_ms(50);
+    code = linkctl_as(redis.url, "incidents", NULL, out, sizeof out);
+    cr_expect(code == 0 && strstr(out, inc), "incidents as linkd (password file): exit %d\n%s", code, out);
+
+    /* A wrong password: 69, and the password is not printed. */
+    snprintf(url, sizeof url, "redis://linkd:not-the-password@127.0.0.1:%d/0", redis.port);
+    code = linkctl_as(url, "replay", "--dry-run", out, sizeof out);
+    cr_expect(code == 69 && strstr(out, "AUTH refused") && !strstr(out, "not-the-password"),
+              "a wrong password: exit %d\n%s", code, out);
+    unsetenv("LINKCTL_REDIS_PASSWORD_FILE");
+    snprintf(url, sizeof url, "redis://linkd@127.0.0.1:%d/0", redis.port);
+    code = linkctl_as(url, "replay", "--dry-run", out, sizeof out);
+    cr_expect(code == 69 && strstr(out, "LINKCTL_REDIS_PASSWORD_FILE"),
+              "a user without a password: exit %d\n%s", code, out);
+}
+
 Test(service, wrong_redis_password_keeps_linkd_out_of_ready_and_says_why,
      .init = acl_setup, .fini = acl_teardown, .timeout = 90)
 {
