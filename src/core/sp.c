@@ -54,14 +54,14 @@ typedef struct reply {             /* one reply being written */
 struct ld_sp {
     uv_tcp_t listener;
     uv_timer_t sweep;
+    uv_idle_t kick;                /* serves waiting requests on the next loop turn */
     uv_loop_t *loop;
     ld_rep *rep;
     size_t max_msg;
     uint32_t next_id;
     conn *conns;
     conn *w_head, *w_tail;         /* connections with queued requests, oldest first */
-    int serving;                   /* serve_waiting is on the stack */
-    int handles;                   /* listener and sweep not yet closed */
+    int handles;                   /* listener, sweep and kick not yet closed */
     int closing;
 };
 
@@ -392,7 +392,15 @@ static void on_written(uv_write_t *w, int status)
     free(rp);
 }
 
-/* release ends <x>'s request: the context is free again. */
+static void on_kick(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    serve_waiting(h->data);
+}
+
+/* release ends <x>'s request: the context is free again. A request waiting
+ * for one gets it on the next loop turn, not now: the owner is still inside
+ * its ld_rep_reply and may tidy the context's state after it. */
 static void release(ld_sp *sp, ld_rep_ctx *x)
 {
     conn *c = x->conn;
@@ -401,7 +409,7 @@ static void release(ld_sp *sp, ld_rep_ctx *x)
     x->idle_next = sp->rep->idle;
     sp->rep->idle = x;
     if (c && --c->inflight == 0 && c->closed) conn_free(c);
-    serve_waiting(sp);
+    if (sp->w_head && !sp->closing) uv_idle_start(&sp->kick, on_kick);
 }
 
 void ld_sp_reply(ld_sp *sp, ld_rep_ctx *x, void *body_)
@@ -448,8 +456,6 @@ void ld_sp_reply(ld_sp *sp, ld_rep_ctx *x, void *body_)
  * first, and reads again from a connection whose queue is empty. */
 static void serve_waiting(ld_sp *sp)
 {
-    if (sp->serving) return; /* an outer call is looping already */
-    sp->serving = 1;
     while (sp->w_head && sp->rep->idle && !sp->closing) {
         conn *c = sp->w_head;
         queued *q = c->q_head;
@@ -464,7 +470,6 @@ static void serve_waiting(ld_sp *sp)
         }
         hand(sp, c, m);
     }
-    sp->serving = 0;
 }
 
 /* ---- the listener ------------------------------------------------------------------ */
@@ -486,8 +491,9 @@ int ld_sp_open(ld_sp **out, ld_rep *rep, uv_loop_t *loop, const char *url, size_
     sp->max_msg = max_msg;
     uv_tcp_init(loop, &sp->listener);
     uv_timer_init(loop, &sp->sweep);
-    sp->listener.data = sp->sweep.data = sp;
-    sp->handles = 2;
+    uv_idle_init(loop, &sp->kick);
+    sp->listener.data = sp->sweep.data = sp->kick.data = sp;
+    sp->handles = 3;
     int rv = uv_tcp_bind(&sp->listener, (const struct sockaddr *)&addr, 0);
     if (rv == 0) rv = uv_listen((uv_stream_t *)&sp->listener, 511, on_connection);
     if (rv != 0) {
@@ -495,6 +501,7 @@ int ld_sp_open(ld_sp **out, ld_rep *rep, uv_loop_t *loop, const char *url, size_
         sp->closing = 1;
         uv_close((uv_handle_t *)&sp->listener, on_handle_closed);
         uv_close((uv_handle_t *)&sp->sweep, on_handle_closed);
+        uv_close((uv_handle_t *)&sp->kick, on_handle_closed);
         return LD_EIO;
     }
     uv_timer_start(&sp->sweep, on_sweep, 1000, 1000);
@@ -514,4 +521,5 @@ void ld_sp_close(ld_sp *sp)
     while (sp->conns) drop(sp->conns);
     uv_close((uv_handle_t *)&sp->listener, on_handle_closed);
     uv_close((uv_handle_t *)&sp->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&sp->kick, on_handle_closed);
 }

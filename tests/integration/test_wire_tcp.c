@@ -257,3 +257,32 @@ Test(wire_tcp, a_bad_peer_loses_only_its_own_connection, .init = setup, .fini = 
     linkd__v1__ingest_reply__free_unpacked(r, NULL);
     close(fd);
 }
+
+Test(wire_tcp, more_requests_than_contexts_wait_their_turn_and_are_each_answered,
+     .init = setup, .fini = teardown, .timeout = 180)
+{
+    /* linkd keeps 64 intake contexts: 300 requests in one write leave most
+     * waiting for one, and each context is answered from a Redis reply, so
+     * a context is handed on while its owner finishes the last answer. */
+    enum { N = 300 };
+    int fd = dial(env.linkd.ingest);
+    greet(fd);
+    static uint8_t buf[N * 1024];
+    static ldh_event ev[N];
+    size_t n = 0;
+    for (uint32_t i = 0; i < N; i++) n += frame(buf + n, sizeof buf - n, 1000 + i, &ev[i]);
+    send_all(fd, buf, n);
+    static bool seen[N];
+    for (int k = 0; k < N; k++) {
+        uint32_t id = 0;
+        Linkd__V1__IngestReply *r = read_reply(fd, &id);
+        ldh_check(&env, r, "reply %d of %d missing", k + 1, N);
+        uint32_t i = (id & 0x7fffffffu) - 1000;
+        ldh_check(&env, i < N && !seen[i] && accepted(r, ev[i].event_id),
+                  "reply under id %#x does not answer its request", id);
+        seen[i] = true;
+        linkd__v1__ingest_reply__free_unpacked(r, NULL);
+    }
+    close(fd);
+    ldh_check(&env, ldh_redis_int(&env.redis, "XLEN ld:events") == N, "every event is logged");
+}
