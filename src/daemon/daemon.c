@@ -27,10 +27,6 @@
 #include "store/spool.h"
 #include "store/store.h"
 
-/* The write-behind tick's writes go to Redis in this many shares, one per
- * flush_ms / FLUSH_SLICES (store.h, "Pacing the write-behind"). */
-enum { FLUSH_SLICES = 4 };
-
 typedef struct daemon {
     const ld_options *o;
     uv_loop_t loop;
@@ -53,7 +49,6 @@ typedef struct daemon {
     int recovered;
     char mark[48];              /* the last ld:applied written */
     uv_timer_t deadline, drain_check, flush;
-    unsigned flush_slice;       /* on_flush runs FLUSH_SLICES times per flush_ms */
     uv_prepare_t before_poll;
     uv_signal_t sigterm, sigint, sighup;
     uint64_t armed_due;
@@ -119,10 +114,9 @@ static void flush_dirty(daemon *d)
         d->store.stats.write_behind_waits++;
         return;
     }
-    /* Paced: the tick's writes go to Redis a share per slice (store.h). */
-    ld_store_defer(&d->store, !d->stopping);
     ld_engine_take_dirty(&d->engine, write_incident, d);
     ld_store_flush_records(&d->store);
+    ld_store_write_now(&d->store);
     ld_audit_flush(&d->audit);
     ld_reload_log_flush(&d->reload_log);
     /* While some cut-off intake call may have appended events the engine has
@@ -131,8 +125,6 @@ static void flush_dirty(daemon *d)
         ld_store_put_mark(&d->store, d->engine.last_opened);
         memcpy(d->mark, d->engine.last_opened, sizeof d->mark);
     }
-    ld_store_defer(&d->store, 0);
-    ld_store_pace(&d->store, d->stopping ? 1 : FLUSH_SLICES);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -160,9 +152,7 @@ static void rearm_deadline(daemon *d)
  * incident opened and acknowledged a few milliseconds later is written once.
  * Events are durable in ld:events before they are ACCEPTED, whatever this
  * period; a crash loses at most flush_ms of updates to records, which the
- * replay of ld:events and the redelivery of unacknowledged tasks make good.
- * The timer runs FLUSH_SLICES times as often: the tick's writes are handed
- * to Redis a share at a time, so no intake script waits behind all of them. */
+ * replay of ld:events and the redelivery of unacknowledged tasks make good. */
 static void reconcile_spool(daemon *d);
 static void write_claims(daemon *d);
 
@@ -171,11 +161,6 @@ static void retry_recovery(daemon *d);
 static void on_flush(uv_timer_t *t)
 {
     daemon *d = t->data;
-    unsigned slice = d->flush_slice++ % FLUSH_SLICES;
-    if (slice != 0) { /* the rest of the last tick's writes, a share at a time */
-        ld_store_pace(&d->store, FLUSH_SLICES - slice);
-        return;
-    }
     retry_recovery(d);
     ld_engine_tidy(&d->engine);
     flush_dirty(d);
@@ -1045,8 +1030,7 @@ int ld_daemon_run(const ld_options *o)
     d->drain_check.data = d;
     uv_timer_init(&d->loop, &d->flush);
     d->flush.data = d;
-    uint64_t slice_ms = o->flush_ms / FLUSH_SLICES ? o->flush_ms / FLUSH_SLICES : 1;
-    uv_timer_start(&d->flush, on_flush, slice_ms, slice_ms);
+    uv_timer_start(&d->flush, on_flush, o->flush_ms, o->flush_ms);
     uv_prepare_init(&d->loop, &d->before_poll);
     d->before_poll.data = d;
     uv_prepare_start(&d->before_poll, on_before_poll);

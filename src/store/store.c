@@ -62,7 +62,6 @@ typedef struct append_op {
 
 static void connect_now(ld_store *s);
 static void finish_stop(ld_store *s);
-static void drop_deferred(ld_store *s);
 
 /* ---- connection ------------------------------------------------------------ */
 
@@ -234,7 +233,6 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     s->ac = NULL;
     s->connected = 0;
     s->inflight = 0;
-    drop_deferred(s);
     set_ready(s, 0);
     if (s->stopping) {
         finish_stop(s);
@@ -322,9 +320,6 @@ static void on_timer_closed(uv_handle_t *h)
     free(s->rec_argl);
     s->rec_off = s->rec_len = s->rec_argl = NULL, s->rec_argv = NULL;
     s->rec_n = s->rec_cap = 0;
-    free(s->dq);
-    s->dq = NULL;
-    s->dq_cap = 0;
     ld_pool_fini(&s->ops);
     if (s->on_stopped) s->on_stopped(s->stopped_arg);
 }
@@ -340,7 +335,6 @@ static void finish_stop(ld_store *s)
 
 void ld_store_stop(ld_store *s, void (*done)(void *arg), void *arg)
 {
-    ld_store_pace(s, 1); /* what is queued goes before the connection closes */
     s->stopping = 1;
     s->on_stopped = done;
     s->stopped_arg = arg;
@@ -370,75 +364,6 @@ static void answered(ld_store *s)
 {
     if (s->inflight) s->inflight--;
     s->last_progress = uv_now(s->loop);
-}
-
-/* ---- write-behind, paced ----------------------------------------------------------------- */
-
-/* A write-behind command formatted but not yet handed to hiredis. */
-typedef struct deferred {
-    char *cmd;
-    size_t len;
-    redisCallbackFn *cb;
-    void *priv;
-} deferred;
-
-/* issue sends a write-behind command, or queues it while ld_store_defer is
- * on. REDIS_OK, or REDIS_ERR if it could be neither. */
-static int issue(ld_store *s, redisCallbackFn *cb, void *priv, int argc, const char **argv,
-                 const size_t *lens)
-{
-    if (!s->deferring) {
-        if (redisAsyncCommandArgv(s->ac, cb, priv, argc, argv, lens) != REDIS_OK) return REDIS_ERR;
-        sent(s);
-        return REDIS_OK;
-    }
-    if (s->dq_n == s->dq_cap) {
-        size_t cap = s->dq_cap ? 2 * s->dq_cap : 256;
-        deferred *q = realloc(s->dq, cap * sizeof *q);
-        if (!q) return REDIS_ERR;
-        s->dq = q;
-        s->dq_cap = cap;
-    }
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    if (len < 0 || !cmd) return REDIS_ERR;
-    s->dq[s->dq_n++] = (deferred){cmd, (size_t)len, cb, priv};
-    s->dq_bytes += (size_t)len;
-    return REDIS_OK;
-}
-
-void ld_store_defer(ld_store *s, int on) { s->deferring = on; }
-
-void ld_store_pace(ld_store *s, unsigned slices_left)
-{
-    if (!s->dq_n) return;
-    size_t budget = slices_left > 1 ? (s->dq_bytes + slices_left - 1) / slices_left : SIZE_MAX;
-    size_t i = s->dq_head, spent = 0;
-    while (i < s->dq_n && (spent < budget || i == s->dq_head) && s->ac) {
-        deferred *d = &s->dq[i++];
-        if (redisAsyncFormattedCommand(s->ac, d->cb, d->priv, d->cmd, d->len) == REDIS_OK) sent(s);
-        else d->cb(s->ac, NULL, d->priv); /* as hiredis does for a command it cannot send */
-        spent += d->len;
-        s->dq_bytes -= d->len;
-        redisFreeCommand(d->cmd);
-    }
-    s->dq_head = i;
-    if (s->dq_head == s->dq_n) s->dq_head = s->dq_n = 0;
-    ld_store_write_now(s);
-}
-
-/* drop_deferred answers every queued command with no reply, as hiredis does
- * for those in flight when the connection goes. */
-static void drop_deferred(ld_store *s)
-{
-    while (s->dq_head < s->dq_n) {
-        deferred *d = &s->dq[s->dq_head++];
-        s->dq_bytes -= d->len;
-        redisFreeCommand(d->cmd);
-        d->cb(NULL, NULL, d->priv);
-    }
-    s->dq_head = s->dq_n = 0;
-    s->dq_bytes = 0;
 }
 
 int ld_stream_id_cmp(const char *a, const char *b)
@@ -577,9 +502,7 @@ static void on_written(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
-/* Records per MSET: small enough that a paced write-behind can spread a
- * tick's records over its slices (Redis takes about 0.1 ms for 32). */
-enum { RECORD_BATCH = 32 };
+enum { RECORD_BATCH = 512 };   /* records per MSET: Redis answers in well under a millisecond */
 
 static int rec_reserve(ld_store *s)
 {
@@ -600,7 +523,7 @@ static int rec_reserve(ld_store *s)
 
 size_t ld_store_unsent(const ld_store *s)
 {
-    return s->dq_bytes + (s->ac && s->ac->c.obuf ? sdslen(s->ac->c.obuf) : 0);
+    return s->ac && s->ac->c.obuf ? sdslen(s->ac->c.obuf) : 0;
 }
 
 void ld_store_write_now(ld_store *s)
@@ -628,14 +551,16 @@ void ld_store_flush_records(ld_store *s)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < 2; j++)
             argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
-    issue(s, on_written, s, (int)k, argv, argl);
+    redisAsyncCommandArgv(s->ac, on_written, s, (int)k, argv, argl);
+    sent(s);
     k = 0;
     argv[k] = "ZADD", argl[k++] = 4;
     argv[k] = "ld:open", argl[k++] = 7;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 2; j < 4; j++)
             argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
-    issue(s, on_written, s, (int)k, argv, argl);
+    redisAsyncCommandArgv(s->ac, on_written, s, (int)k, argv, argl);
+    sent(s);
     s->stats.records_written += n;
     ld_buf_reset(&s->rec_bytes);
 }
@@ -653,8 +578,10 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
         size_t setl[] = {3, (size_t)kl, len, 2, 7};
         const char *zrem[] = {"ZREM", "ld:open", id};
         size_t zreml[] = {4, 7, idl};
-        issue(s, on_written, s, 5, set, setl);
-        issue(s, on_written, s, 3, zrem, zreml);
+        redisAsyncCommandArgv(s->ac, on_written, s, 5, set, setl);
+        redisAsyncCommandArgv(s->ac, on_written, s, 3, zrem, zreml);
+        sent(s);
+        sent(s);
         s->stats.records_written++;
         return;
     }
@@ -678,9 +605,8 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
 void ld_store_put_mark(ld_store *s, const char *stream_id)
 {
     if (!s->ac) return;
-    const char *argv[] = {"SET", "ld:applied", stream_id};
-    size_t lens[] = {3, 10, strlen(stream_id)};
-    issue(s, on_written, s, 3, argv, lens);
+    redisAsyncCommand(s->ac, on_written, s, "SET ld:applied %s", stream_id);
+    sent(s);
 }
 
 typedef struct command_op {
@@ -705,10 +631,11 @@ int ld_store_commandv(ld_store *s, ld_reply_cb cb, void *arg, int argc, const ch
     command_op *op = malloc(sizeof *op);
     if (!op) return LD_ENOMEM;
     *op = (command_op){s, cb, arg};
-    if (issue(s, on_command, op, argc, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(s->ac, on_command, op, argc, argv, lens) != REDIS_OK) {
         free(op);
         return LD_EUNAVAIL;
     }
+    sent(s);
     return 0;
 }
 

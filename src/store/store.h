@@ -91,11 +91,6 @@ typedef struct ld_store {
     size_t rec_n, rec_cap;
     const char **rec_argv;         /* scratch for the batch's commands */
     size_t *rec_argl;
-    /* Write-behind commands formatted while ld_store_defer is on, handed to
-     * hiredis a share at a time by ld_store_pace. */
-    int deferring;
-    struct deferred *dq;
-    size_t dq_head, dq_n, dq_cap, dq_bytes;
 } ld_store;
 
 /* ld_store_init parses <url>: redis://[user:password@]host:port[/db] or
@@ -148,20 +143,6 @@ size_t ld_store_unsent(const ld_store *s);
 /* ld_store_write_now hands the queued commands to the socket at once (see
  * uvredis.h); Redis may turn out to be gone: check ld_store_up after it. */
 void ld_store_write_now(ld_store *s);
-
-/* Pacing the write-behind. One tick's records and audit lines cost Redis
- * about 19 us per event (BENCHMARKS, "Where Redis's time goes"), 2 ms at
- * 5,000 events/s every 20 ms: sent at once, every intake script behind them
- * waits that long. With ld_store_defer(s, 1) the write-behind commands
- * (records, their ld:open scores, the mark, and whatever goes through
- * ld_store_commandv, i.e. audit lines) are formatted and queued instead of
- * sent; ld_store_pace(s, k) then hands the first 1/k of the queued bytes
- * to hiredis (k <= 1: all of it), in order, so intake scripts issued
- * between two slices run between them in Redis. Queued bytes count in
- * ld_store_unsent; a lost connection answers them with no reply, like the
- * commands in flight. */
-void ld_store_defer(ld_store *s, int on);
-void ld_store_pace(ld_store *s, unsigned slices_left);
 
 /* ld_store_flush_records sends the records gathered since the last call, in
  * the order they came, before any command issued after it. */
