@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "core/hist.h"
 #include "core/map.h"
@@ -132,6 +133,11 @@ struct run {
     ld_rules *rules;
     term *terms;
     size_t nterms, nstaffed;
+    int tnative;                /* on tloop over spc.h, not NNG */
+    uv_loop_t tloop;
+    uv_thread_t tthread;
+    int tthread_started;
+    uv_async_t tstop;
     pthread_mutex_t tmu;
     term_stats tst;
     ld_map in_hand;             /* task ids a simulated terminal acts on (keys owned); tmu */

@@ -3,9 +3,12 @@
  * linkd gives each level of a department's escalation chain its own terminal
  * (fire-duty, fire-deputy, fire-head; then command-supervisor ...). The
  * scenario says how many levels of each department are staffed: those
- * terminals long-poll the terminal socket, each from its own REQ socket,
- * driven by aio callbacks (no thread per terminal); the others stay silent,
- * so tasks that reach them wait for the next escalation.
+ * terminals long-poll the terminal socket, each over its own connection:
+ * for tcp:// all of them on one libuv loop thread (spc.h: NNG's wire
+ * protocol without NNG's thread hand-offs, which cost the generator more
+ * CPU than linkd), else each from an NNG REQ socket driven by aio
+ * callbacks; the others stay silent, so tasks that reach them wait for the
+ * next escalation.
  *
  * A staffed terminal receipts every task in its next poll. Unless it is a
  * no-show for that task (drawn with the scenario's no_show probability), it
@@ -38,6 +41,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "run.h"
+#include "spc.h"
 
 #define MAX_UPDATES_PER_POLL 256    /* bounds one poll; the rest go in the next */
 #define POLL_WAIT_MS 1000u          /* long-poll wait with nothing due */
@@ -55,6 +59,8 @@ struct term {
     lg_term_profile prof;
     nng_socket sock;
     nng_aio *aio;
+    lg_spc spc;                     /* native: the connection */
+    uv_timer_t wake;                /* native: offline periods, retries */
     ld_arena arena;
     int receiving, sleeping, open, has_sock, errors_in_row;
     uint64_t rng;
@@ -345,6 +351,8 @@ static int build_poll(term *t, nng_msg **out)
     return rv;
 }
 
+static void on_wake(uv_timer_t *h);
+
 static void term_poll(term *t)
 {
     nng_msg *msg;
@@ -363,13 +371,18 @@ static void term_poll(term *t)
             t->r->tst.offline_periods++;
             pthread_mutex_unlock(&t->r->tmu);
             uint64_t ms = (uint64_t)len / NS_PER_MS;
-            nng_sleep_aio((nng_duration)(ms > 600000 ? 600000 : ms), t->aio);
+            if (t->r->tnative) uv_timer_start(&t->wake, on_wake, ms > 600000 ? 600000 : ms, 0);
+            else nng_sleep_aio((nng_duration)(ms > 600000 ? 600000 : ms), t->aio);
             return;
         }
         t->offline_at_ns = gap > 0 ? now + (uint64_t)gap : 0;
     }
     if (build_poll(t, &msg) != 0) {
         t->open = 0;
+        return;
+    }
+    if (t->r->tnative) {
+        lg_spc_request(&t->spc, msg, 5000 + POLL_WAIT_MS + 10000);
         return;
     }
     t->receiving = 0;
@@ -391,6 +404,8 @@ static void term_retry(term *t)
     }
     term_poll(t);
 }
+
+static void got_reply(term *t, const uint8_t *body, size_t len);
 
 static void term_cb(void *arg)
 {
@@ -426,12 +441,17 @@ static void term_cb(void *arg)
         term_retry(t);
         return;
     }
+    nng_msg *msg = nng_aio_get_msg(t->aio);
+    got_reply(t, nng_msg_body(msg), nng_msg_len(msg));
+    nng_msg_free(msg);
+}
+
+/* got_reply takes a poll's reply and polls again. */
+static void got_reply(term *t, const uint8_t *body, size_t len)
+{
     t->errors_in_row = 0;
     uint64_t now = ld_mono_ns();
-    nng_msg *msg = nng_aio_get_msg(t->aio);
-    Linkd__V1__PollReply *rep =
-        linkd__v1__poll_reply__unpack(&t->arena.pb, nng_msg_len(msg), nng_msg_body(msg));
-    nng_msg_free(msg);
+    Linkd__V1__PollReply *rep = linkd__v1__poll_reply__unpack(&t->arena.pb, len, body);
     if (rep) take_reply(t, rep, now);
     else {
         pthread_mutex_lock(&t->r->tmu);
@@ -447,6 +467,61 @@ static void term_cb(void *arg)
     term_poll(t);
 }
 
+/* ---- the native transport: every terminal on one loop thread ---------------------- */
+
+static void on_wake(uv_timer_t *h)
+{
+    term *t = h->data;
+    t->sleeping = 0;
+    if (atomic_load(&t->r->stopping)) {
+        t->open = 0;
+        return;
+    }
+    term_poll(t);
+}
+
+static void on_spc(lg_spc *c, int status, const uint8_t *body, size_t len)
+{
+    term *t = c->arg;
+    if (atomic_load(&t->r->stopping)) {
+        t->open = 0;
+        return;
+    }
+    if (status == 0) {
+        got_reply(t, body, len);
+        return;
+    }
+    /* As term_retry, but a refused connection waits a little before the next try. */
+    pthread_mutex_lock(&t->r->tmu);
+    t->r->tst.poll_errors++;
+    pthread_mutex_unlock(&t->r->tmu);
+    if (++t->errors_in_row > 20) {
+        t->open = 0;
+        return;
+    }
+    uv_timer_start(&t->wake, on_wake, 100, 0);
+}
+
+static void on_tstop(uv_async_t *h)
+{
+    run *r = h->data;
+    for (size_t i = 0; i < r->nterms; i++) {
+        term *t = &r->terms[i];
+        if (!t->spc.done) continue;
+        lg_spc_close(&t->spc);
+        uv_close((uv_handle_t *)&t->wake, NULL);
+    }
+    uv_close((uv_handle_t *)h, NULL);
+}
+
+static void tloop_main(void *arg)
+{
+    run *r = arg;
+    for (size_t i = 0; i < r->nterms; i++)
+        if (r->terms[i].open) term_poll(&r->terms[i]);
+    uv_run(&r->tloop, UV_RUN_DEFAULT);
+}
+
 /* staffed_level returns the chain level terminal <i> holds in its
  * department, or -1 if it is on no level (a spare terminal). */
 static int staffed_level(const ld_rules *rules, int i)
@@ -460,6 +535,13 @@ static int staffed_level(const ld_rules *rules, int i)
 int lg_terminals_open(run *r)
 {
     ld_map_init(&r->in_hand);
+    const char *how = getenv("LINKLOAD_TERMINALS");
+    r->tnative = lg_spc_url_ok(r->o.terminals_url) && !(how && strcmp(how, "nng") == 0);
+    if (r->tnative) {
+        if (uv_loop_init(&r->tloop) != 0) return NNG_ENOMEM;
+        uv_async_init(&r->tloop, &r->tstop, on_tstop);
+        r->tstop.data = r;
+    }
     r->nterms = (size_t)r->rules->nterminals;
     r->terms = calloc(r->nterms ? r->nterms : 1, sizeof *r->terms);
     if (!r->terms) return NNG_ENOMEM;
@@ -475,6 +557,17 @@ int lg_terminals_open(run *r)
         if (t->prof.staffed >= 0 && (level < 0 || level >= t->prof.staffed)) continue;
         ld_arena_init(&t->arena, 65536, 0);
         int rv;
+        if (r->tnative) {
+            if ((rv = lg_spc_init(&t->spc, &r->tloop, r->o.terminals_url, 64u << 20, on_spc, t)) != 0)
+                return rv;
+            uv_timer_init(&r->tloop, &t->wake);
+            t->wake.data = t;
+            t->open = 1;
+            r->nstaffed++;
+            int64_t gap = t->prof.offline_for.kind != LG_DIST_NEVER ? delay_ns(t, &t->prof.offline_every) : -1;
+            t->offline_at_ns = gap > 0 ? ld_mono_ns() + (uint64_t)gap : 0;
+            continue;
+        }
         if ((rv = nng_req0_open(&t->sock)) != 0) return rv;
         t->has_sock = t->open = 1;
         r->nstaffed++;
@@ -485,6 +578,11 @@ int lg_terminals_open(run *r)
         int64_t gap = t->prof.offline_for.kind != LG_DIST_NEVER ? delay_ns(t, &t->prof.offline_every) : -1;
         t->offline_at_ns = gap > 0 ? ld_mono_ns() + (uint64_t)gap : 0;
     }
+    if (r->tnative) {
+        if (uv_thread_create(&r->tthread, tloop_main, r) != 0) return NNG_ENOMEM;
+        r->tthread_started = 1;
+        return 0;
+    }
     for (size_t i = 0; i < r->nterms; i++)
         if (r->terms[i].open) term_poll(&r->terms[i]);
     return 0;
@@ -492,6 +590,18 @@ int lg_terminals_open(run *r)
 
 void lg_terminals_close(run *r)
 {
+    if (r->tnative) {
+        if (r->tthread_started) {
+            uv_async_send(&r->tstop);
+            uv_thread_join(&r->tthread);
+            r->tthread_started = 0;
+        } else if (r->terms) { /* failed half way: close what was made, on this thread */
+            on_tstop(&r->tstop);
+            uv_run(&r->tloop, UV_RUN_DEFAULT);
+        }
+        uv_loop_close(&r->tloop);
+        r->tnative = 0;
+    }
     for (size_t i = 0; r->terms && i < r->nterms; i++)
         if (r->terms[i].aio) nng_aio_stop(r->terms[i].aio);
     for (size_t i = 0; r->terms && i < r->nterms; i++)

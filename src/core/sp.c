@@ -515,8 +515,9 @@ void ld_sp_close(ld_sp *sp)
     sp->closing = 1;
     for (size_t i = 0; i < sp->rep->nctx; i++) { /* requests in hand answer no one now */
         ld_rep_ctx *x = &sp->rep->ctxs[i];
-        if (x->conn) ((conn *)x->conn)->inflight = 0;
+        conn *c = x->conn;
         x->conn = NULL;
+        if (c && --c->inflight == 0 && c->closed) conn_free(c); /* its peer left earlier */
     }
     while (sp->conns) drop(sp->conns);
     uv_close((uv_handle_t *)&sp->listener, on_handle_closed);

@@ -98,6 +98,12 @@ extern volatile sig_atomic_t ctl_stop;
  * and a resent poll or ingest would only be answered twice. Returns 0 or an
  * NNG error. */
 int ctl_req_open(nng_socket *s, const char *url, bool wait_for_peer);
+/* ctl_nng_close closes a socket of linkctl's, waiting at most CTL_CLOSE_MS:
+ * NNG 1.5.2's nng_close can wait for ever when a connection goes while a
+ * write is half done (docs/ARCHITECTURE.md); linkctl is about to exit and
+ * leaves it be. */
+#define CTL_CLOSE_MS 2000
+void ctl_nng_close(nng_socket s);
 /* ctl_tls is the client side of tls+tcp:// URLs, from the environment:
  * LINKCTL_TLS_CA (verify linkd), LINKCTL_TLS_CERT and LINKCTL_TLS_KEY (this
  * client's certificate, for mutual TLS), LINKCTL_TLS_SERVER_NAME. */

@@ -563,7 +563,7 @@ int ctl_replay_main(int argc, char **argv)
     }
     if (r.page) freeReplyObject(r.page);
     redisFree(r.rc);
-    if (!r.o.dry_run) nng_close(r.sock);
+    if (!r.o.dry_run) ctl_nng_close(r.sock);
     free(r.batch);
     print_totals(&r);
     if (rv) return rv;

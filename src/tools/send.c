@@ -389,7 +389,7 @@ int ctl_send_main(int argc, char **argv)
         if (send_batch(s, &o, &tmpl, sent, n, &t, colour) == EX_PROTOCOL) break;
         sent += n;
     }
-    nng_close(s);
+    ctl_nng_close(s);
     if (o.count > 1 || o.quiet)
         printf("sent %u: %llu accepted, %llu duplicate, %llu rejected, %llu retry later%s\n", o.count,
                (unsigned long long)t.accepted, (unsigned long long)t.duplicate,

@@ -795,7 +795,7 @@ static void close_terminal(terminal *t)
     if (t->reply) nng_msg_free(t->reply);
     nng_aio_free(t->aio);
     nng_ctx_close(t->ctx);
-    nng_close(t->sock);
+    ctl_nng_close(t->sock);
     close(t->wake[0]);
     close(t->wake[1]);
     pthread_mutex_destroy(&t->mu);

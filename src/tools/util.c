@@ -17,6 +17,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "core/rep.h"
 #include "rules/rules.h"
 
 const char *ctl_cmd = "";
@@ -267,6 +268,11 @@ int ctl_ingest_exit(const ctl_ingest_totals *t)
     if (t->rejected || t->unanswered) return EX_DATAERR;
     if (t->retry) return EX_TEMPFAIL;
     return 0;
+}
+
+void ctl_nng_close(nng_socket s)
+{
+    ld_nng_close(s, "connection to linkd", CTL_CLOSE_MS);
 }
 
 /* ---- output -------------------------------------------------------------- */

@@ -223,6 +223,17 @@ Test(linkload, echo_answers_every_event_accepted_and_stops_by_itself, .init = se
     char *echo[] = {LINKLOAD_BIN, "echo", "--ingest", url, "--batch", "5", "--seconds", "6", NULL};
     pid_t pid = ldh_spawn(echo, NULL, log, log);
     cr_assert_gt(pid, 0);
+    /* Its socket first: under a sanitizer it can take a while to start. */
+    bool listening = false;
+    for (int i = 0; i < 200 && !listening; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        listening = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0) close(fd);
+        if (!listening) ldh_sleep_ms(50);
+    }
+    cr_assert(listening, "linkload echo never listened on %s", url);
     const char *args[] = {"--rate", "500", "--duration", "1", "--batch", "5", "--ingest", url,
                           "--no-terminals", "--json", json, "--quiet", NULL};
     int code = run_linkload(args);
