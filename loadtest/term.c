@@ -34,6 +34,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,18 +392,25 @@ static void term_poll(term *t)
     nng_send_aio(t->sock, t->aio);
 }
 
-/* term_retry counts a failed poll and polls again, unless this terminal has
- * failed too often in a row (each failure takes a timeout, so this is slow). */
-static void term_retry(term *t)
+/* poll_failed counts a failed poll; false once this terminal has failed
+ * too often in a row, and it stops. */
+static bool poll_failed(term *t)
 {
     pthread_mutex_lock(&t->r->tmu);
     t->r->tst.poll_errors++;
     pthread_mutex_unlock(&t->r->tmu);
     if (++t->errors_in_row > 20) {
         t->open = 0;
-        return;
+        return false;
     }
-    term_poll(t);
+    return true;
+}
+
+/* term_retry counts a failed poll and polls again, unless this terminal has
+ * failed too often in a row (each failure takes a timeout, so this is slow). */
+static void term_retry(term *t)
+{
+    if (poll_failed(t)) term_poll(t);
 }
 
 static void got_reply(term *t, const uint8_t *body, size_t len);
@@ -492,14 +500,7 @@ static void on_spc(lg_spc *c, int status, const uint8_t *body, size_t len)
         return;
     }
     /* As term_retry, but a refused connection waits a little before the next try. */
-    pthread_mutex_lock(&t->r->tmu);
-    t->r->tst.poll_errors++;
-    pthread_mutex_unlock(&t->r->tmu);
-    if (++t->errors_in_row > 20) {
-        t->open = 0;
-        return;
-    }
-    uv_timer_start(&t->wake, on_wake, 100, 0);
+    if (poll_failed(t)) uv_timer_start(&t->wake, on_wake, 100, 0);
 }
 
 static void on_tstop(uv_async_t *h)

@@ -154,6 +154,30 @@ static bool nng_client_served(void)
     return ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) == LINKD__V1__RESULT__RESULT_ACCEPTED;
 }
 
+/* pipeline sends <n> requests (ids first_id...) in one write on <fd> and
+ * checks that each is answered, once, under its own id. */
+static void pipeline(int fd, ldh_event *ev, uint32_t n, uint32_t first_id)
+{
+    size_t cap = (size_t)n * 1024, len = 0;
+    uint8_t *buf = malloc(cap);
+    bool *seen = calloc(n, sizeof *seen);
+    cr_assert(buf && seen);
+    for (uint32_t i = 0; i < n; i++) len += frame(buf + len, cap - len, first_id + i, &ev[i]);
+    send_all(fd, buf, len); /* all in one write */
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id = 0;
+        Linkd__V1__IngestReply *r = read_reply(fd, &id);
+        ldh_check(&env, r, "reply %u of %u missing", k + 1, n);
+        uint32_t i = (id & 0x7fffffffu) - first_id;
+        ldh_check(&env, i < n && !seen[i] && accepted(r, ev[i].event_id),
+                  "reply under id %#x does not answer its request", id);
+        seen[i] = true;
+        linkd__v1__ingest_reply__free_unpacked(r, NULL);
+    }
+    free(seen);
+    free(buf);
+}
+
 Test(wire_tcp, a_request_sent_a_byte_at_a_time_is_answered_under_its_id, .init = setup,
      .fini = teardown, .timeout = 120)
 {
@@ -179,25 +203,10 @@ Test(wire_tcp, a_request_sent_a_byte_at_a_time_is_answered_under_its_id, .init =
 Test(wire_tcp, pipelined_requests_are_each_answered_under_their_own_id, .init = setup,
      .fini = teardown, .timeout = 120)
 {
-    enum { N = 8 };
+    static ldh_event ev[8];
     int fd = dial(env.linkd.ingest);
     greet(fd);
-    static uint8_t buf[N * 4096];
-    static ldh_event ev[N];
-    size_t n = 0;
-    for (uint32_t i = 0; i < N; i++) n += frame(buf + n, sizeof buf - n, 100 + i, &ev[i]);
-    send_all(fd, buf, n); /* all in one write */
-    bool seen[N] = {false};
-    for (int k = 0; k < N; k++) {
-        uint32_t id = 0;
-        Linkd__V1__IngestReply *r = read_reply(fd, &id);
-        ldh_check(&env, r, "reply %d of %d missing", k + 1, N);
-        uint32_t i = (id & 0x7fffffffu) - 100;
-        ldh_check(&env, i < N && !seen[i] && accepted(r, ev[i].event_id),
-                  "reply under id %#x does not answer its request", id);
-        seen[i] = true;
-        linkd__v1__ingest_reply__free_unpacked(r, NULL);
-    }
+    pipeline(fd, ev, 8, 100);
     close(fd);
 }
 
@@ -265,24 +274,10 @@ Test(wire_tcp, more_requests_than_contexts_wait_their_turn_and_are_each_answered
      * waiting for one, and each context is answered from a Redis reply, so
      * a context is handed on while its owner finishes the last answer. */
     enum { N = 300 };
+    static ldh_event ev[N];
     int fd = dial(env.linkd.ingest);
     greet(fd);
-    static uint8_t buf[N * 1024];
-    static ldh_event ev[N];
-    size_t n = 0;
-    for (uint32_t i = 0; i < N; i++) n += frame(buf + n, sizeof buf - n, 1000 + i, &ev[i]);
-    send_all(fd, buf, n);
-    static bool seen[N];
-    for (int k = 0; k < N; k++) {
-        uint32_t id = 0;
-        Linkd__V1__IngestReply *r = read_reply(fd, &id);
-        ldh_check(&env, r, "reply %d of %d missing", k + 1, N);
-        uint32_t i = (id & 0x7fffffffu) - 1000;
-        ldh_check(&env, i < N && !seen[i] && accepted(r, ev[i].event_id),
-                  "reply under id %#x does not answer its request", id);
-        seen[i] = true;
-        linkd__v1__ingest_reply__free_unpacked(r, NULL);
-    }
+    pipeline(fd, ev, N, 1000);
     close(fd);
     ldh_check(&env, ldh_redis_int(&env.redis, "XLEN ld:events") == N, "every event is logged");
 }
