@@ -251,7 +251,7 @@ int ld_nng_close(nng_socket s, const char *what, unsigned timeout_ms)
     /* After one close got stuck, NNG's reaper is stuck with it, so any
      * socket with a connection left would wait as well: do not wait long. */
     static int stuck;
-    if (stuck && timeout_ms > 500) timeout_ms = 500;
+    if (__atomic_load_n(&stuck, __ATOMIC_ACQUIRE) && timeout_ms > 500) timeout_ms = 500;
     closer *c = calloc(1, sizeof *c);
     pthread_condattr_t ca;
     pthread_t t;
@@ -290,7 +290,7 @@ int ld_nng_close(nng_socket s, const char *what, unsigned timeout_ms)
         closer_free(c);
         return 0;
     }
-    stuck = 1;
+    __atomic_store_n(&stuck, 1, __ATOMIC_RELEASE);
     ld_log(LD_WARN, "NNG-CLOSE-STUCK", "the %s did not close within %u ms (a known NNG 1.5.2 "
            "defect: a pipe closed while a reply was half written); left open, going on",
            what, timeout_ms);

@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/diag.h"
 #include "core/err.h"
+#include "core/rep.h"
 #include "engine/actions.h"
 #include "engine/engine.h"
 #include "wire/wire.h"
@@ -786,53 +787,16 @@ void ldh_event_petition(ldh_event *e, Linkd__V1__PetitionIssue issue, unsigned p
 
 /* ---- NNG clients -------------------------------------------------------------------------- */
 
-/* Debian's NNG 1.5.2 can wait for ever in nng_close: seen
- * once in about 420 runs of integration.correlation's restart test on a
- * machine loaded to 18 runnable tasks per 2 cores, the test process stuck in
- * nng_close of its feed (a condition variable in the socket's shutdown,
- * every NNG thread idle) until Criterion's timeout killed it. A test must
- * not hang on its own client library, so the close runs on a thread of its
- * own and the test goes on without it after LDH_STOP_MS, saying so. The job
- * stays with the thread, which may still need it. Its cause (a send whose
- * completion NNG drops when the pipe closes under it, after which NNG's one
- * reaper thread waits for good and every later close in the process waits
- * behind it: docs/ARCHITECTURE.md) can strike any socket, so every socket
- * the harness opens is closed this way. */
-typedef struct close_job {
-    nng_socket sock;
-    int done;
-} close_job;
-
-static void *close_thread(void *arg)
-{
-    close_job *j = arg;
-    nng_close(j->sock);
-    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
+/* Debian's NNG 1.5.2 can wait for ever in nng_close (src/core/rep.h says
+ * when), seen about once in 400 runs of a test that kills linkd on a loaded
+ * machine. A test must not hang on its client library, so every socket the
+ * harness opens is closed with ld_nng_close, which gives up after
+ * LDH_CLOSE_MS and, after one stuck close, waits only briefly for the next
+ * (NNG's reaper is stuck from then on, so they would all wait). */
 void ldh_nng_close(nng_socket sock, const char *what)
 {
-    close_job *j = malloc(sizeof *j);
-    pthread_t t;
-    if (j) *j = (close_job){sock, 0};
-    if (!j || pthread_create(&t, NULL, close_thread, j) != 0) {
-        free(j);
-        nng_close(sock);
-        return;
-    }
-    uint64_t end = ldh_mono_ms() + LDH_STOP_MS;
-    while (!__atomic_load_n(&j->done, __ATOMIC_ACQUIRE) && ldh_mono_ms() < end) ldh_sleep_ms(2);
-    if (__atomic_load_n(&j->done, __ATOMIC_ACQUIRE)) {
-        pthread_join(t, NULL);
-        free(j);
-        return;
-    }
-    pthread_detach(t);
-    fprintf(stderr, "harness: nng_close of %s did not return in %d ms (an NNG 1.5.2 hang); "
-            "going on without it\n", what, LDH_STOP_MS);
+    ld_nng_close(sock, what, LDH_CLOSE_MS);
 }
-
 
 int ldh_reqrep(const char *url, const void *msg, size_t len, void **rep, size_t *rep_len,
                int timeout_ms)
@@ -851,7 +815,7 @@ int ldh_reqrep(const char *url, const void *msg, size_t len, void **rep, size_t 
     if ((rv = nng_send(s, (void *)msg, len, 0)) != 0) goto out;
     rv = nng_recv(s, rep, rep_len, NNG_FLAG_ALLOC);
 out:
-    ldh_nng_close(s, "a REQ socket");
+    ldh_nng_close(s, "REQ socket");
     if (rv == NNG_ETIMEDOUT) return LD_ETIMEDOUT;
     return rv ? ld_err_from_nng(rv) : 0;
 }
@@ -1099,7 +1063,7 @@ int ldh_feed_open(ldh_feed *f, const ldh_linkd *d)
 
 void ldh_feed_close(ldh_feed *f)
 {
-    if (f->open) ldh_nng_close(f->sock, "a feed socket");
+    if (f->open) ldh_nng_close(f->sock, "feed socket");
     f->open = false;
     for (size_t i = 0; i < f->n; i++) linkd__v1__feed_event__free_unpacked(f->ev[i], NULL);
     free(f->ev);

@@ -43,6 +43,7 @@
 /* Bounds. Generous: CI is a loaded 2-core machine running ASan builds. */
 #define LDH_START_MS 30000   /* until redis answers PING / linkd logs READY */
 #define LDH_STOP_MS 15000    /* after SIGTERM, before SIGKILL */
+#define LDH_CLOSE_MS 10000   /* for nng_close, which NNG 1.5.2 can hang in */
 #define LDH_REPLY_MS 15000   /* receive timeout of a request/reply exchange */
 #define LDH_RETRIES 5        /* starts retried when a port was taken meanwhile */
 
@@ -259,8 +260,8 @@ void ldh_unique_id(char *buf, size_t len, const char *prefix);
 
 /* ---- NNG clients ---------------------------------------------------------------- */
 
-/* ldh_nng_close closes <sock> on a thread of its own and goes on after
- * LDH_STOP_MS if NNG 1.5.2 hangs in it, saying so with <what> (harness.c).
+/* ldh_nng_close closes <sock> with ld_nng_close, going on after
+ * LDH_CLOSE_MS if NNG 1.5.2 hangs in it, saying so with <what> (harness.c).
  * Tests close every NNG socket they open with it. */
 void ldh_nng_close(nng_socket sock, const char *what);
 

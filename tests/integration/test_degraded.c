@@ -238,7 +238,7 @@ static int send_unanswered(ldh_event *ev, nng_socket *s)
     nng_socket_set_ms(*s, NNG_OPT_SENDTIMEO, LDH_REPLY_MS);
     if ((rv = nng_dial(*s, env.linkd.ingest, NULL, NNG_FLAG_NONBLOCK)) != 0 ||
         (rv = nng_send(*s, buf, len, 0)) != 0)
-        ldh_nng_close(*s, "a test socket");
+        ldh_nng_close(*s, "test socket");
     return rv;
 }
 
@@ -337,7 +337,7 @@ Test(degraded, an_event_redis_took_from_a_run_that_died_unanswered_stays_one_inc
     ldh_check(&env, await_metric("linkd_intake_waiting_requests", 1, 1),
               "the fire call never went to the stalled redis");
     ldh_linkd_kill(&env.linkd);
-    ldh_nng_close(producer, "a test socket");
+    ldh_nng_close(producer, "test socket");
     ldh_check(&env, kill(env.redis.pid, SIGCONT) == 0, "cannot resume redis");
     char sid[48], redis_copy[64];
     ldh_check(&env, stream_id_of(fire.event_id, sid, sizeof sid),

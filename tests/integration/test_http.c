@@ -180,7 +180,7 @@ Test(http, open_file_descriptors_follow_the_connections, .fini = teardown, .time
         ldh_sleep_ms(50);
     ldh_check(&env, held >= before + N, "with %d more producers connected, process_open_fds "
               "went from %g to %g", N, before, held);
-    for (int i = 0; i < N; i++) ldh_nng_close(s[i], "a producer socket");
+    for (int i = 0; i < N; i++) ldh_nng_close(s[i], "producer socket");
     double after = held;
     for (int i = 0; i < 200 && (after = metric("process_open_fds")) > before; i++)
         ldh_sleep_ms(50);

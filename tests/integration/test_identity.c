@@ -166,11 +166,11 @@ Test(identity, polls_without_a_valid_hello_are_refused, .init = setup, .fini = t
             "more than 60 s");
     /* still nothing served on this connection */
     refused(poll_as(s, "fire-duty", NULL, 0), "must send a signed hello");
-    ldh_nng_close(s, "a test socket");
+    ldh_nng_close(s, "test socket");
     /* a terminal without a key in the rules is served as before */
     s = connect_terminals();
     served(poll_as(s, "medical-duty", NULL, 0));
-    ldh_nng_close(s, "a test socket");
+    ldh_nng_close(s, "test socket");
     ldh_check(&env, ldh_linkd_log_wait(&env.linkd, "TERMINAL-AUTH", 5000),
               "refusals are not logged");
 }
@@ -200,8 +200,8 @@ Test(identity, a_valid_hello_binds_its_connection_and_tasks_flow, .init = setup,
     /* another connection is not bound */
     nng_socket other = connect_terminals();
     refused(poll_as(other, "fire-duty", NULL, 0), "must send a signed hello");
-    ldh_nng_close(other, "a test socket");
-    ldh_nng_close(s, "a test socket");
+    ldh_nng_close(other, "test socket");
+    ldh_nng_close(s, "test socket");
 }
 
 Test(identity, a_replayed_hello_is_refused, .init = setup, .fini = teardown, .timeout = 120)
@@ -210,8 +210,8 @@ Test(identity, a_replayed_hello_is_refused, .init = setup, .fini = teardown, .ti
     nng_socket a = connect_terminals(), b = connect_terminals();
     served(poll_as(a, "fire-duty", h, 0));
     refused(poll_as(b, "fire-duty", h, 0), "replayed");
-    ldh_nng_close(a, "a test socket");
-    ldh_nng_close(b, "a test socket");
+    ldh_nng_close(a, "test socket");
+    ldh_nng_close(b, "test socket");
 }
 
 Test(identity, linkctl_terminal_with_its_key_gets_and_acknowledges_tasks, .init = setup,
@@ -363,8 +363,8 @@ Test(identity, a_keyed_source_is_accepted_only_on_a_connection_it_proved,
     expect_result(send_from(b, "cad-haizhu", h), LINKD__V1__RESULT__RESULT_REJECTED, "replayed", 1);
     /* a source without a key is served as before */
     expect_result(send_from(b, "cad-other", NULL), LINKD__V1__RESULT__RESULT_ACCEPTED, NULL, 0);
-    ldh_nng_close(a, "a test socket");
-    ldh_nng_close(b, "a test socket");
+    ldh_nng_close(a, "test socket");
+    ldh_nng_close(b, "test socket");
     ldh_check(&env, ldh_redis_int(&env.redis, "XLEN ld:events") == 3,
               "only the three accepted events are in the stream");
 

@@ -81,7 +81,7 @@ static int send_call(const char *cert, const char *key)
             nng_free(rep, rlen);
         }
     }
-    ldh_nng_close(s, "a test socket");
+    ldh_nng_close(s, "test socket");
     free(buf);
     return result;
 }
