@@ -28,6 +28,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/rep.h"
 #include "linkload.h"
 #include "store/store.h"
 
@@ -159,11 +160,12 @@ static int echo_srv_start(echo_srv *s, const char *url, unsigned batch)
 }
 
 /* echo_srv_stop closes the socket (aborting every context's operation), then
- * frees the aios, which waits for their callbacks. */
+ * frees the aios, which waits for their callbacks. If the close gets stuck in
+ * NNG, the aios are left to it. */
 static void echo_srv_stop(echo_srv *s)
 {
-    nng_close(s->sock);
-    for (unsigned i = 0; i < REP_WORKERS; i++) nng_aio_free(s->w[i].aio);
+    if (ld_nng_close(s->sock, "echo REP socket", LD_NNG_CLOSE_MS) == 0)
+        for (unsigned i = 0; i < REP_WORKERS; i++) nng_aio_free(s->w[i].aio);
     if (s->reply) nng_msg_free(s->reply);
 }
 
@@ -213,12 +215,17 @@ done:
         uint64_t deadline = ld_mono_ns() + 2000000000ull;
         while (atomic_load(&cl[c].active) > 0 && ld_mono_ns() < deadline) lg_sleep_until(ld_mono_ns() + 1000000);
     }
+    int stuck = 0;
     for (unsigned c = 0; c < n; c++) {
-        nng_close(cl[c].sock);
+        /* Stuck in NNG: leave this client's workers and aios, which NNG may still use. */
+        if (ld_nng_close(cl[c].sock, "echo REQ socket", LD_NNG_CLOSE_MS) != 0) {
+            stuck = 1;
+            continue;
+        }
         for (unsigned i = 0; cl[c].w && i < o->inflight; i++) nng_aio_free(cl[c].w[i].aio);
         free(cl[c].w);
     }
-    free(cl);
+    if (!stuck) free(cl);
     return rate;
 }
 

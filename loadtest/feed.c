@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/rep.h"
 #include "run.h"
 
 static void tally(run *r, const Linkd__V1__FeedEvent *ev)
@@ -98,7 +99,14 @@ int lg_feed_open(run *r)
 
 void lg_feed_close(run *r)
 {
-    if (r->feed_open) nng_close(r->feed_sock);
+    if (r->feed_open) {
+        r->feed_open = 0;
+        /* Stuck in NNG: leave the aio and the arena, which feed_cb may still use. */
+        if (ld_nng_close(r->feed_sock, "feed socket", LD_NNG_CLOSE_MS) != 0) {
+            r->feed_aio = NULL;
+            return;
+        }
+    }
     nng_aio_free(r->feed_aio);   /* waits for a callback under way */
     r->feed_aio = NULL;
     r->feed_open = 0;

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 
 #include "core/clock.h"
+#include "core/rep.h"
 #include "linkload.h"
 
 typedef struct hmsg {
@@ -216,7 +217,7 @@ int lg_cmd_hostile(int argc, char **argv)
         if (r) linkd__v1__ingest_reply__free_unpacked(r, NULL);
         nng_free(rep, len);
     }
-    nng_close(sock);
+    ld_nng_close(sock, "REQ socket to linkd", LD_NNG_CLOSE_MS);
     for (int i = 0; i < KINDS; i++) free(k[i].p);
     double secs = (double)(ld_mono_ns() - start) / 1e9;
     /* Its own CPU, so a benchmark on one machine can tell the sender's cost from linkd's. */

@@ -28,6 +28,7 @@
 #include "core/clock.h"
 #include "core/diag.h"
 #include "core/err.h"
+#include "core/rep.h"
 #include "run.h"
 
 #define MAX_REQUESTS (64u << 20)   /* schedule entries: 9 bytes each */
@@ -327,10 +328,20 @@ static int producers_open(run *r)
 }
 
 /* producers_close aborts what is still in flight (counted as unanswered) and
- * frees everything; safe on a half-opened set. */
+ * frees everything; safe on a half-opened set. If a close gets stuck in NNG,
+ * the contexts, their aios and generators are left to NNG: linkload is ending. */
 static void producers_close(run *r)
 {
-    for (unsigned k = 0; r->socks && k < r->o.connections; k++) nng_close(r->socks[k]);
+    int stuck = 0;
+    for (unsigned k = 0; r->socks && k < r->o.connections; k++)
+        if (ld_nng_close(r->socks[k], "producer socket", LD_NNG_CLOSE_MS) != 0) stuck = 1;
+    if (stuck) {
+        free(r->socks);
+        r->socks = NULL;
+        r->gens = NULL;
+        r->ctxs = NULL;
+        return;
+    }
     for (size_t i = 0; r->ctxs && i < r->nctx; i++) {
         nng_aio_free(r->ctxs[i].aio);   /* waits for a callback under way */
         ld_arena_fini(&r->ctxs[i].arena);

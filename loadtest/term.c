@@ -41,6 +41,7 @@
 
 #include "core/clock.h"
 #include "core/err.h"
+#include "core/rep.h"
 #include "run.h"
 #include "spc.h"
 
@@ -605,8 +606,16 @@ void lg_terminals_close(run *r)
     }
     for (size_t i = 0; r->terms && i < r->nterms; i++)
         if (r->terms[i].aio) nng_aio_stop(r->terms[i].aio);
+    int stuck = 0;
     for (size_t i = 0; r->terms && i < r->nterms; i++)
-        if (r->terms[i].has_sock) nng_close(r->terms[i].sock);
+        if (r->terms[i].has_sock &&
+            ld_nng_close(r->terms[i].sock, "terminal socket", LD_NNG_CLOSE_MS) != 0)
+            stuck = 1;
+    /* Stuck in NNG: leave the terminals and their aios, which NNG may still use. */
+    if (stuck) {
+        r->terms = NULL;
+        return;
+    }
     for (size_t i = 0; r->terms && i < r->nterms; i++) {
         term *t = &r->terms[i];
         nng_aio_free(t->aio);

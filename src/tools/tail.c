@@ -355,7 +355,7 @@ int ctl_tail_main(int argc, char **argv)
     }
     tail_stats *st = calloc(1, sizeof *st);
     if (!st) {
-        nng_close(s);
+        ctl_nng_close(s);
         return EX_OSERR;
     }
     ld_map_init(&st->command_tasks);
@@ -379,7 +379,7 @@ int ctl_tail_main(int argc, char **argv)
         }
     }
     drain(s, st, o.colour); /* what arrived before the stop */
-    nng_close(s);
+    ctl_nng_close(s);
     if (o.summary) print_summary(st, stdout);
     fflush(stdout);
     stats_fini(st);
