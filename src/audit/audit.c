@@ -36,17 +36,28 @@ typedef struct audit_tail {
     uint8_t closed;               /* the incident closed: free once nothing waits on it */
 } audit_tail;
 
+/* A line waiting for Redis, in a block of ld_pools just big enough for it:
+ * a million may wait through an outage (LD_AUDIT_QUEUE_MAX). */
 typedef struct audit_entry {
     ld_list link;
-    ld_audit *a;
     audit_tail *tail;             /* while waiting for the tail to be read */
-    int state;
-    uint8_t closes;               /* the incident closed with this line */
-    uint16_t len;
     uint32_t seq;                 /* its place in a batch, while it is sorted */
+    uint16_t len, cap;            /* the line's bytes; line[]'s room */
+    uint8_t state;
+    uint8_t closes;               /* the incident closed with this line */
     char key[sizeof KEY_PREFIX + LD_INCIDENT_ID_LEN];
-    char line[LD_AUDIT_LINE_MAX];
+    char line[];                  /* "{" + body; sealed: "{\"n\":N," + body + ",\"hash\":...}" */
 } audit_entry;
+
+/* SEAL_ROOM is what sealing adds to a body: {"n":<20 digits>, and ,"hash":"<64>"} */
+#define SEAL_ROOM 112
+
+static size_t entry_size(size_t cap) { return offsetof(audit_entry, line) + cap; }
+
+static void entry_put(ld_audit *a, audit_entry *e)
+{
+    ld_pools_put(&a->lines, e, entry_size(e->cap));
+}
 
 void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e)
 {
@@ -54,7 +65,7 @@ void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e)
     a->store = store;
     a->engine = e;
     ld_map_init(&a->tails);
-    ld_pool_init(&a->entries, sizeof(audit_entry), 256);
+    ld_pools_init(&a->lines);
     ld_pool_init(&a->tail_pool, sizeof(audit_tail), 256);
     ld_list_init(&a->queue);
     ld_list_init(&a->sent);
@@ -71,14 +82,14 @@ void ld_audit_fini(ld_audit *a)
         for (ld_list *l = lists[k]->next; l != lists[k];) {
             ld_list *next = l->next;
             ld_list_remove(l);
-            ld_pool_put(&a->entries, ld_container_of(l, audit_entry, link));
+            entry_put(a, ld_container_of(l, audit_entry, link));
             l = next;
         }
     const char *key;
     void *value;
     for (size_t it = 0; ld_map_next(&a->tails, &it, &key, &value);) ld_pool_put(&a->tail_pool, value);
     ld_map_fini(&a->tails);
-    ld_pool_fini(&a->entries);
+    ld_pools_fini(&a->lines);
     ld_pool_fini(&a->tail_pool);
     ld_buf_fini(&a->scratch);
 }
@@ -115,22 +126,25 @@ static int hash_parse(const char *hex, uint8_t d[32])
     return 0;
 }
 
-/* seal gives entry <e> (a body without its end) its number, prev and hash. */
-static void seal(audit_tail *t, audit_entry *e)
+/* seal makes <e>'s line of <body> (len bytes, "{" + members, which may be
+ * <e>'s own line): its number in front, the chain's hash at its end. */
+static void seal(audit_tail *t, audit_entry *e, const char *body, size_t len)
 {
     char n[32], prev[65], hash[65];
-    int w = snprintf(n, sizeof n, "{\"n\":%llu,", (unsigned long long)(t->n + 1));
-    /* The body was built after a 1-byte "{" placeholder; put the number in front. */
-    size_t body = e->len - 1;
-    if ((size_t)w + body + 80 > sizeof e->line) body = sizeof e->line - 80 - (size_t)w;
-    memmove(e->line + w, e->line + 1, body);
-    memcpy(e->line, n, (size_t)w);
-    size_t len = (size_t)w + body;
+    memcpy(n, "{\"n\":", 5);
+    size_t w = 5 + ld_fmt_u64(n + 5, t->n + 1);
+    n[w++] = ',';
+    size_t members = len - 1; /* the body's "{" becomes the number's */
+    memmove(e->line + w, body + 1, members);
+    memcpy(e->line, n, w);
+    size_t at = w + members;
     ld_sha256_hex(t->hash, prev);
-    chain_hash_raw(prev, e->line, len, t->hash);
+    chain_hash_raw(prev, e->line, at, t->hash);
     ld_sha256_hex(t->hash, hash);
-    len += (size_t)snprintf(e->line + len, sizeof e->line - len, ",\"hash\":\"%s\"}", hash);
-    e->len = (uint16_t)len;
+    memcpy(e->line + at, ",\"hash\":\"", 9);
+    memcpy(e->line + at + 9, hash, 64);
+    memcpy(e->line + at + 73, "\"}", 2);
+    e->len = (uint16_t)(at + 75);
     t->n++;
     e->state = E_QUEUED;
     e->tail = NULL;
@@ -151,7 +165,7 @@ static void tail_known(ld_audit *a, audit_tail *t)
     for (ld_list *l = a->queue.next; l != &a->queue && t->waiting; l = l->next) {
         audit_entry *e = ld_container_of(l, audit_entry, link);
         if (e->state == E_WAITING && e->tail == t) {
-            seal(t, e);
+            seal(t, e, e->line, e->len);
             t->waiting--;
         }
     }
@@ -233,7 +247,10 @@ static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
     if (t) {
         ld_buf_puts(b, ",\"task\":");
         ld_buf_json_str(b, r->departments[t->dept].id);
-        ld_buf_printf(b, ",\"level\":%d,\"terminal\":", t->level);
+        ld_buf_puts(b, ",\"level\":");
+        if (t->level < 0) ld_buf_puts(b, "-");
+        ld_buf_u64(b, (uint64_t)(t->level < 0 ? -t->level : t->level));
+        ld_buf_puts(b, ",\"terminal\":");
         ld_buf_json_str(b, r->terminals[t->terminal].id);
         ld_buf_puts(b, ",\"state\":");
         ld_buf_json_str(b, ld_enum_name(&linkd__v1__task_state__descriptor, t->state));
@@ -248,7 +265,9 @@ static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
         }
     }
     if (o->leg >= 0 && o->leg < LD_LEG_COUNT) {
-        ld_buf_printf(b, ",\"leg\":\"%s\"", leg_names[o->leg]);
+        ld_buf_puts(b, ",\"leg\":\"");
+        ld_buf_puts(b, leg_names[o->leg]);
+        ld_buf_puts(b, "\"");
         if (t) {
             ld_buf_puts(b, ",\"due\":");
             ld_buf_u64(b, ld_task_due(t, o->leg));
@@ -280,29 +299,33 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
         return;
     }
     audit_tail *t = tail_for(a, o->inc, o->kind == FK(INCIDENT_OPENED));
-    audit_entry *e = t ? ld_pool_get(&a->entries) : NULL;
+    ld_buf *b = &a->scratch;
+    ld_buf_reset(b);
+    body(b, a->engine, o);
+    /* The body starts with a "{" placeholder that sealing replaces. */
+    const char *src = b->len && !b->oom ? b->p : "{";
+    size_t len = b->len && !b->oom ? b->len : 1;
+    if (len > LD_AUDIT_LINE_MAX - SEAL_ROOM) len = LD_AUDIT_LINE_MAX - SEAL_ROOM;
+    size_t cap = len + SEAL_ROOM;
+    audit_entry *e = t ? ld_pools_get(&a->lines, entry_size(cap)) : NULL;
     if (!e) {
         a->stats.dropped++;
         ld_log_rl(LD_ERR, "AUDIT-NOMEM", "out of memory: audit line for %s dropped", o->inc->id);
         return;
     }
-    e->a = a;
-    snprintf(e->key, sizeof e->key, KEY_PREFIX "%s", o->inc->id);
-    ld_buf *b = &a->scratch;
-    ld_buf_reset(b);
-    body(b, a->engine, o);
-    /* Stored as "{" + the body's members; seal() puts "n" first and closes it. */
-    size_t n = b->len < sizeof e->line - 200 ? b->len : sizeof e->line - 200;
-    memcpy(e->line, b->p ? b->p : "{", n ? n : 1);
-    e->len = (uint16_t)(n ? n : 1);
-    e->line[0] = '{';
+    e->cap = (uint16_t)cap;
+    size_t il = strlen(o->inc->id);
+    memcpy(e->key, KEY_PREFIX, sizeof KEY_PREFIX - 1);
+    memcpy(e->key + sizeof KEY_PREFIX - 1, o->inc->id, il + 1);
     e->closes = o->kind == FK(INCIDENT_CLOSED);
     ld_list_append(&a->queue, &e->link);
     a->queued++;
     a->stats.appended++;
     if (t->state == TAIL_KNOWN) {
-        seal(t, e);
+        seal(t, e, src, len);
     } else {
+        memcpy(e->line, src, len);
+        e->len = (uint16_t)len;
         e->state = E_WAITING;
         e->tail = t;
         t->waiting++;
@@ -366,7 +389,7 @@ static void on_written(void *arg, redisReply *r)
         }
         ld_list_remove(&e->link);
         a->queued--;
-        ld_pool_put(&a->entries, e);
+        entry_put(a, e);
     }
     if (ok) {
         a->stats.written += run->n;

@@ -44,7 +44,8 @@ typedef struct ld_audit {
     struct ld_store *store;
     const ld_engine *engine;
     ld_map tails;                /* incident id -> its chain's tail */
-    ld_pool entries, tail_pool;
+    ld_pools lines;              /* audit_entry blocks, each sized to its line */
+    ld_pool tail_pool;
     ld_list queue;               /* lines not sent yet, in order: waiting for a tail, or queued */
     ld_list sent;                /* lines sent and not yet confirmed, in the order sent */
     size_t queued;               /* lines not yet in Redis: both lists */

@@ -73,15 +73,22 @@ void ld_buf_printf(ld_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void ld_buf_u64(ld_buf *b, uint64_t v)
+size_t ld_fmt_u64(char *out, uint64_t v)
 {
-    char tmp[24];
+    char tmp[20];
     size_t i = sizeof tmp;
     do {
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    ld_buf_put(b, tmp + i, sizeof tmp - i);
+    memcpy(out, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
+void ld_buf_u64(ld_buf *b, uint64_t v)
+{
+    char tmp[20];
+    ld_buf_put(b, tmp, ld_fmt_u64(tmp, v));
 }
 
 /* utf8_len returns the length of the valid UTF-8 sequence at <s>, or 0. */

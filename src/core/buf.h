@@ -24,6 +24,10 @@ void ld_buf_put(ld_buf *b, const void *data, size_t n);
 void ld_buf_puts(ld_buf *b, const char *s);
 void ld_buf_printf(ld_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void ld_buf_u64(ld_buf *b, uint64_t v);
+/* ld_fmt_u64 writes <v> in decimal at <out> (at most 20 bytes, no NUL) and
+ * returns how many bytes: snprintf's "%llu" without the format parser, for
+ * what is formatted per event. */
+size_t ld_fmt_u64(char *out, uint64_t v);
 /* ld_buf_json_str appends <s> as a JSON string (quoted, escaped); NULL is null. */
 void ld_buf_json_str(ld_buf *b, const char *s);
 /* ld_buf_prom_label appends <s> escaped for a Prometheus label value. */

@@ -60,8 +60,46 @@ typedef struct append_op {
     size_t n;
 } append_op;
 
+typedef struct command_op {
+    ld_store *s;
+    ld_reply_cb cb;
+    void *arg;
+} command_op;
+
 static void connect_now(ld_store *s);
 static void finish_stop(ld_store *s);
+
+/* ---- commands ---------------------------------------------------------------- */
+
+static void resp_len(ld_buf *b, char kind, size_t n)
+{
+    char tmp[24];
+    tmp[0] = kind;
+    size_t l = 1 + ld_fmt_u64(tmp + 1, n);
+    tmp[l++] = '\r', tmp[l++] = '\n';
+    ld_buf_put(b, tmp, l);
+}
+
+/* send_argv queues a command with hiredis, formatted here: hiredis's own
+ * formatting costs a malloc per command and a printf per argument, and the
+ * write-behind sends thousands of commands a second. REDIS_OK or REDIS_ERR. */
+static int send_argv(ld_store *s, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+                     const size_t *lens)
+{
+    ld_buf *b = &s->resp;
+    ld_buf_reset(b);
+    resp_len(b, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        resp_len(b, '$', lens[i]);
+        ld_buf_put(b, argv[i], lens[i]);
+        ld_buf_put(b, "\r\n", 2);
+    }
+    if (b->oom) {
+        ld_buf_fini(b); /* the next command starts from nothing */
+        return REDIS_ERR;
+    }
+    return redisAsyncFormattedCommand(s->ac, fn, priv, b->p, b->len);
+}
 
 /* ---- connection ------------------------------------------------------------ */
 
@@ -100,6 +138,8 @@ int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeou
     s->dedup_ttl_s = 7 * 24 * 3600;
     s->backoff_ms = 100;
     ld_pool_init(&s->ops, sizeof(struct append_op), 64);
+    ld_pool_init(&s->cmd_ops, sizeof(struct command_op), 256);
+    ld_buf_init(&s->resp, 0);
     int is_unix = strncmp(url, "unix://", 7) == 0;
     if (!is_unix && strncmp(url, "redis://", 8) != 0) return LD_EINVAL;
     url += is_unix ? 7 : 8;
@@ -321,6 +361,8 @@ static void on_timer_closed(uv_handle_t *h)
     s->rec_off = s->rec_len = s->rec_argl = NULL, s->rec_argv = NULL;
     s->rec_n = s->rec_cap = 0;
     ld_pool_fini(&s->ops);
+    ld_pool_fini(&s->cmd_ops);
+    ld_buf_fini(&s->resp);
     if (s->on_stopped) s->on_stopped(s->stopped_arg);
 }
 
@@ -455,9 +497,16 @@ static int submit(ld_store *s, const ld_append_item *items, const char *const *s
     argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
     argv[a] = "ld:events", lens[a++] = 9;
     for (size_t i = 0; i < n; i++) {
+        /* "ld:seen:<src>:<eid>", cut at KEY_MAX - 1 bytes like snprintf would */
         char *k = s->keys + i * KEY_MAX;
-        int kl = snprintf(k, KEY_MAX, "ld:seen:%s:%s", items[i].src, items[i].eid);
-        argv[a] = k, lens[a++] = (size_t)(kl < KEY_MAX ? kl : KEY_MAX - 1);
+        size_t sl = strlen(items[i].src), el = strlen(items[i].eid), kl = 8;
+        memcpy(k, "ld:seen:", 8);
+        sl = sl < KEY_MAX - 1 - kl ? sl : KEY_MAX - 1 - kl;
+        memcpy(k + kl, items[i].src, sl), kl += sl;
+        if (kl < KEY_MAX - 1) k[kl++] = ':';
+        el = el < KEY_MAX - 1 - kl ? el : KEY_MAX - 1 - kl;
+        memcpy(k + kl, items[i].eid, el), kl += el;
+        argv[a] = k, lens[a++] = kl;
     }
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)s->dedup_ttl_s);
     argv[a] = ttl, lens[a] = strlen(ttl), a++;
@@ -469,7 +518,7 @@ static int submit(ld_store *s, const ld_append_item *items, const char *const *s
     }
     *op = (append_op){s, cb, arg, n};
     /* hiredis formats the command into its output buffer now: the scratch is free again. */
-    if (redisAsyncCommandArgv(s->ac, on_appended, op, (int)a, argv, lens) != REDIS_OK) {
+    if (send_argv(s, on_appended, op, (int)a, argv, lens) != REDIS_OK) {
         ld_pool_put(&s->ops, op);
         return LD_EUNAVAIL;
     }
@@ -551,7 +600,7 @@ void ld_store_flush_records(ld_store *s)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < 2; j++)
             argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
-    redisAsyncCommandArgv(s->ac, on_written, s, (int)k, argv, argl);
+    send_argv(s, on_written, s, (int)k, argv, argl);
     sent(s);
     k = 0;
     argv[k] = "ZADD", argl[k++] = 4;
@@ -559,7 +608,7 @@ void ld_store_flush_records(ld_store *s)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 2; j < 4; j++)
             argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
-    redisAsyncCommandArgv(s->ac, on_written, s, (int)k, argv, argl);
+    send_argv(s, on_written, s, (int)k, argv, argl);
     sent(s);
     s->stats.records_written += n;
     ld_buf_reset(&s->rec_bytes);
@@ -578,8 +627,8 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
         size_t setl[] = {3, (size_t)kl, len, 2, 7};
         const char *zrem[] = {"ZREM", "ld:open", id};
         size_t zreml[] = {4, 7, idl};
-        redisAsyncCommandArgv(s->ac, on_written, s, 5, set, setl);
-        redisAsyncCommandArgv(s->ac, on_written, s, 3, zrem, zreml);
+        send_argv(s, on_written, s, 5, set, setl);
+        send_argv(s, on_written, s, 3, zrem, zreml);
         sent(s);
         sent(s);
         s->stats.records_written++;
@@ -590,10 +639,9 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
         ld_log_rl(LD_ERR, "STORE-NOMEM", "out of memory: record of %s not written", id);
         return;
     }
-    int sl = snprintf(score, sizeof score, "%llu",
-                      (unsigned long long)(next_due == UINT64_MAX ? 0 : next_due));
+    size_t sl = ld_fmt_u64(score, next_due == UINT64_MAX ? 0 : next_due);
     const void *piece[4] = {key, rec, score, id};
-    size_t plen[4] = {(size_t)kl, len, (size_t)sl, idl};
+    size_t plen[4] = {(size_t)kl, len, sl, idl};
     for (int j = 0; j < 4; j++) {
         s->rec_off[4 * s->rec_n + (size_t)j] = s->rec_bytes.len;
         s->rec_len[4 * s->rec_n + (size_t)j] = plen[j];
@@ -609,30 +657,25 @@ void ld_store_put_mark(ld_store *s, const char *stream_id)
     sent(s);
 }
 
-typedef struct command_op {
-    ld_store *s;
-    ld_reply_cb cb;
-    void *arg;
-} command_op;
-
 static void on_command(redisAsyncContext *ac, void *r, void *priv)
 {
     command_op *op = priv;
     (void)ac;
-    answered(op->s);
+    ld_store *s = op->s;
+    answered(s);
     op->cb(op->arg, r);
-    free(op);
+    ld_pool_put(&s->cmd_ops, op);
 }
 
 int ld_store_commandv(ld_store *s, ld_reply_cb cb, void *arg, int argc, const char **argv,
                       const size_t *lens)
 {
     if (!s->connected || !s->ac) return LD_EUNAVAIL;
-    command_op *op = malloc(sizeof *op);
+    command_op *op = ld_pool_get(&s->cmd_ops);
     if (!op) return LD_ENOMEM;
     *op = (command_op){s, cb, arg};
-    if (redisAsyncCommandArgv(s->ac, on_command, op, argc, argv, lens) != REDIS_OK) {
-        free(op);
+    if (send_argv(s, on_command, op, argc, argv, lens) != REDIS_OK) {
+        ld_pool_put(&s->cmd_ops, op);
         return LD_EUNAVAIL;
     }
     sent(s);
@@ -681,7 +724,7 @@ int ld_store_fence(ld_store *s, const char *key, const char *value, uint64_t ttl
     int tl = snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_s);
     const char *argv[] = {"SET", key, value, "NX", "GET", "EX", ttl};
     size_t lens[] = {3, strlen(key), strlen(value), 2, 3, 2, (size_t)tl};
-    if (redisAsyncCommandArgv(s->ac, on_fence, op, 7, argv, lens) != REDIS_OK) {
+    if (send_argv(s, on_fence, op, 7, argv, lens) != REDIS_OK) {
         free(op);
         return LD_EUNAVAIL;
     }

@@ -80,8 +80,10 @@ typedef struct ld_store {
     char doubt_after[48];          /* ... and then its events come after this id */
     uint64_t dedup_ttl_s;
     ld_pool ops;                   /* appends waiting for their reply */
-    const char **argv;             /* scratch for building commands: hiredis */
-    size_t *lens;                  /* copies them before the call returns */
+    ld_pool cmd_ops;               /* other commands waiting for their reply */
+    ld_buf resp;                   /* a command in RESP, built here; hiredis copies it */
+    const char **argv;             /* scratch for building commands, free again */
+    size_t *lens;                  /* once the command is sent */
     char *keys;
     size_t scratch_events;
     /* Records of one write-behind tick, sent together by ld_store_flush_records. */
