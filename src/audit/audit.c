@@ -153,6 +153,7 @@ static void seal(audit_tail *t, audit_entry *e, const char *body, size_t len)
 static void tail_release(ld_audit *a, audit_tail *t)
 {
     if (!t->closed || t->waiting || t->state == TAIL_READING) return;
+    if (a->last_tail == t) a->last_tail = NULL;
     ld_map_del(&a->tails, t->id);
     ld_pool_put(&a->tail_pool, t);
 }
@@ -210,8 +211,10 @@ static void read_tail(ld_audit *a, audit_tail *t)
 
 static audit_tail *tail_for(ld_audit *a, const ld_incident *inc, int opened)
 {
-    audit_tail *t = ld_map_get(&a->tails, inc->id);
-    if (t) return t;
+    /* An incident's changes come in runs (opened, then each task dispatched). */
+    audit_tail *t = a->last_tail;
+    if (t && strcmp(t->id, inc->id) == 0) return t;
+    if ((t = ld_map_get(&a->tails, inc->id))) return a->last_tail = t;
     if (!(t = ld_pool_get(&a->tail_pool))) return NULL;
     snprintf(t->id, sizeof t->id, "%s", inc->id);
     t->a = a;
@@ -222,7 +225,7 @@ static audit_tail *tail_for(ld_audit *a, const ld_incident *inc, int opened)
         ld_pool_put(&a->tail_pool, t);
         return NULL;
     }
-    return t;
+    return a->last_tail = t;
 }
 
 static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
