@@ -556,6 +556,20 @@ static void on_written(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
+/* write_behind queues a record write; one that cannot be queued (the
+ * connection is going, or no memory for the command) is counted and said,
+ * and not counted as in flight, where the watchdog would wait for it. */
+static void write_behind(ld_store *s, int argc, const char **argv, const size_t *lens)
+{
+    if (send_argv(s, on_written, s, argc, argv, lens) == REDIS_OK) {
+        sent(s);
+        return;
+    }
+    s->stats.errors++;
+    ld_log_rl(LD_ERR, "STORE-WRITE", "a %.*s of the write-behind could not be queued",
+              (int)lens[0], argv[0]);
+}
+
 enum { RECORD_BATCH = 512 };   /* records per MSET: Redis answers in well under a millisecond */
 
 static int rec_reserve(ld_store *s)
@@ -605,16 +619,14 @@ void ld_store_flush_records(ld_store *s)
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < 2; j++)
             argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
-    send_argv(s, on_written, s, (int)k, argv, argl);
-    sent(s);
+    write_behind(s, (int)k, argv, argl);
     k = 0;
     argv[k] = "ZADD", argl[k++] = 4;
     argv[k] = "ld:open", argl[k++] = 7;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 2; j < 4; j++)
             argv[k] = base + s->rec_off[4 * i + j], argl[k++] = s->rec_len[4 * i + j];
-    send_argv(s, on_written, s, (int)k, argv, argl);
-    sent(s);
+    write_behind(s, (int)k, argv, argl);
     s->stats.records_written += n;
     ld_buf_reset(&s->rec_bytes);
 }
@@ -632,10 +644,8 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
         size_t setl[] = {3, (size_t)kl, len, 2, 7};
         const char *zrem[] = {"ZREM", "ld:open", id};
         size_t zreml[] = {4, 7, idl};
-        send_argv(s, on_written, s, 5, set, setl);
-        send_argv(s, on_written, s, 3, zrem, zreml);
-        sent(s);
-        sent(s);
+        write_behind(s, 5, set, setl);
+        write_behind(s, 3, zrem, zreml);
         s->stats.records_written++;
         return;
     }
@@ -658,8 +668,9 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
 void ld_store_put_mark(ld_store *s, const char *stream_id)
 {
     if (!s->ac) return;
-    redisAsyncCommand(s->ac, on_written, s, "SET ld:applied %s", stream_id);
-    sent(s);
+    const char *argv[] = {"SET", "ld:applied", stream_id};
+    size_t lens[] = {3, 10, strlen(stream_id)};
+    write_behind(s, 3, argv, lens);
 }
 
 static void on_command(redisAsyncContext *ac, void *r, void *priv)
