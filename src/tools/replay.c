@@ -8,7 +8,17 @@
  * filtered, changed as asked (status, event id, occurred_at) and sent in
  * requests of --batch events, one request at a time. Events answered
  * RETRY_LATER are sent again after the delay linkd names, a bounded number of
- * times. Ctrl-C stops after the request in flight and prints the totals. */
+ * times. The range ends at the log's newest entry when the replay starts, so
+ * a replay into the linkd whose log it reads never reads its own events back.
+ * Ctrl-C stops after the request in flight and prints the totals.
+ *
+ * A source with a key in the rules (source_keys) is served only on a
+ * connection that proved it with a signed SourceHello. With --key (which
+ * needs --source: a hello names one source) every request, resends too,
+ * carries a hello signed just before it goes, as `linkctl send --key` does:
+ * linkd refuses a nonce it has seen and a time more than 60 s off, and a
+ * rules reload or a new connection needs a new hello, so one signed at the
+ * start would not last a long replay. */
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
@@ -18,6 +28,7 @@
 #include <time.h>
 
 #include <hiredis/hiredis.h>
+#include <sodium.h>
 
 #include "core/clock.h"
 #include "rules/rules.h"
@@ -31,12 +42,13 @@
 
 enum opt {
     O_REDIS = 256, O_INGEST, O_FROM, O_TO, O_SINCE, O_COUNT, O_SOURCE, O_KIND, O_EXERCISE,
-    O_TAG, O_RETIME, O_SPEED, O_BATCH, O_TIMEOUT, O_DRY_RUN, O_VERBOSE, O_QUIET,
+    O_TAG, O_RETIME, O_SPEED, O_BATCH, O_TIMEOUT, O_DRY_RUN, O_VERBOSE, O_QUIET, O_KEY,
 };
 
 static const struct option long_opts[] = {
     {"redis", required_argument, NULL, O_REDIS},
     {"ingest", required_argument, NULL, O_INGEST},
+    {"key", required_argument, NULL, O_KEY},
     {"from", required_argument, NULL, O_FROM},
     {"to", required_argument, NULL, O_TO},
     {"since", required_argument, NULL, O_SINCE},
@@ -70,13 +82,19 @@ static void usage(void)
          "                   password in the file LINKCTL_REDIS_PASSWORD_FILE names\n"
          "  --from WHEN      the first entry: a stream id (1763884800000-3), epoch ms, or\n"
          "                   a UTC time (2026-11-23T08:00:00Z); default the oldest\n"
-         "  --to WHEN        the last entry, the same forms; default the newest\n"
+         "  --to WHEN        the last entry, the same forms; default the newest, and\n"
+         "                   never later than the newest when the replay starts\n"
          "  --since SPAN     the entries of the last SPAN (\"2h\", \"30m\"), instead of --from\n"
          "  --count N        at most N events (after the filters)\n"
          "  --source SRC     only events from this producer\n"
          "  --kind K         only call, sensor or petition\n"
          "How they are sent:\n"
          "  --ingest URL     the intake (default " CTL_INGEST_URL ")\n"
+         "  --key FILE       prove the source's identity with its key (linkctl keygen\n"
+         "                   --source SRC): a signed hello in every request. Needs\n"
+         "                   --source SRC, as a hello names one source; linkd refuses\n"
+         "                   the events of a source with a key in the rules\n"
+         "                   (source_keys) without it\n"
          "  --exercise       with status EXERCISE: linkd sends their tasks to the drill\n"
          "                   terminals and keeps them out of the live incidents' merges\n"
          "  --tag T          append \"~T\" to every event id, so a linkd that has the\n"
@@ -100,7 +118,10 @@ static void usage(void)
          "\n"
          "Example: yesterday morning's events as a drill, at ten times the pace:\n"
          "  linkctl replay --from 2026-11-22T06:00:00Z --to 2026-11-22T09:00:00Z \\\n"
-         "      --exercise --tag drill-1123 --retime --speed 10");
+         "      --exercise --tag drill-1123 --retime --speed 10\n"
+         "A producer whose key is in the rules, as a drill:\n"
+         "  linkctl replay --since 2h --source cad-haizhu --key cad-haizhu.key \\\n"
+         "      --exercise --tag drill-1123 --retime");
 }
 
 typedef struct replay_opts {
@@ -112,6 +133,8 @@ typedef struct replay_opts {
     uint32_t batch;
     uint32_t timeout_ms;
     bool exercise, retime, dry_run, verbose, quiet;
+    bool key;                   /* --key: sign a SourceHello for <source> into each request */
+    uint8_t sk[64];
 } replay_opts;
 
 /* One event of the request being built. */
@@ -224,6 +247,10 @@ static int apply_opt(replay_opts *o, int opt, const char *arg)
     case O_DRY_RUN: o->dry_run = true; return 0;
     case O_VERBOSE: o->verbose = true; return 0;
     case O_QUIET: o->quiet = true; return 0;
+    case O_KEY:
+        if (ctl_load_secret(arg, o->sk) != 0) return EX_USAGE;
+        o->key = true;
+        return 0;
     default: return ctl_usage_error("bad option");
     }
 }
@@ -246,6 +273,9 @@ static int parse_args(replay_opts *o, int argc, char **argv)
     if (optind < argc) return ctl_usage_error("unexpected argument '%s'", argv[optind]);
     if (since && from) return ctl_usage_error("give --from or --since, not both");
     if (o->verbose && o->quiet) return ctl_usage_error("give --verbose or --quiet, not both");
+    if (o->key && !o->source)
+        return ctl_usage_error("--key needs --source SRC: a signed hello proves one source, so "
+                               "replay only the events of the source the key belongs to");
     return 0;
 }
 
@@ -293,6 +323,42 @@ static void release(pending *p)
     linkd__v1__envelope__free_unpacked(p->ev, NULL);
     p->ev = NULL;
     p->logged_id = NULL;
+}
+
+/* stream_pos parses an XRANGE bound ("ms" or "ms-seq") into <ms, seq>; a
+ * bare time as an end takes every entry of that ms. */
+static void stream_pos(const char *s, unsigned long long *ms, unsigned long long *seq)
+{
+    *seq = ~0ull;
+    if (sscanf(s, "%llu-%llu", ms, seq) < 1) *ms = ~0ull;
+}
+
+/* pin_end ends the range at the newest entry of the log now, if --to is
+ * later or not given: a replay into the linkd whose log it reads (a drill
+ * with --tag) adds to that log, and would otherwise read its own events
+ * back and send them again, tagged again each time, until the ids grow past
+ * linkd's limit and are rejected. 0, or EX_UNAVAILABLE. */
+static int pin_end(replay *r)
+{
+    redisReply *rep = redisCommand(r->rc, "XREVRANGE ld:events + - COUNT 1");
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        ctl_warn("XREVRANGE ld:events failed: %s", rep && rep->str ? rep->str : r->rc->errstr);
+        if (rep) freeReplyObject(rep);
+        return EX_UNAVAILABLE;
+    }
+    const redisReply *e = rep->elements ? rep->element[0] : NULL;
+    if (!e) {
+        r->exhausted = true; /* an empty log */
+    } else if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+               e->element[0]->type == REDIS_REPLY_STRING) {
+        unsigned long long to_ms = ~0ull, to_seq = ~0ull, last_ms, last_seq;
+        if (r->o.to[0]) stream_pos(r->o.to, &to_ms, &to_seq);
+        stream_pos(e->element[0]->str, &last_ms, &last_seq);
+        if (last_ms < to_ms || (last_ms == to_ms && last_seq < to_seq))
+            snprintf(r->o.to, sizeof r->o.to, "%s", e->element[0]->str);
+    }
+    freeReplyObject(rep);
+    return 0;
 }
 
 /* next_event decodes the next wanted entry of the log into <p>; 1 if there
@@ -378,6 +444,11 @@ static long exchange_batch(replay *r)
     Linkd__V1__IngestRequest req = LINKD__V1__INGEST_REQUEST__INIT;
     req.n_events = r->n;
     req.events = evp;
+    ctl_source_hello hello; /* fresh for every request: linkd refuses a nonce twice */
+    if (r->o.key) {
+        ctl_sign_source_hello(&hello, r->o.source, r->o.sk);
+        req.hello = &hello.pb;
+    }
     Linkd__V1__IngestReply *rep = NULL;
     int rv = ctl_ingest_exchange(r->sock, &req, &rep);
     if (rv != 0) {
@@ -538,39 +609,51 @@ static int open_ingest(replay *r)
     return 0;
 }
 
+/* replay_main runs the replay described by <argc, argv> with <r>; returns an exit code. */
+static int replay_main(replay *r, int argc, char **argv)
+{
+    r->o = (replay_opts){.redis = CTL_REDIS_URL, .ingest = CTL_INGEST_URL, .kind = LD_KIND_ANY,
+                         .batch = 100, .timeout_ms = 5000};
+    int rv = parse_args(&r->o, argc, argv);
+    if (rv) return rv == 1 ? 0 : rv;
+    if (ctl_signals_install() != 0) ctl_warn("Ctrl-C will not stop cleanly: no signal handler");
+    r->colour = ctl_colour();
+    if (!(r->rc = ctl_redis_connect(r->o.redis))) {
+        return EX_UNAVAILABLE;
+    }
+    if ((rv = pin_end(r)) != 0) {
+        redisFree(r->rc);
+        return rv;
+    }
+    if (!r->o.dry_run && (rv = open_ingest(r)) != 0) {
+        redisFree(r->rc);
+        return rv;
+    }
+    if (!(r->batch = calloc(r->o.batch, sizeof *r->batch))) {
+        ctl_warn("out of memory");
+        rv = EX_OSERR;
+    } else {
+        rv = run(r);
+    }
+    if (r->page) freeReplyObject(r->page);
+    redisFree(r->rc);
+    if (!r->o.dry_run) ctl_nng_close(r->sock);
+    free(r->batch);
+    print_totals(r);
+    if (rv) return rv;
+    if (!r->t.unreachable && r->read == r->skipped + r->unreadable && !r->unreadable) {
+        ctl_warn("no event in the range%s", r->read ? " passed the filters" : "");
+        return EX_NOINPUT;
+    }
+    if (r->unreadable && !ctl_ingest_exit(&r->t)) return EX_DATAERR;
+    return ctl_ingest_exit(&r->t);
+}
+
 int ctl_replay_main(int argc, char **argv)
 {
     static replay r;
     memset(&r, 0, sizeof r);
-    r.o = (replay_opts){.redis = CTL_REDIS_URL, .ingest = CTL_INGEST_URL, .kind = LD_KIND_ANY,
-                        .batch = 100, .timeout_ms = 5000};
-    int rv = parse_args(&r.o, argc, argv);
-    if (rv) return rv == 1 ? 0 : rv;
-    if (ctl_signals_install() != 0) ctl_warn("Ctrl-C will not stop cleanly: no signal handler");
-    r.colour = ctl_colour();
-    if (!(r.rc = ctl_redis_connect(r.o.redis))) {
-        return EX_UNAVAILABLE;
-    }
-    if (!r.o.dry_run && (rv = open_ingest(&r)) != 0) {
-        redisFree(r.rc);
-        return rv;
-    }
-    if (!(r.batch = calloc(r.o.batch, sizeof *r.batch))) {
-        ctl_warn("out of memory");
-        rv = EX_OSERR;
-    } else {
-        rv = run(&r);
-    }
-    if (r.page) freeReplyObject(r.page);
-    redisFree(r.rc);
-    if (!r.o.dry_run) ctl_nng_close(r.sock);
-    free(r.batch);
-    print_totals(&r);
-    if (rv) return rv;
-    if (!r.t.unreachable && r.read == r.skipped + r.unreadable && !r.unreadable) {
-        ctl_warn("no event in the range%s", r.read ? " passed the filters" : "");
-        return EX_NOINPUT;
-    }
-    if (r.unreadable && !ctl_ingest_exit(&r.t)) return EX_DATAERR;
-    return ctl_ingest_exit(&r.t);
+    int rv = replay_main(&r, argc, argv);
+    sodium_memzero(r.o.sk, sizeof r.o.sk); /* the source's secret key, from --key */
+    return rv;
 }

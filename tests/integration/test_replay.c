@@ -2,9 +2,10 @@
  * and sends it to an intake again: a second linkd opens the same incidents
  * and dispatches the same tasks, a resend is a duplicate, a drill into the
  * live linkd opens exercise incidents under new ids, the filters and ranges
- * pick what they say, RETRY_LATER answers are sent again, and a broken log
- * entry is reported without stopping the rest. Real daemons, Redis and NNG;
- * every wait bounded. */
+ * pick what they say, RETRY_LATER answers are sent again, a broken log
+ * entry is reported without stopping the rest, and a source with a key in
+ * the rules is replayed with --source and --key (signed hellos), refused
+ * without. Real daemons, Redis and NNG; every wait bounded. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -316,4 +317,91 @@ Test(replay, retry_later_is_sent_again_and_a_broken_entry_is_reported, .init = s
     ldh_check(&b, printed(out, "24 accepted, 0 duplicate, 0 rejected, 0 retry later"),
               "every event should be accepted in the end");
     ldh_check(&b, ldh_redis_int(&b.redis, "XLEN ld:events") == N, "b's log should hold %d", N);
+}
+
+/* ---- a source with a key in the rules ------------------------------------------- */
+
+static char keyfile[192], keyed_rules[192];
+
+/* setup_keyed starts a with the default rules plus a key for source
+ * cad-haizhu, made by `linkctl keygen --source`; the secret is in keyfile. */
+static void setup_keyed(void)
+{
+    cr_assert_eq(ldh_mkdtemp(tmp, sizeof tmp, "replay-key"), 0);
+    snprintf(out, sizeof out, "%s/out.txt", tmp);
+    snprintf(err, sizeof err, "%s/err.txt", tmp);
+    snprintf(keyfile, sizeof keyfile, "%s/cad-haizhu.key", tmp);
+    snprintf(keyed_rules, sizeof keyed_rules, "%s/rules", tmp);
+    char *cp[] = {"cp", "-r", LDH_DEFAULT_RULES, keyed_rules, NULL};
+    cr_assert_eq(ldh_run(cp, NULL, NULL, NULL, RUN_MS), 0);
+    char *keygen[] = {LINKCTL, "keygen", "--source", "cad-haizhu", "--out", keyfile, NULL};
+    cr_assert_eq(ldh_run(keygen, NULL, out, err, RUN_MS), 0, "linkctl keygen failed");
+    char *line = ldh_read_file(out, NULL);
+    cr_assert(line && strstr(line, "cad-haizhu: ed25519:"), "keygen printed no rules line");
+    char keys[512], kf[224];
+    snprintf(keys, sizeof keys, "source_keys:\n%s", line);
+    free(line);
+    snprintf(kf, sizeof kf, "%s/keys.yaml", keyed_rules);
+    cr_assert_eq(ldh_write_file(kf, keys, strlen(keys)), 0);
+    ldh_linkd_opts o = {.rules = keyed_rules};
+    ldh_env_start_or_fail(&a, &o);
+}
+
+Test(replay, a_keyed_source_is_replayed_with_its_key_and_refused_without,
+     .init = setup_keyed, .fini = teardown, .timeout = 240)
+{
+    /* Two calls of the keyed source, sent with its key, and one of a source
+     * without a key. */
+    char *send[] = {LINKCTL, "send", "--ingest", a.linkd.ingest, "--source", "cad-haizhu",
+                    "--key", keyfile, "--count", "2", "--kind", "call", "--category", "fire",
+                    NULL};
+    int code = ldh_run(send, NULL, out, err, RUN_MS);
+    ldh_check(&a, code == 0 && occurrences(out, "ACCEPTED ") == 2,
+              "linkctl send --key exited %d", code);
+    ldh_event other;
+    char inc[64];
+    ldh_accept_call(&a, &other, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_MEDICAL, inc);
+    ldh_check(&a, ldh_redis_int(&a.redis, "XLEN ld:events") == 3, "the log should hold 3 events");
+
+    /* Without the key linkd refuses them: 65, and the reason says why. */
+    char *unsigned_[] = {"--ingest", a.linkd.ingest, "--source", "cad-haizhu", "--exercise",
+                         "--tag", "nokey", NULL};
+    code = replay(&a, unsigned_);
+    ldh_check(&a, code == 65, "a replay without --key should exit 65, exited %d", code);
+    ldh_check(&a, occurrences(out, "must send a signed hello") == 2 &&
+                      printed(out, "replayed 2 events of 3 log entries read (1 filtered out): "
+                                   "0 accepted, 0 duplicate, 2 rejected"),
+              "both events should be rejected for want of a hello");
+    ldh_check(&a, ldh_redis_int(&a.redis, "XLEN ld:events") == 3, "a refused event was logged");
+
+    /* --key without --source: a usage error, saying why; nothing sent. */
+    char *no_source[] = {"--ingest", a.linkd.ingest, "--key", keyfile, "--exercise", "--tag",
+                         "nosource", NULL};
+    code = replay(&a, no_source);
+    ldh_check(&a, code == 64 && printed(err, "--key needs --source"),
+              "--key without --source should exit 64, exited %d", code);
+    ldh_check(&a, ldh_redis_int(&a.redis, "XLEN ld:events") == 3, "a usage error sent something");
+
+    /* With both: accepted, one request per event, each with a hello of its
+     * own (linkd would log a reused one as refused: replayed nonce). One
+     * event per request also means the first is in a's log before the second
+     * is read: the replay must stop at the newest entry when it started, not
+     * read its own events back. */
+    char *keyed[] = {"--ingest", a.linkd.ingest, "--source", "cad-haizhu", "--key", keyfile,
+                     "--exercise", "--tag", "drill", "--batch", "1", "--verbose", NULL};
+    code = replay(&a, keyed);
+    ldh_check(&a, code == 0, "replay --source --key exited %d", code);
+    ldh_check(&a, occurrences(out, "ACCEPTED ") == 2 &&
+                      printed(out, "2 accepted, 0 duplicate, 0 rejected, 0 retry later"),
+              "both events of the keyed source should be accepted");
+    ldh_check(&a, ldh_redis_int(&a.redis, "XLEN ld:events") == 5, "the log should hold 5 events");
+    char eid[200];
+    for (size_t i = 3; i < 5; i++) {
+        int status = logged(&a, i, eid, sizeof eid);
+        size_t n = strlen(eid);
+        ldh_check(&a, status == LINKD__V1__STATUS__STATUS_EXERCISE && n > 6 &&
+                          strcmp(eid + n - 6, "~drill") == 0,
+                  "entry %zu should be a tagged exercise, is %s (status %d)", i, eid, status);
+    }
+    ldh_check(&a, !ldh_linkd_log_has(&a.linkd, "hello refused"), "linkd refused a hello");
 }
