@@ -351,7 +351,13 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
  * lost, is sent again in its place on a later tick; a line sent twice that
  * way reaches Redis as an identical repeat, which the checker accepts. */
 
-#define BATCH_MAX 1024   /* lines per batch: about 200 KB, handed to the socket at once */
+/* Lines per batch. A batch is sorted by incident and sent as one RPUSH per
+ * incident, so the more of a tick's lines one batch holds, the fewer RPUSHes
+ * Redis runs: a tick at 20,000 events/s has about 3,000 lines, and batches of
+ * 1,024 split an incident's lines of one tick over two or three of them
+ * (BENCHMARKS, "The write-behind made cheaper"). About 1.6 MB at most,
+ * handed to the socket at once. */
+#define BATCH_MAX 8192
 
 typedef struct audit_batch audit_batch;
 
@@ -360,15 +366,30 @@ typedef struct audit_run {    /* one incident's lines in a batch: one RPUSH */
     uint32_t first, n;        /* into the batch's sorted lines */
 } audit_run;
 
-struct audit_batch {
+struct audit_batch {          /* one block: this, then the arrays, sized to cap lines */
     ld_audit *a;
-    size_t n, pending;        /* lines; commands not yet answered */
-    audit_entry *v[BATCH_MAX];   /* in queue order */
-    audit_entry *sorted[BATCH_MAX];
-    audit_run runs[BATCH_MAX];
-    const char *argv[2 + BATCH_MAX];
-    size_t lens[2 + BATCH_MAX];
+    size_t n, cap, pending;   /* lines, room; commands not yet answered */
+    audit_entry **v;          /* in queue order */
+    audit_entry **sorted;
+    const char **argv;        /* one RPUSH: 2 + its lines */
+    size_t *lens;
+    audit_run *runs;
 };
+
+static audit_batch *batch_new(ld_audit *a, size_t cap)
+{
+    size_t ptrs = 2 * cap * sizeof(audit_entry *) + (2 + cap) * (sizeof(char *) + sizeof(size_t));
+    audit_batch *b = malloc(sizeof *b + ptrs + cap * sizeof(audit_run));
+    if (!b) return NULL;
+    char *p = (char *)(b + 1);
+    b->v = (audit_entry **)(void *)p, p += cap * sizeof *b->v;
+    b->sorted = (audit_entry **)(void *)p, p += cap * sizeof *b->sorted;
+    b->argv = (const char **)(void *)p, p += (2 + cap) * sizeof *b->argv;
+    b->lens = (size_t *)(void *)p, p += (2 + cap) * sizeof *b->lens;
+    b->runs = (audit_run *)(void *)p;
+    b->a = a, b->n = 0, b->cap = cap, b->pending = 0;
+    return b;
+}
 
 static void batch_answered(audit_batch *b)
 {
@@ -503,7 +524,7 @@ void ld_audit_flush(ld_audit *a)
         audit_entry *e = ld_container_of(l, audit_entry, link);
         if (e->state == E_WAITING && e->tail->state == TAIL_UNKNOWN) read_tail(a, e->tail);
         if (e->state != E_QUEUED) continue;
-        if (b && b->n == BATCH_MAX) {
+        if (b && b->n == b->cap) {
             int rv = send_batch(a, b); /* consumes b */
             b = NULL;
             if (rv != 0) return;
@@ -511,11 +532,7 @@ void ld_audit_flush(ld_audit *a)
             if (!ld_store_up(a->store) || ld_store_unsent(a->store) > LD_STORE_UNSENT_MAX)
                 return; /* the rest next tick */
         }
-        if (!b) {
-            if (!(b = malloc(sizeof *b))) return;
-            b->a = a;
-            b->n = 0;
-        }
+        if (!b && !(b = batch_new(a, a->queued < BATCH_MAX ? a->queued : BATCH_MAX))) return;
         b->v[b->n++] = e;
     }
     if (b && b->n) send_batch(a, b);
