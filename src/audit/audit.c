@@ -30,6 +30,7 @@ typedef struct audit_tail {
     char id[LD_INCIDENT_ID_LEN];
     uint8_t hash[32];
     uint64_t n;                   /* entries so far */
+    uint64_t serial;              /* this tail's, never reused: its lines' batch order */
     ld_audit *a;
     uint32_t waiting;             /* entries waiting for this tail */
     uint8_t state;
@@ -42,6 +43,7 @@ typedef struct audit_entry {
     ld_list link;
     audit_tail *tail;             /* while waiting for the tail to be read */
     uint32_t seq;                 /* its place in a batch, while it is sorted */
+    uint64_t serial;              /* its tail's: the lines of one incident share it */
     uint16_t len, cap;            /* the line's bytes; line[]'s room */
     uint8_t state;
     uint8_t closes;               /* the incident closed with this line */
@@ -218,6 +220,7 @@ static audit_tail *tail_for(ld_audit *a, const ld_incident *inc, int opened)
     if (!(t = ld_pool_get(&a->tail_pool))) return NULL;
     snprintf(t->id, sizeof t->id, "%s", inc->id);
     t->a = a;
+    t->serial = ++a->serials;
     memset(t->hash, 0, sizeof t->hash); /* the hex of 32 zero bytes is ZERO_HASH */
     /* A new incident starts a chain; any other was open before a restart. */
     t->state = opened ? TAIL_KNOWN : TAIL_UNKNOWN;
@@ -317,6 +320,7 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
         return;
     }
     e->cap = (uint16_t)cap;
+    e->serial = t->serial;
     size_t il = strlen(o->inc->id);
     memcpy(e->key, KEY_PREFIX, sizeof KEY_PREFIX - 1);
     memcpy(e->key + sizeof KEY_PREFIX - 1, o->inc->id, il + 1);
@@ -441,12 +445,14 @@ static void on_expired(void *arg, redisReply *r)
     batch_answered(b);
 }
 
-/* by_key orders a batch by incident, keeping each incident's lines in order. */
-static int by_key(const void *x, const void *y)
+/* by_incident orders a batch by incident, keeping each incident's lines in
+ * order: by its tail's serial, where comparing keys would compare their long
+ * common prefix ("ld:audit:I1795...") for every pair. */
+static int by_incident(const void *x, const void *y)
 {
-    const audit_entry *const *p = x, *const *q = y;
-    int c = strcmp((*p)->key, (*q)->key);
-    return c ? c : ((*p)->seq > (*q)->seq) - ((*p)->seq < (*q)->seq);
+    const audit_entry *p = *(const audit_entry *const *)x, *q = *(const audit_entry *const *)y;
+    if (p->serial != q->serial) return p->serial < q->serial ? -1 : 1;
+    return (p->seq > q->seq) - (p->seq < q->seq);
 }
 
 /* send_batch sends <b>'s lines, one RPUSH per incident; 0, or -1 if none
@@ -455,7 +461,7 @@ static int by_key(const void *x, const void *y)
 static int send_batch(ld_audit *a, audit_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) b->sorted[i] = b->v[i], b->sorted[i]->seq = (uint32_t)i;
-    qsort(b->sorted, b->n, sizeof *b->sorted, by_key);
+    qsort(b->sorted, b->n, sizeof *b->sorted, by_incident);
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
     b->pending = 1; /* held by this function until the loop below ends */
@@ -463,7 +469,7 @@ static int send_batch(ld_audit *a, audit_batch *b)
     for (size_t i = 0; i < b->n;) {
         size_t j = i;
         int closes = 0;
-        while (j < b->n && strcmp(b->sorted[j]->key, b->sorted[i]->key) == 0)
+        while (j < b->n && b->sorted[j]->serial == b->sorted[i]->serial)
             closes |= b->sorted[j++]->closes;
         const char *key = b->sorted[i]->key;
         size_t kl = strlen(key), c = 0;

@@ -45,6 +45,7 @@ typedef struct ld_audit {
     const ld_engine *engine;
     ld_map tails;                /* incident id -> its chain's tail */
     struct audit_tail *last_tail; /* the one asked for last, NULL once released */
+    uint64_t serials;            /* tails made so far */
     ld_pools lines;              /* audit_entry blocks, each sized to its line */
     ld_pool tail_pool;
     ld_list queue;               /* lines not sent yet, in order: waiting for a tail, or queued */
