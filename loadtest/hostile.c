@@ -27,7 +27,7 @@ typedef struct hmsg {
     size_t n;
 } hmsg;
 
-enum { KINDS = 12 };
+enum { KINDS = 16 };
 
 static void put_varint(uint8_t *out, size_t *n, uint64_t v)
 {
@@ -44,6 +44,7 @@ static hmsg pack_with(const char *what, uint64_t now_ms, int kind)
     Linkd__V1__Call110 c = LINKD__V1__CALL110__INIT;
     Linkd__V1__SensorAlarm s = LINKD__V1__SENSOR_ALARM__INIT;
     Linkd__V1__Petition p = LINKD__V1__PETITION__INIT;
+    Linkd__V1__Location loc = LINKD__V1__LOCATION__INIT;
     static char *refs[3000];
     static char long_id[301];
     char id[48];
@@ -87,6 +88,18 @@ static hmsg pack_with(const char *what, uint64_t now_ms, int kind)
         s.value = NAN;
         break;
     case 5: c.caller = "\x1b[2J"; break;
+    case 7: e.occurred_at_ms = 1000; break; /* 1970: far in the past */
+    case 8:
+        loc.has_lat = loc.has_lon = 1;
+        loc.lat = 91;
+        loc.lon = 113.3;
+        c.location = &loc;
+        break;
+    case 9:
+        c.has_people = 1;
+        c.people = 4000000000u;
+        break;
+    case 6:
     default:
         memset(long_id, 'x', 300);
         e.source_id = long_id;
@@ -130,8 +143,12 @@ static int build(hmsg *k, size_t max_message)
     k[4] = (hmsg){"just over --max-message", calloc(1, max_message + 16), max_message + 16};
     static const char *const names[] = {"3,000 repeated refs", "invalid UTF-8", "unknown enum",
                                         "absurd timestamp", "NaN reading", "control character",
-                                        "300-byte id"};
-    for (int i = 0; i < 7; i++) k[5 + i] = pack_with(names[i], now, i);
+                                        "300-byte id", "timestamp in 1970", "latitude 91",
+                                        "four billion people"};
+    for (int i = 0; i < 10; i++) k[5 + i] = pack_with(names[i], now, i);
+    /* A valid request cut off in the middle of its envelope. */
+    hmsg whole = pack_with("whole", now, 7);
+    k[15] = (hmsg){"truncated", whole.p, whole.n / 2};
     for (int i = 0; i < KINDS; i++)
         if (!k[i].p) return -1;
     return 0;
