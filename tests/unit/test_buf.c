@@ -2,6 +2,7 @@
  * backslashes and control characters escaped, UTF-8 kept, bytes that are
  * not UTF-8 replaced (the board's WebSocket text frames must be UTF-8). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -39,4 +40,20 @@ Test(buf, grows_and_formats)
     ld_buf_u64(&b, 18446744073709551615ull);
     cr_expect_str_eq(b.p, "18446744073709551615");
     ld_buf_fini(&b);
+}
+
+/* ld_fmt_u64 writes what "%llu" would, with no NUL: audit lines and Redis
+ * keys are built from it. */
+Test(buf, fmt_u64_matches_printf)
+{
+    static const uint64_t v[] = {0, 1, 9, 10, 99, 100, 1795456637152ull, 18446744073709551615ull};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char got[24], want[24];
+        memset(got, '#', sizeof got);
+        size_t n = ld_fmt_u64(got, v[i]);
+        int w = snprintf(want, sizeof want, "%llu", (unsigned long long)v[i]);
+        cr_expect_eq(n, (size_t)w, "%s: %zu bytes", want, n);
+        cr_expect(memcmp(got, want, n) == 0, "%s: wrote %.*s", want, (int)n, got);
+        cr_expect_eq(got[n], '#', "%s: wrote past its digits", want);
+    }
 }
