@@ -99,16 +99,12 @@ int lg_feed_open(run *r)
 
 void lg_feed_close(run *r)
 {
-    if (r->feed_open) {
-        r->feed_open = 0;
-        /* Stuck in NNG: leave the aio and the arena, which feed_cb may still use. */
-        if (ld_nng_close(r->feed_sock, "feed socket", LD_NNG_CLOSE_MS) != 0) {
-            r->feed_aio = NULL;
-            return;
-        }
-    }
-    nng_aio_free(r->feed_aio);   /* waits for a callback under way */
-    r->feed_aio = NULL;
+    /* Stuck in NNG: leave the aio and the arena, which feed_cb may still use. */
+    int stuck = r->feed_open && ld_nng_close(r->feed_sock, "feed socket", LD_NNG_CLOSE_MS) != 0;
     r->feed_open = 0;
-    ld_arena_fini(&r->feed_arena);
+    if (!stuck) {
+        nng_aio_free(r->feed_aio);   /* waits for a callback under way */
+        ld_arena_fini(&r->feed_arena);
+    }
+    r->feed_aio = NULL;
 }

@@ -367,14 +367,13 @@ typedef struct audit_batch audit_batch;
 
 typedef struct audit_run {    /* one incident's lines in a batch: one RPUSH */
     audit_batch *batch;
-    uint32_t first, n;        /* into the batch's sorted lines */
+    uint32_t first, n;        /* into the batch's lines, sorted */
 } audit_run;
 
 struct audit_batch {          /* one block: this, then the arrays, sized to cap lines */
     ld_audit *a;
     size_t n, cap, pending;   /* lines, room; commands not yet answered */
-    audit_entry **v;          /* in queue order */
-    audit_entry **sorted;
+    audit_entry **v;          /* in queue order; sorted by incident when sent */
     const char **argv;        /* one RPUSH: 2 + its lines */
     size_t *lens;
     audit_run *runs;
@@ -382,12 +381,11 @@ struct audit_batch {          /* one block: this, then the arrays, sized to cap 
 
 static audit_batch *batch_new(ld_audit *a, size_t cap)
 {
-    size_t ptrs = 2 * cap * sizeof(audit_entry *) + (2 + cap) * (sizeof(char *) + sizeof(size_t));
+    size_t ptrs = cap * sizeof(audit_entry *) + (2 + cap) * (sizeof(char *) + sizeof(size_t));
     audit_batch *b = malloc(sizeof *b + ptrs + cap * sizeof(audit_run));
     if (!b) return NULL;
     char *p = (char *)(b + 1);
     b->v = (audit_entry **)(void *)p, p += cap * sizeof *b->v;
-    b->sorted = (audit_entry **)(void *)p, p += cap * sizeof *b->sorted;
     b->argv = (const char **)(void *)p, p += (2 + cap) * sizeof *b->argv;
     b->lens = (size_t *)(void *)p, p += (2 + cap) * sizeof *b->lens;
     b->runs = (audit_run *)(void *)p;
@@ -409,7 +407,7 @@ static void on_written(void *arg, redisReply *r)
     if (!ok && r && r->type == REDIS_REPLY_ERROR)
         ld_log_rl(LD_ERR, "AUDIT-WRITE", "redis refused %u audit lines: %s", run->n, r->str);
     for (uint32_t i = run->first; i < run->first + run->n; i++) {
-        audit_entry *e = b->sorted[i];
+        audit_entry *e = b->v[i];
         if (!ok) {
             e->state = E_QUEUED; /* stays in <sent>; the next flush puts it back in place */
             a->requeued++;
@@ -460,8 +458,8 @@ static int by_incident(const void *x, const void *y)
  * batch lives until every queued command is answered. */
 static int send_batch(ld_audit *a, audit_batch *b)
 {
-    for (size_t i = 0; i < b->n; i++) b->sorted[i] = b->v[i], b->sorted[i]->seq = (uint32_t)i;
-    qsort(b->sorted, b->n, sizeof *b->sorted, by_incident);
+    for (size_t i = 0; i < b->n; i++) b->v[i]->seq = (uint32_t)i;
+    qsort(b->v, b->n, sizeof *b->v, by_incident);
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%d", LD_AUDIT_KEEP_S);
     b->pending = 1; /* held by this function until the loop below ends */
@@ -469,21 +467,21 @@ static int send_batch(ld_audit *a, audit_batch *b)
     for (size_t i = 0; i < b->n;) {
         size_t j = i;
         int closes = 0;
-        while (j < b->n && b->sorted[j]->serial == b->sorted[i]->serial)
-            closes |= b->sorted[j++]->closes;
-        const char *key = b->sorted[i]->key;
+        while (j < b->n && b->v[j]->serial == b->v[i]->serial)
+            closes |= b->v[j++]->closes;
+        const char *key = b->v[i]->key;
         size_t kl = strlen(key), c = 0;
         b->argv[c] = "RPUSH", b->lens[c++] = 5;
         b->argv[c] = key, b->lens[c++] = kl;
         for (size_t m = i; m < j; m++)
-            b->argv[c] = b->sorted[m]->line, b->lens[c++] = b->sorted[m]->len;
+            b->argv[c] = b->v[m]->line, b->lens[c++] = b->v[m]->len;
         audit_run *run = &b->runs[runs];
         *run = (audit_run){b, (uint32_t)i, (uint32_t)(j - i)};
         /* hiredis copies the command into its buffer before this returns. */
         if (ld_store_commandv(a->store, on_written, run, (int)c, b->argv, b->lens) != 0) break;
         runs++, b->pending++;
         for (size_t m = i; m < j; m++) {
-            audit_entry *e = b->sorted[m];
+            audit_entry *e = b->v[m];
             e->state = E_SENT;
             ld_list_remove(&e->link);
             ld_list_append(&a->sent, &e->link);
