@@ -45,6 +45,7 @@ typedef struct audit_entry {
     uint32_t seq;                 /* its place in a batch, while it is sorted */
     uint64_t serial;              /* its tail's: the lines of one incident share it */
     uint16_t len, cap;            /* the line's bytes; line[]'s room */
+    uint16_t body;                /* sealed: where ,"hash": starts (the chained part ends) */
     uint8_t state;
     uint8_t closes;               /* the incident closed with this line */
     char key[sizeof KEY_PREFIX + LD_INCIDENT_ID_LEN];
@@ -147,6 +148,7 @@ static void seal(audit_tail *t, audit_entry *e, const char *body, size_t len)
     memcpy(e->line + at + 9, hash, 64);
     memcpy(e->line + at + 73, "\"}", 2);
     e->len = (uint16_t)(at + 75);
+    e->body = (uint16_t)at;
     t->n++;
     e->state = E_QUEUED;
     e->tail = NULL;
@@ -187,13 +189,12 @@ static void on_tail(void *arg, redisReply *r)
         const char *h = strstr(r->str, "\"hash\":\"");
         const char *n = strstr(r->str, "{\"n\":");
         uint8_t d[32];
-        if (h && strlen(h + 8) >= 64) {
-            if (hash_parse(h + 8, d) == 0)
-                memcpy(t->hash, d, sizeof d);
-            else
-                ld_log_rl(LD_WARN, "AUDIT-TAIL", "%s: the last audit line's hash is not hex; "
-                          "the chain goes on from zeros", t->id);
-        }
+        /* A write's last line shows its hash, so a list ends in one. */
+        if (h && strlen(h + 8) >= 64 && hash_parse(h + 8, d) == 0)
+            memcpy(t->hash, d, sizeof d);
+        else
+            ld_log_rl(LD_WARN, "AUDIT-TAIL", "%s: the last audit line has no hash, or not in "
+                      "hex; the chain goes on from zeros", t->id);
         if (n) t->n = strtoull(n + 5, NULL, 10);
     }
     a->stats.tail_reads++;
@@ -473,8 +474,15 @@ static int send_batch(ld_audit *a, audit_batch *b)
         size_t kl = strlen(key), c = 0;
         b->argv[c] = "RPUSH", b->lens[c++] = 5;
         b->argv[c] = key, b->lens[c++] = kl;
-        for (size_t m = i; m < j; m++)
-            b->argv[c] = b->v[m]->line, b->lens[c++] = b->v[m]->len;
+        /* Only the last line of a write shows its hash; the others end
+         * where their chained part does (audit.h). A line sent again may
+         * end a write the second time where it did not the first. */
+        for (size_t m = i; m < j; m++) {
+            audit_entry *e = b->v[m];
+            int last = m + 1 == j;
+            e->line[e->body] = last ? ',' : '}';
+            b->argv[c] = e->line, b->lens[c++] = last ? e->len : e->body + 1u;
+        }
         audit_run *run = &b->runs[runs];
         *run = (audit_run){b, (uint32_t)i, (uint32_t)(j - i)};
         /* hiredis copies the command into its buffer before this returns. */
@@ -545,25 +553,117 @@ void ld_audit_flush(ld_audit *a)
 
 /* ---- checking ----------------------------------------------------------------------- */
 
-int ld_audit_line_check(const char *line, size_t len, const char *prev, char hash[65],
-                        char *why, size_t why_len)
+/* line_parts finds <line>'s number and chained part: the line up to
+ * ,"hash": when it ends in its hash (*hash set), else up to its closing }
+ * (*hash NULL). 0, or -1 if it is not an audit line. */
+static int line_parts(const char *line, size_t len, uint64_t *n, size_t *chained,
+                      const char **hash)
 {
     static const char tag[] = ",\"hash\":\"";
     const size_t tl = sizeof tag - 1;
-    if (len < tl + 64 + 2 || memcmp(line + len - 2 - 64 - tl, tag, tl) != 0 ||
-        memcmp(line + len - 2, "\"}", 2) != 0) {
-        snprintf(why, why_len, "not an audit line (no hash at its end)");
-        return LD_EPARSE;
-    }
-    const char *lhash = line + len - 2 - 64;
-    memcpy(hash, lhash, 64);
-    hash[64] = '\0';
-    char want[65];
-    chain_hash(prev, line, (size_t)(lhash - tl - line), want);
-    if (strncmp(want, lhash, 64) != 0) {
-        snprintf(why, why_len, "hash %.12s... does not match: this entry was changed, or one "
-                 "before it removed or moved", lhash);
-        return LD_ESTATE;
+    if (len < 7 || memcmp(line, "{\"n\":", 5) != 0 || line[len - 1] != '}') return -1;
+    uint64_t v = 0;
+    size_t i = 5;
+    for (; i < len && line[i] >= '0' && line[i] <= '9' && i < 25; i++) v = v * 10 + (uint64_t)(line[i] - '0');
+    if (i == 5 || (line[i] != ',' && line[i] != '}')) return -1;
+    *n = v;
+    *hash = NULL;
+    *chained = len - 1;
+    if (len >= i + tl + 64 + 2 && memcmp(line + len - 2 - 64 - tl, tag, tl) == 0 &&
+        line[len - 2] == '"') {
+        *hash = line + len - 2 - 64;
+        *chained = (size_t)(*hash - tl - line);
     }
     return 0;
+}
+
+/* What a check says of a line, by what became of the write it is in. */
+enum { V_PENDING, V_OK, V_REPEAT, V_BAD };
+
+int ld_audit_trail_check(const char *const *lines, const size_t *lens, size_t count,
+                         ld_audit_each each, void *arg, ld_audit_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    memcpy(v->last_hash, ZERO_HASH, sizeof v->last_hash);
+    /* hx[k]: the chain's hash after line n = k + 1, to check a repeat. */
+    char (*hx)[65] = calloc(count ? count : 1, sizeof *hx);
+    uint8_t *verdict = calloc(count ? count : 1, 1);
+    char (*why)[LD_AUDIT_WHY] = calloc(count ? count : 1, sizeof *why);
+    if (!hx || !verdict || !why) {
+        free(hx), free(verdict), free(why);
+        return LD_ENOMEM;
+    }
+    char prev[65] = ZERO_HASH, h[65], gwhy[LD_AUDIT_WHY] = "";
+    uint64_t last_n = 0;
+    size_t group = 0; /* the first line of the write not yet vouched for */
+    int group_bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t n;
+        size_t chained;
+        const char *hash;
+        if (line_parts(lines[i], lens[i], &n, &chained, &hash) != 0) {
+            verdict[i] = V_BAD;
+            snprintf(why[i], sizeof why[i], "not an audit line");
+            continue;
+        }
+        if (n >= 1 && n <= last_n && n <= count) {
+            /* A write sent again after its answer was lost: the same lines,
+             * the hash perhaps shown on another one. */
+            chain_hash(n == 1 ? ZERO_HASH : hx[n - 2], lines[i], chained, h);
+            if (strcmp(h, hx[n - 1]) == 0 && (!hash || strncmp(hash, h, 64) == 0)) {
+                verdict[i] = V_REPEAT;
+            } else {
+                verdict[i] = V_BAD;
+                snprintf(why[i], sizeof why[i], "entry n=%llu again, but not as it was: changed",
+                         (unsigned long long)n);
+            }
+            continue;
+        }
+        if (n != last_n + 1 && !group_bad) {
+            group_bad = 1;
+            snprintf(gwhy, sizeof gwhy, "entry n=%llu where n=%llu was due: entries removed, "
+                     "moved or added", (unsigned long long)n, (unsigned long long)last_n + 1);
+        }
+        chain_hash(prev, lines[i], chained, h);
+        if (n >= 1 && n <= count) memcpy(hx[n - 1], h, sizeof h);
+        last_n = n;
+        memcpy(prev, h, sizeof h);
+        if (!hash) continue; /* the write's last line vouches for it */
+        if (strncmp(hash, h, 64) != 0) {
+            if (!group_bad)
+                snprintf(gwhy, sizeof gwhy, "hash %.12s... does not match: an entry of this "
+                         "write was changed, or one before it removed or moved", hash);
+            group_bad = 1;
+            memcpy(prev, hash, 64); /* go on from what the line says, to find the next */
+        }
+        for (size_t k = group; k <= i; k++) {
+            if (verdict[k] != V_PENDING) continue;
+            verdict[k] = group_bad ? V_BAD : V_OK;
+            if (group_bad) memcpy(why[k], gwhy, sizeof gwhy);
+        }
+        group = i + 1, group_bad = 0;
+    }
+    for (size_t k = group; k < count; k++) {
+        if (verdict[k] != V_PENDING) continue;
+        verdict[k] = V_BAD;
+        snprintf(why[k], sizeof why[k], "no hash after this entry: the trail was cut short, or "
+                 "entries were added");
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (verdict[i] == V_REPEAT) {
+            v->repeats++;
+        } else {
+            v->entries++;
+            if (verdict[i] == V_BAD && !v->bad++) {
+                v->first_bad = i + 1;
+                memcpy(v->why, why[i], sizeof v->why);
+            }
+        }
+        if (each)
+            each(arg, lines[i], lens[i],
+                 verdict[i] == V_OK ? "ok" : verdict[i] == V_REPEAT ? "repeat" : why[i]);
+    }
+    memcpy(v->last_hash, prev, sizeof prev);
+    free(hx), free(verdict), free(why);
+    return v->bad ? LD_ESTATE : 0;
 }

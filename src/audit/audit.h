@@ -3,20 +3,23 @@
  * Each change the engine reports (ld_observation) becomes one JSON line
  * appended to the Redis list ld:audit:<incident id>:
  *
- *   {"n":3,"at":...,"kind":"task_escalated","task":"fire","level":1,...,
- *    "hash":"<64 hex>"}
+ *   {"n":3,"at":...,"kind":"task_escalated","task":"fire","level":1,...}
+ *   {"n":4,"at":...,"kind":"task_delivered",...,"hash":"<64 hex>"}
  *
- * hash = SHA-256(prev + "\n" + the line up to ,"hash":), where prev is the
- * previous line's hash (64 zeros for n = 1): changing, removing or
- * reordering an entry breaks the chain from there on (`linkctl audit`
- * checks it). It does not stop someone who can rewrite the whole list;
- * anchor the last hash elsewhere for that.
+ * Every line is chained: h(n) = SHA-256(hex h(n-1) + "\n" + the line up to
+ * its closing } or its ,"hash":), h(0) = 64 zeros. The last line of each
+ * write (one RPUSH) shows its h; the lines before it in that write do not,
+ * and the hash after them vouches for them (a third of a line's bytes saved
+ * on most lines: BENCHMARKS, "The audit trail's hashes"). Every list thus
+ * ends in a hash. Changing, removing or reordering an entry breaks the chain
+ * from its write on (`linkctl audit` checks it). It does not stop someone
+ * who can rewrite the whole list; anchor the last hash elsewhere for that.
  *
  * The loop keeps each open incident's last hash; after a restart it reads
  * the tail back from Redis before appending. Lines wait in an ordered queue
  * and are written when Redis is up; one the connection lost is sent again
- * in its place, so a line may reach Redis twice in a row (the checker
- * takes an identical repeat as such). A closed incident's trail expires
+ * in its place, so a write's lines may reach Redis twice (the checker
+ * takes a line that repeats an earlier n with the same content as such). A closed incident's trail expires
  * with its record (90 days). Loop thread only. */
 #ifndef LD_AUDIT_AUDIT_H
 #define LD_AUDIT_AUDIT_H
@@ -65,10 +68,25 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o);
  * the tails' map (ld_map_tidy); once per write-behind tick. */
 void ld_audit_flush(ld_audit *a);
 
-/* ld_audit_line_check verifies one line that follows a line hashed <prev>
- * (64 hex; zeros for the first): 0 if its hash is right. Its hash goes to
- * <hash> either way, so the check goes on from there. */
-int ld_audit_line_check(const char *line, size_t len, const char *prev, char hash[65],
-                        char *why, size_t why_len);
+#define LD_AUDIT_WHY 160
+
+typedef struct ld_audit_verdict {
+    size_t entries;      /* lines, repeats not counted */
+    size_t repeats;      /* lines of a write sent twice (after a lost answer) */
+    size_t bad;          /* entries that fail */
+    size_t first_bad;    /* the first one's position, from 1; 0 if none */
+    char why[LD_AUDIT_WHY]; /* what is wrong with it */
+    char last_hash[65];
+} ld_audit_verdict;
+
+/* ld_audit_each hears of each line in order: <verdict> is "ok", "repeat",
+ * or what is wrong with it. */
+typedef void (*ld_audit_each)(void *arg, const char *line, size_t len, const char *verdict);
+
+/* ld_audit_trail_check verifies a whole trail, <count> lines in list order,
+ * and tells <each> (if not NULL) about every line. 0 if the chain is intact,
+ * LD_ESTATE if not (<v> says where), LD_ENOMEM. */
+int ld_audit_trail_check(const char *const *lines, const size_t *lens, size_t count,
+                         ld_audit_each each, void *arg, ld_audit_verdict *v);
 
 #endif

@@ -9,9 +9,8 @@
 #include <hiredis/hiredis.h>
 
 #include "audit/audit.h"
+#include "core/err.h"
 #include "tools/linkctl.h"
-
-#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 static void usage(void)
 {
@@ -19,8 +18,9 @@ static void usage(void)
          "\n"
          "Print the audit trail of INCIDENT (every state change linkd recorded, in\n"
          "order, from the Redis list ld:audit:INCIDENT) and verify its hash chain:\n"
-         "each entry carries the SHA-256 of the previous one, so an entry changed,\n"
-         "removed or moved breaks the chain from there on.\n"
+         "each entry is hashed with the one before it (SHA-256), and the last entry\n"
+         "of each write shows the hash, so an entry changed, removed or moved\n"
+         "breaks the chain from its write on.\n"
          "\n"
          "  --redis URL   redis://[user[:password]@]host:port[/db] or unix:///path\n"
          "                (default " CTL_REDIS_URL "); a user without a password reads it\n"
@@ -72,6 +72,17 @@ static void print_entry(const char *line, const char *verdict, bool colour)
     printf("  [%s]%s\n", verdict, colour && strcmp(verdict, "ok") ? CTL_RESET : "");
 }
 
+struct printing {
+    bool colour, quiet;
+};
+
+static void entry_heard(void *arg, const char *line, size_t len, const char *verdict)
+{
+    const struct printing *p = arg;
+    (void)len; /* a Redis reply's string ends in a NUL */
+    if (!p->quiet) print_entry(line, verdict, p->colour);
+}
+
 int ctl_audit_main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -111,29 +122,34 @@ int ctl_audit_main(int argc, char **argv)
         redisFree(c);
         return EX_NOINPUT;
     }
-    bool colour = ctl_colour();
-    char prev[65] = ZERO_HASH, hash[65], why[200];
-    size_t bad = 0, first_bad = 0, repeats = 0;
+    const char **lines = calloc(r->elements, sizeof *lines);
+    size_t *lens = calloc(r->elements, sizeof *lens);
+    if (!lines || !lens) {
+        ctl_warn("out of memory for %zu entries", r->elements);
+        free(lines), free(lens);
+        freeReplyObject(r);
+        redisFree(c);
+        return EX_OSERR;
+    }
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_STRING) continue;
-        if (i > 0 && r->element[i - 1]->type == REDIS_REPLY_STRING &&
-            r->element[i - 1]->len == e->len && memcmp(r->element[i - 1]->str, e->str, e->len) == 0) {
-            repeats++; /* a write retried after a lost connection: the same entry again */
-            continue;
-        }
-        int rv = ld_audit_line_check(e->str, e->len, prev, hash, why, sizeof why);
-        if (rv != 0 && !bad++) first_bad = i + 1;
-        if (!quiet) print_entry(e->str, rv == 0 ? "ok" : why, colour);
-        memcpy(prev, hash, sizeof prev);
+        lines[i] = e->type == REDIS_REPLY_STRING ? e->str : "";
+        lens[i] = e->type == REDIS_REPLY_STRING ? e->len : 0;
     }
-    if (bad)
-        printf("%s: audit trail BROKEN: %zu of %zu entries fail, the first at position %zu\n",
-               inc, bad, r->elements - repeats, first_bad);
-    else
+    struct printing p = {ctl_colour(), quiet};
+    ld_audit_verdict v;
+    int rv = ld_audit_trail_check(lines, lens, r->elements, entry_heard, &p, &v);
+    if (rv == LD_ENOMEM) {
+        ctl_warn("out of memory checking %zu entries", r->elements);
+    } else if (v.bad) {
+        printf("%s: audit trail BROKEN: %zu of %zu entries fail, the first at position %zu: %s\n",
+               inc, v.bad, v.entries, v.first_bad, v.why);
+    } else {
         printf("%s: audit trail intact: %zu entries, chain verified (last hash %.16s...)%s\n",
-               inc, r->elements - repeats, prev, repeats ? " (repeated writes skipped)" : "");
+               inc, v.entries, v.last_hash, v.repeats ? " (repeated writes skipped)" : "");
+    }
+    free(lines), free(lens);
     freeReplyObject(r);
     redisFree(c);
-    return bad ? EX_DATAERR : EX_OK;
+    return rv == LD_ENOMEM ? EX_OSERR : v.bad ? EX_DATAERR : EX_OK;
 }

@@ -1,7 +1,8 @@
 /* test_sha256.c: SHA-256 matches the FIPS 180-4 test vectors (so anyone can
  * check an audit trail with standard tools), in portable C and with the
- * CPU's SHA instructions alike, however the input is cut; and an audit line
- * verifies only with its own content and its predecessor's hash. */
+ * CPU's SHA instructions alike, however the input is cut; and an audit trail
+ * verifies only as written: each line chained to the one before it, each
+ * write ending in its hash. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,27 +87,129 @@ Test(sha256, both_implementations_agree)
 
 #define ZERO "0000000000000000000000000000000000000000000000000000000000000000"
 
-/* line builds an audit line for <body> chained to <prev>. */
-static void line(char *out, size_t len, const char *prev, const char *body)
+/* A trail as linkd writes it: bodies[k] is entry k + 1's members after its
+ * number; ends[k] says whether entry k + 1 ends a write (shows its hash). */
+typedef struct trail {
+    char line[8][320];
+    const char *lines[8];
+    size_t lens[8], n;
+} trail;
+
+static void build(trail *t, const char *const *bodies, const int *ends, size_t n)
 {
-    char in[512], hex[65];
-    snprintf(in, sizeof in, "%s\n%s", prev, body);
-    hex_of(in, strlen(in), hex);
-    snprintf(out, len, "%s,\"hash\":\"%s\"}", body, hex);
+    char prev[65] = ZERO, in[512];
+    for (size_t k = 0; k < n; k++) {
+        char chained[256];
+        snprintf(chained, sizeof chained, "{\"n\":%zu,%s", k + 1, bodies[k]);
+        snprintf(in, sizeof in, "%s\n%s", prev, chained);
+        hex_of(in, strlen(in), prev);
+        if (ends[k])
+            snprintf(t->line[k], sizeof t->line[k], "%s,\"hash\":\"%s\"}", chained, prev);
+        else
+            snprintf(t->line[k], sizeof t->line[k], "%s}", chained);
+    }
+    t->n = n;
+    for (size_t k = 0; k < 8; k++) t->lines[k] = t->line[k], t->lens[k] = strlen(t->line[k]);
 }
 
-Test(audit_line, verifies_only_an_untouched_linked_line)
+/* check verifies the first <n> lines of <t>. */
+static int check(const trail *t, size_t n, ld_audit_verdict *v)
 {
-    char l1[512], l2[512], h1[65], h2[65], why[200];
-    line(l1, sizeof l1, ZERO, "{\"n\":1,\"at\":5,\"kind\":\"incident_opened\"");
-    cr_assert_eq(ld_audit_line_check(l1, strlen(l1), ZERO, h1, why, sizeof why), 0, "%s", why);
-    line(l2, sizeof l2, h1, "{\"n\":2,\"at\":6,\"kind\":\"task_dispatched\",\"task\":\"fire\"");
-    cr_expect_eq(ld_audit_line_check(l2, strlen(l2), h1, h2, why, sizeof why), 0, "%s", why);
-    /* Linked to the wrong predecessor: as if an entry between was removed. */
-    cr_expect_neq(ld_audit_line_check(l2, strlen(l2), ZERO, h2, why, sizeof why), 0);
-    /* One byte of content changed. */
-    l2[20] ^= 1;
-    cr_expect_neq(ld_audit_line_check(l2, strlen(l2), h1, h2, why, sizeof why), 0);
-    cr_expect(strstr(why, "changed"), "%s", why);
-    cr_expect_eq(ld_audit_line_check("{\"n\":1}", 7, ZERO, h2, why, sizeof why), LD_EPARSE);
+    return ld_audit_trail_check(t->lines, t->lens, n, NULL, NULL, v);
+}
+
+static const char *const bodies[] = {
+    "\"at\":5,\"kind\":\"incident_opened\"",
+    "\"at\":5,\"kind\":\"task_dispatched\",\"task\":\"fire\"",
+    "\"at\":5,\"kind\":\"task_dispatched\",\"task\":\"medical\"",
+    "\"at\":9,\"kind\":\"task_acknowledged\",\"task\":\"fire\"",
+};
+static const int ends[] = {0, 0, 1, 1}; /* two writes: entries 1-3, then 4 */
+
+Test(audit_trail, verifies_writes_whose_last_line_shows_the_hash)
+{
+    trail t;
+    ld_audit_verdict v;
+    build(&t, bodies, ends, 4);
+    cr_expect(!strstr(t.line[0], "hash") && strstr(t.line[2], "hash"), "%s", t.line[0]);
+    cr_expect_eq(check(&t, 4, &v), 0, "%s", v.why);
+    cr_expect_eq(v.entries, 4);
+    cr_expect_eq(v.bad, 0);
+    cr_expect_eq(strncmp(v.last_hash, t.line[3] + t.lens[3] - 66, 64), 0, "%s", v.last_hash);
+    /* A trail whose every line shows its hash (as before) verifies as well. */
+    static const int all[] = {1, 1, 1, 1};
+    build(&t, bodies, all, 4);
+    cr_expect_eq(check(&t, 4, &v), 0, "%s", v.why);
+}
+
+Test(audit_trail, a_changed_line_without_a_hash_fails_its_write)
+{
+    trail t;
+    ld_audit_verdict v;
+    build(&t, bodies, ends, 4);
+    char *k = strstr(t.line[1], "fire");
+    memcpy(k, "fira", 4);
+    cr_expect_eq(check(&t, 4, &v), LD_ESTATE);
+    cr_expect_eq(v.first_bad, 1, "the write of entries 1-3 fails from its first line");
+    cr_expect_eq(v.bad, 3, "only that write: %zu", v.bad);
+    cr_expect(strstr(v.why, "changed"), "%s", v.why);
+}
+
+Test(audit_trail, a_removed_or_moved_line_fails)
+{
+    trail t, u;
+    ld_audit_verdict v;
+    build(&t, bodies, ends, 4);
+    u = t;
+    u.lines[1] = t.lines[2], u.lens[1] = t.lens[2]; /* entry 2 removed */
+    u.lines[2] = t.lines[3], u.lens[2] = t.lens[3];
+    cr_expect_eq(check(&u, 3, &v), LD_ESTATE);
+    cr_expect(strstr(v.why, "removed"), "%s", v.why);
+    u = t;
+    u.lines[0] = t.lines[1], u.lens[0] = t.lens[1]; /* entries 1 and 2 swapped */
+    u.lines[1] = t.lines[0], u.lens[1] = t.lens[0];
+    cr_expect_eq(check(&u, 4, &v), LD_ESTATE);
+    cr_expect_eq(v.first_bad, 1);
+}
+
+Test(audit_trail, a_trail_that_ends_without_a_hash_was_cut)
+{
+    trail t;
+    ld_audit_verdict v;
+    build(&t, bodies, ends, 4);
+    cr_expect_eq(check(&t, 2, &v), LD_ESTATE, "entries 1-2 of a three-line write");
+    cr_expect_eq(v.first_bad, 1);
+    cr_expect(strstr(v.why, "cut short"), "%s", v.why);
+}
+
+Test(audit_trail, a_write_sent_again_is_a_repeat_unless_it_differs)
+{
+    /* Entries 2-3 went twice (the answer to the first write was lost); the
+     * second time they were sent with entry 4, which then ended the write. */
+    trail t;
+    ld_audit_verdict v;
+    build(&t, bodies, ends, 4);
+    char again[320];
+    snprintf(again, sizeof again, "%.*s}", (int)(strstr(t.line[2], ",\"hash\"") - t.line[2]),
+             t.line[2]);
+    const char *lines[] = {t.line[0], t.line[1], t.line[2], t.line[1], again, t.line[3]};
+    size_t lens[6];
+    for (size_t k = 0; k < 6; k++) lens[k] = strlen(lines[k]);
+    cr_expect_eq(ld_audit_trail_check(lines, lens, 6, NULL, NULL, &v), 0, "%s", v.why);
+    cr_expect_eq(v.entries, 4);
+    cr_expect_eq(v.repeats, 2);
+    /* A "repeat" that says something else is a change. */
+    char *k = strstr(again, "medical");
+    memcpy(k, "police_", 7);
+    cr_expect_eq(ld_audit_trail_check(lines, lens, 6, NULL, NULL, &v), LD_ESTATE);
+    cr_expect_eq(v.first_bad, 5);
+}
+
+Test(audit_trail, a_line_that_is_not_an_audit_line_fails)
+{
+    const char *lines[] = {"{\"n\":1}", "hello", "{\"n\":x}"};
+    size_t lens[] = {7, 5, 7};
+    ld_audit_verdict v;
+    cr_expect_eq(ld_audit_trail_check(lines, lens, 3, NULL, NULL, &v), LD_ESTATE);
+    cr_expect_eq(v.bad, 3, "one cut short, two not audit lines: %zu", v.bad);
 }
