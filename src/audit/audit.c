@@ -25,8 +25,10 @@ enum { TAIL_UNKNOWN, TAIL_READING, TAIL_KNOWN };
 enum { E_WAITING, E_QUEUED, E_SENT };
 
 /* One per open incident (and per closed one with lines still waiting), so
- * kept small: the last hash as its 32 bytes, not its 64 hex digits. */
+ * kept small: the last hash as its 32 bytes, not its 64 hex digits. An open
+ * incident holds its own (ld_incident.audit_tail); closed, it is let go. */
 typedef struct audit_tail {
+    ld_list link;                 /* in ld_audit.tails, to free them at the end */
     char id[LD_INCIDENT_ID_LEN];
     uint8_t hash[32];
     uint64_t n;                   /* entries so far */
@@ -67,10 +69,10 @@ void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e)
     memset(a, 0, sizeof *a);
     a->store = store;
     a->engine = e;
-    ld_map_init(&a->tails);
     ld_pools_init(&a->lines);
     ld_pool_init(&a->tail_pool, sizeof(audit_tail), 256);
     ld_list_init(&a->queue);
+    ld_list_init(&a->tails);
     ld_list_init(&a->sent);
     ld_buf_init(&a->scratch, 0);
 }
@@ -80,18 +82,15 @@ void ld_audit_fini(ld_audit *a)
     if (a->queued)
         ld_log(LD_WARN, "AUDIT-UNWRITTEN", "%zu audit lines not written to redis at exit",
                a->queued);
-    ld_list *lists[] = {&a->queue, &a->sent};
-    for (size_t k = 0; k < 2; k++)
+    ld_list *lists[] = {&a->queue, &a->sent, &a->tails};
+    for (size_t k = 0; k < 3; k++)
         for (ld_list *l = lists[k]->next; l != lists[k];) {
             ld_list *next = l->next;
             ld_list_remove(l);
-            entry_put(a, ld_container_of(l, audit_entry, link));
+            if (k < 2) entry_put(a, ld_container_of(l, audit_entry, link));
+            else ld_pool_put(&a->tail_pool, ld_container_of(l, audit_tail, link));
             l = next;
         }
-    const char *key;
-    void *value;
-    for (size_t it = 0; ld_map_next(&a->tails, &it, &key, &value);) ld_pool_put(&a->tail_pool, value);
-    ld_map_fini(&a->tails);
     ld_pools_fini(&a->lines);
     ld_pool_fini(&a->tail_pool);
     ld_buf_fini(&a->scratch);
@@ -157,8 +156,7 @@ static void seal(audit_tail *t, audit_entry *e, const char *body, size_t len)
 static void tail_release(ld_audit *a, audit_tail *t)
 {
     if (!t->closed || t->waiting || t->state == TAIL_READING) return;
-    if (a->last_tail == t) a->last_tail = NULL;
-    ld_map_del(&a->tails, t->id);
+    ld_list_remove(&t->link);
     ld_pool_put(&a->tail_pool, t);
 }
 
@@ -212,24 +210,21 @@ static void read_tail(ld_audit *a, audit_tail *t)
 
 /* ---- lines ------------------------------------------------------------------------- */
 
-static audit_tail *tail_for(ld_audit *a, const ld_incident *inc, int opened)
+static audit_tail *tail_for(ld_audit *a, const ld_observation *o)
 {
-    /* An incident's changes come in runs (opened, then each task dispatched). */
-    audit_tail *t = a->last_tail;
-    if (t && strcmp(t->id, inc->id) == 0) return t;
-    if ((t = ld_map_get(&a->tails, inc->id))) return a->last_tail = t;
+    audit_tail *t = o->audit_tail ? *o->audit_tail : NULL;
+    if (t) return t;
     if (!(t = ld_pool_get(&a->tail_pool))) return NULL;
-    snprintf(t->id, sizeof t->id, "%s", inc->id);
+    ld_list_append(&a->tails, &t->link);
+    snprintf(t->id, sizeof t->id, "%s", o->inc->id);
     t->a = a;
     t->serial = ++a->serials;
     memset(t->hash, 0, sizeof t->hash); /* the hex of 32 zero bytes is ZERO_HASH */
     /* A new incident starts a chain; any other was open before a restart. */
-    t->state = opened ? TAIL_KNOWN : TAIL_UNKNOWN;
-    if (ld_map_put(&a->tails, t->id, t) != 0) {
-        ld_pool_put(&a->tail_pool, t);
-        return NULL;
-    }
-    return a->last_tail = t;
+    t->state = o->kind == FK(INCIDENT_OPENED) ? TAIL_KNOWN : TAIL_UNKNOWN;
+    if (o->audit_tail) *o->audit_tail = t;
+    else t->closed = 1; /* nothing holds it: let go once its lines are sealed */
+    return t;
 }
 
 static void body(ld_buf *b, const ld_engine *e, const ld_observation *o)
@@ -305,7 +300,7 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
                   a->queued, o->inc->id);
         return;
     }
-    audit_tail *t = tail_for(a, o->inc, o->kind == FK(INCIDENT_OPENED));
+    audit_tail *t = tail_for(a, o);
     ld_buf *b = &a->scratch;
     ld_buf_reset(b);
     body(b, a->engine, o);
@@ -340,9 +335,10 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
         if (t->state == TAIL_UNKNOWN) read_tail(a, t);
     }
     if (o->kind == FK(INCIDENT_CLOSED)) {
+        if (o->audit_tail) *o->audit_tail = NULL;
         t->closed = 1;
-        tail_release(a, t);
     }
+    if (t->closed) tail_release(a, t);
 }
 
 /* ---- writing ------------------------------------------------------------------------ */
@@ -526,7 +522,6 @@ static void requeue(ld_audit *a)
 
 void ld_audit_flush(ld_audit *a)
 {
-    ld_map_tidy(&a->tails, LD_TIDY_SLOTS); /* a growth of the tails' map, as ld_engine_tidy */
     if (!ld_store_up(a->store) || !a->queued) return;
     if (a->backoff_ms && ld_mono_ms() < a->retry_at) return;
     if (a->requeued) requeue(a);

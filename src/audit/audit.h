@@ -29,7 +29,6 @@
 
 #include "core/buf.h"
 #include "core/list.h"
-#include "core/map.h"
 #include "core/pool.h"
 #include "engine/engine.h"
 
@@ -46,8 +45,7 @@ typedef struct ld_audit_stats {
 typedef struct ld_audit {
     struct ld_store *store;
     const ld_engine *engine;
-    ld_map tails;                /* incident id -> its chain's tail */
-    struct audit_tail *last_tail; /* the one asked for last, NULL once released */
+    ld_list tails;               /* every chain tail (an open incident holds its own) */
     uint64_t serials;            /* tails made so far */
     ld_pools lines;              /* audit_entry blocks, each sized to its line */
     ld_pool tail_pool;
@@ -64,8 +62,7 @@ void ld_audit_init(ld_audit *a, struct ld_store *store, const ld_engine *e);
 void ld_audit_fini(ld_audit *a);
 /* ld_audit_observe turns a change into a line (hashed now if the tail is known). */
 void ld_audit_observe(ld_audit *a, const ld_observation *o);
-/* ld_audit_flush sends what waits, if Redis is up, and moves on a growth of
- * the tails' map (ld_map_tidy); once per write-behind tick. */
+/* ld_audit_flush sends what waits, if Redis is up; once per write-behind tick. */
 void ld_audit_flush(ld_audit *a);
 
 #define LD_AUDIT_WHY 160

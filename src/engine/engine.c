@@ -503,7 +503,7 @@ __attribute__((format(printf, 7, 8))) static void feed(ld_engine *e, int kind, l
     e->feed_seq++;
     if (e->hooks.observe) {
         ld_observation ob = {kind, inc, t, leg, from_level, -1, e->actor, e->actor_reason,
-                             e->peer};
+                             e->peer, inc ? &inc->audit_tail : NULL};
         e->hooks.observe(e->hooks.observe_ctx, &ob);
     }
     if (!feeding(e)) return;
@@ -1395,7 +1395,7 @@ void ld_engine_terminal_presence(ld_engine *e, int terminal, int online)
     fe.terminal = (char *)e->rules->terminals[terminal].id;
     fe.text = text;
     if (e->hooks.observe) {
-        ld_observation ob = {fe.kind, NULL, NULL, -1, 0, terminal, NULL, NULL, NULL};
+        ld_observation ob = {fe.kind, NULL, NULL, -1, 0, terminal, NULL, NULL, NULL, NULL};
         e->hooks.observe(e->hooks.observe_ctx, &ob);
     }
     if (e->hooks.feed) e->hooks.feed(e->hooks.ctx, &fe);

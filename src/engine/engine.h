@@ -208,6 +208,8 @@ struct ld_incident {
     struct ld_notes *notes;     /* supervisors' notes (who, why); NULL until one acts */
     struct ld_merged *merged;   /* duplicate events that joined it (correlate.c) */
     ld_incident *dirty_next;
+    void *audit_tail;           /* the audit trail's (src/audit): its chain tail, through
+                                 * ld_observation.audit_tail; NULL in a new incident */
     uint64_t signed_at;         /* when the last sign_off task acknowledged; 0 while one
                                  * is missing */
     uint64_t opened_at, closed_at;
@@ -260,6 +262,8 @@ typedef struct ld_observation {
     int terminal;               /* with TERMINAL_*: rules index; otherwise -1 */
     const char *actor, *reason; /* a supervisor's action: who and why; else NULL */
     const char *peer;           /* a merge or split: the other incident's id; else NULL */
+    void **audit_tail;          /* with inc: &inc->audit_tail, for the audit trail to keep
+                                 * its chain tail by the incident (no lookup by id) */
 } ld_observation;
 
 typedef struct ld_engine_hooks {
