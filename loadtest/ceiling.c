@@ -273,10 +273,15 @@ done:
 
 enum { PB_BYTES = 200, REC_BYTES = 600 };   /* an Envelope; an IncidentRecord with one task */
 
+/* An event's audit trail as linkd writes it at these rates: one RPUSH of six
+ * lines (opened, then per task dispatched, delivered, acknowledged: 1.6 tasks
+ * an event), the hash on the last (src/audit/audit.h). */
+enum { AUDIT_LINES = 6, OPENED_BYTES = 300, LINE_BYTES = 140, HASH_BYTES = 74 };
+
 enum redis_mode {
     MODE_XADD,          /* bare XADD, one per event */
     MODE_SCRIPT,        /* the intake script only, one call per <batch> events */
-    MODE_LINKD,         /* the intake script plus SET record and ZADD open per event */
+    MODE_LINKD,         /* the intake script, then per event SET record, ZADD open, RPUSH audit */
 };
 
 typedef struct redis_bench {
@@ -291,6 +296,7 @@ typedef struct redis_bench {
     uint64_t done;              /* XADDs, or events whose last command answered */
     uint64_t t0, t1;
     char pb[PB_BYTES], rec[REC_BYTES];
+    char opened[OPENED_BYTES], line[LINE_BYTES], last[LINE_BYTES + HASH_BYTES];
     char sha[41];
 } redis_bench;
 
@@ -325,8 +331,8 @@ static void issue_xadd(redis_bench *b)
 
 /* issue_linkd_request sends what linkd sends for one ingest request of
  * <batch> events: one EVALSHA of the intake script, then per event a SET of
- * its incident record and a ZADD to the open set (the last one counts the
- * batch). */
+ * its incident record, a ZADD to the open set and an RPUSH of its audit
+ * lines (the last one counts the batch). */
 static void issue_linkd_request(redis_bench *b)
 {
     unsigned n = b->o->batch;
@@ -367,10 +373,17 @@ static void issue_linkd_request(redis_bench *b)
     for (unsigned i = 0; records && i < n; i++) {
         redisAsyncCommand(b->ac, on_reply, NULL, "SET linkload:ceil:inc:I%s %b", eids[i], b->rec,
                           (size_t)REC_BYTES);
-        redisAsyncCommand(b->ac, on_reply, (void *)(uintptr_t)(i + 1 == n ? n : 0),
-                          "ZADD linkload:ceil:open %llu I%s",
+        redisAsyncCommand(b->ac, on_reply, NULL, "ZADD linkload:ceil:open %llu I%s",
                           (unsigned long long)(1732290000000ull + b->seq + i), eids[i]);
-        b->inflight += 2;
+        char akey[64];
+        snprintf(akey, sizeof akey, "linkload:ceil:audit:I%s", eids[i]);
+        const char *av[2 + AUDIT_LINES] = {"RPUSH", akey, b->opened};
+        size_t al[2 + AUDIT_LINES] = {5, strlen(akey), OPENED_BYTES};
+        for (unsigned k = 3; k < 2 + AUDIT_LINES; k++) av[k] = b->line, al[k] = LINE_BYTES;
+        av[1 + AUDIT_LINES] = b->last, al[1 + AUDIT_LINES] = sizeof b->last;
+        redisAsyncCommandArgv(b->ac, on_reply, (void *)(uintptr_t)(i + 1 == n ? n : 0),
+                              2 + AUDIT_LINES, av, al);
+        b->inflight += 3;
     }
     b->seq += n;
 done:
@@ -432,6 +445,9 @@ static double redis_measure(const char *host, int port, const ceil_opts *o, int 
     b->mode = mode;
     memset(b->pb, 'p', sizeof b->pb);
     memset(b->rec, 'r', sizeof b->rec);
+    memset(b->opened, 'o', sizeof b->opened);
+    memset(b->line, 'l', sizeof b->line);
+    memset(b->last, 'h', sizeof b->last);
     uv_loop_init(&b->loop);
     uv_timer_init(&b->loop, &b->stop_timer);
     b->stop_timer.data = b;
@@ -614,9 +630,10 @@ int lg_cmd_ceiling(int argc, char **argv)
     const char *aof = o.redis_url ? "existing server" : o.aof ? "appendonly everysec" : "no persistence";
     printf("ceiling redis XADD pipelined, window %u, %s:\n"
            "             %.0f ops/s\n"
-           "ceiling redis intake script alone (GET, XADD, SET per event; one call per %u events):\n"
+           "ceiling redis intake script alone (XADD, SET NX GET per event; one call per %u events):\n"
            "             %.0f events/s\n"
-           "ceiling redis linkd's per-event work (intake script, then SET record and ZADD open):\n"
+           "ceiling redis linkd's per-event work (intake script, then SET record, ZADD open, RPUSH "
+           "audit):\n"
            "             %.0f events/s\n",
            o.window, aof, xadd, o.batch, script, evps);
     if (o.json) write_json(&o, &n, xadd, script, evps);
