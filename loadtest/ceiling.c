@@ -336,7 +336,7 @@ static void issue_xadd(redis_bench *b)
 static void issue_linkd_request(redis_bench *b)
 {
     unsigned n = b->o->batch;
-    size_t argc = 4 + 1 + 3 * n + n;
+    size_t argc = 4 + 2 + 1 + 4 * n;
     const char **argv = calloc(argc, sizeof *argv);
     size_t *lens = calloc(argc, sizeof *lens);
     char(*keys)[64] = calloc(n, sizeof *keys);
@@ -349,17 +349,15 @@ static void issue_linkd_request(redis_bench *b)
     size_t a = 0;
     argv[a++] = "EVALSHA";
     argv[a++] = b->sha;
-    char nkeys[16];
-    snprintf(nkeys, sizeof nkeys, "%u", n + 1);
-    argv[a++] = nkeys;
+    argv[a++] = "3";
     argv[a++] = "linkload:ceil:events";
+    argv[a++] = "linkload:ceil:seen:1";  /* this dedup window's seen hash, and the last */
+    argv[a++] = "linkload:ceil:seen:0";
+    argv[a++] = "1209600";
     for (unsigned i = 0; i < n; i++) {
         snprintf(eids[i], sizeof eids[i], "%llu", (unsigned long long)(b->seq + i));
-        snprintf(keys[i], sizeof keys[i], "linkload:ceil:seen:linkload:%s", eids[i]);
+        snprintf(keys[i], sizeof keys[i], "linkload:%s", eids[i]);
         argv[a++] = keys[i];
-    }
-    argv[a++] = "604800";
-    for (unsigned i = 0; i < n; i++) {
         argv[a++] = "linkload";
         argv[a++] = eids[i];
         argv[a++] = b->pb;
@@ -630,7 +628,8 @@ int lg_cmd_ceiling(int argc, char **argv)
     const char *aof = o.redis_url ? "existing server" : o.aof ? "appendonly everysec" : "no persistence";
     printf("ceiling redis XADD pipelined, window %u, %s:\n"
            "             %.0f ops/s\n"
-           "ceiling redis intake script alone (XADD, SET NX GET per event; one call per %u events):\n"
+           "ceiling redis intake script alone (HMGET twice, XADD per event, HSET; one call per %u "
+           "events):\n"
            "             %.0f events/s\n"
            "ceiling redis linkd's per-event work (intake script, then SET record, ZADD open, RPUSH "
            "audit):\n"

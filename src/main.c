@@ -33,6 +33,8 @@ static void usage(FILE *out)
         "  --max-message BYTES  largest message accepted (default: 1048576)\n"
         "  --offline-after SEC  a terminal silent this long is offline (default: 60)\n"
         "  --redis-timeout MS   drop a Redis connection that answers nothing this long (default: 5000)\n"
+        "  --dedup-window SEC   a resent event id is a DUPLICATE for at least SEC seconds and at\n"
+        "                       most twice that (default: 604800, 7 days)\n"
         "  --flush-ms MS        write incident records behind every MS (default: 20)\n"
         "  --source-rate N      events/s one source may send, burst of one second's worth;\n"
         "                       beyond it that source gets RETRY_LATER (default: 10000; 0: off)\n"
@@ -111,7 +113,7 @@ static int parse_number(const char *opt, const char *s, double min, double max, 
 int main(int argc, char **argv)
 {
     enum { O_RULES = 256, O_REDIS, O_INGEST, O_TERMINALS, O_FEED, O_CHECK, O_SCALE, O_MAXMSG,
-           O_OFFLINE, O_RTIMEOUT, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_SPOOL, O_LOGLEVEL, O_HELP,
+           O_OFFLINE, O_RTIMEOUT, O_DEDUP, O_FLUSH, O_SRATE, O_HTTP, O_TOKEN, O_SPOOL, O_LOGLEVEL, O_HELP,
            O_VERSION, O_RPASSFILE, O_LOGFORMAT, O_TLSCERT, O_TLSKEY, O_TLSCA, O_INSECURE,
            O_BOARDMAX };
     static const struct option opts[] = {
@@ -125,6 +127,7 @@ int main(int argc, char **argv)
         {"max-message", required_argument, NULL, O_MAXMSG},
         {"offline-after", required_argument, NULL, O_OFFLINE},
         {"redis-timeout", required_argument, NULL, O_RTIMEOUT},
+        {"dedup-window", required_argument, NULL, O_DEDUP},
         {"redis-password-file", required_argument, NULL, O_RPASSFILE},
         {"flush-ms", required_argument, NULL, O_FLUSH},
         {"source-rate", required_argument, NULL, O_SRATE},
@@ -174,6 +177,10 @@ int main(int argc, char **argv)
         case O_RTIMEOUT:
             if (parse_number("--redis-timeout", optarg, 100, 600000, &v)) return EX_USAGE;
             o.redis_timeout_ms = (uint64_t)v;
+            break;
+        case O_DEDUP:
+            if (parse_number("--dedup-window", optarg, 1, 31536000, &v)) return EX_USAGE;
+            o.dedup_window_s = (uint64_t)v;
             break;
         case O_FLUSH:
             if (parse_number("--flush-ms", optarg, 1, 10000, &v)) return EX_USAGE;

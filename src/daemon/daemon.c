@@ -75,6 +75,7 @@ void ld_options_defaults(ld_options *o)
     o->max_message = 1 << 20;
     o->offline_after_ms = 60000;
     o->redis_timeout_ms = 5000;
+    o->dedup_window_s = 7 * 24 * 3600;
     o->ingest_contexts = 64;
     o->flush_ms = 20;
     o->board_max = LD_HTTP_BOARD_MAX;
@@ -118,6 +119,7 @@ static void flush_dirty(daemon *d)
     ld_store_flush_records(&d->store);
     ld_store_write_now(&d->store);
     ld_audit_flush(&d->audit);
+    ld_store_seen_tidy(&d->store);
     ld_reload_log_flush(&d->reload_log);
     /* While some cut-off intake call may have appended events the engine has
      * not opened, the mark must not pass them: a restart replays from it. */
@@ -1008,6 +1010,7 @@ int ld_daemon_run(const ld_options *o)
         code = EX_USAGE;
         goto out;
     }
+    if (o->dedup_window_s) d->store.dedup_ttl_s = o->dedup_window_s;
     if (o->redis_password_file && read_password(o->redis_password_file, d->store.password,
                                                 sizeof d->store.password) != 0) {
         code = EX_CONFIG;

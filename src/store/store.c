@@ -8,55 +8,81 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/sds.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "store/uvredis.h"
 
-/* KEYS[1] = ld:events, KEYS[2..] = seen keys; ARGV[1] = ttl, then per event
- * src, eid, pb. Returns per event the new stream id, or "=" + the first one.
- * A new event costs two calls: its entry, then its seen key set to the
- * entry's id unless the key is there (SET NX GET); a duplicate's entry is
- * deleted again. Rare duplicates pay a third call so that every new event
- * saves one, and Lua's cost is per call (BENCHMARKS, "Where Redis's time
- * goes"). */
+/* Seen events are fields of hashes, one hash per dedup window (ld:seen:<n>,
+ * n = Unix seconds / window): the field "<src>:<eid>" holds the event's
+ * stream id. An event is looked up in this window's hash and the one before,
+ * so a resend is known for at least one window and at most two.
+ *
+ * KEYS[1] = ld:events, KEYS[2] = this window's hash, KEYS[3] = the one
+ * before; ARGV[1] = seconds KEYS[2] has left to live, then per event its
+ * field, src, eid, pb. Returns per event the new stream id, or "=" + the
+ * first one. Two lookups per request (HMGET), one XADD per new event, one
+ * HSET per request: a per-event key with its own expiry (SET NX GET EX)
+ * cost Redis twice the script time (BENCHMARKS, "Seen events by window"). */
 const char ld_store_intake_script[] =
-    "local out = {}\n"
-    "for i = 2, #KEYS do\n"
-    "  local a = 3 * (i - 1)\n"
-    "  local id = redis.call('XADD', KEYS[1], '*', 'src', ARGV[a - 1], 'eid', ARGV[a],\n"
-    "                        'pb', ARGV[a + 1])\n"
-    "  local prev = redis.call('SET', KEYS[i], id, 'NX', 'GET', 'EX', ARGV[1])\n"
+    "local n = (#ARGV - 1) / 4\n"
+    "local f = {}\n"
+    "for i = 1, n do f[i] = ARGV[4 * i - 2] end\n"
+    "local now = redis.call('HMGET', KEYS[2], unpack(f))\n"
+    "local before = redis.call('HMGET', KEYS[3], unpack(f))\n"
+    "local out, set, mine = {}, {}, {}\n"
+    "for i = 1, n do\n"
+    "  local prev = now[i] or before[i] or mine[f[i]]\n"
     "  if prev then\n"
-    "    redis.call('XDEL', KEYS[1], id)\n"
-    "    out[i - 1] = '=' .. prev\n"
+    "    out[i] = '=' .. prev\n"
     "  else\n"
-    "    out[i - 1] = id\n"
+    "    local id = redis.call('XADD', KEYS[1], '*', 'src', ARGV[4 * i - 1], 'eid', ARGV[4 * i],\n"
+    "                          'pb', ARGV[4 * i + 1])\n"
+    "    out[i] = id\n"
+    "    mine[f[i]] = id\n"
+    "    set[#set + 1] = f[i]\n"
+    "    set[#set + 1] = id\n"
     "  end\n"
+    "end\n"
+    "if #set > 0 then\n"
+    "  redis.call('HSET', KEYS[2], unpack(set))\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
     "end\n"
     "return out\n";
 
-/* The same for events accepted into the spool while Redis was away: ARGV[1] =
- * ttl, then per event src, eid, pb, spool id. The seen key holds the spool
- * id, so a resend is answered with the incident it opened ("IS..."); the
- * stream entry carries it as field sid. */
+/* The same for events accepted into the spool while Redis was away: per
+ * event field, src, eid, pb and spool id. The seen field holds the spool id,
+ * so a resend is answered with the incident it opened ("IS..."); the stream
+ * entry carries it as field sid. */
 static const char reconcile_script[] =
-    "local out = {}\n"
-    "for i = 2, #KEYS do\n"
-    "  local prev = redis.call('GET', KEYS[i])\n"
+    "local n = (#ARGV - 1) / 5\n"
+    "local f = {}\n"
+    "for i = 1, n do f[i] = ARGV[5 * i - 3] end\n"
+    "local now = redis.call('HMGET', KEYS[2], unpack(f))\n"
+    "local before = redis.call('HMGET', KEYS[3], unpack(f))\n"
+    "local out, set, mine = {}, {}, {}\n"
+    "for i = 1, n do\n"
+    "  local prev = now[i] or before[i] or mine[f[i]]\n"
     "  if prev then\n"
-    "    out[i - 1] = '=' .. prev\n"
+    "    out[i] = '=' .. prev\n"
     "  else\n"
-    "    local a = 4 * (i - 1)\n"
-    "    redis.call('XADD', KEYS[1], '*', 'src', ARGV[a - 2], 'eid', ARGV[a - 1],\n"
-    "               'pb', ARGV[a], 'sid', ARGV[a + 1])\n"
-    "    redis.call('SET', KEYS[i], ARGV[a + 1], 'EX', ARGV[1])\n"
-    "    out[i - 1] = ARGV[a + 1]\n"
+    "    local sid = ARGV[5 * i + 1]\n"
+    "    redis.call('XADD', KEYS[1], '*', 'src', ARGV[5 * i - 2], 'eid', ARGV[5 * i - 1],\n"
+    "               'pb', ARGV[5 * i], 'sid', sid)\n"
+    "    out[i] = sid\n"
+    "    mine[f[i]] = sid\n"
+    "    set[#set + 1] = f[i]\n"
+    "    set[#set + 1] = sid\n"
     "  end\n"
+    "end\n"
+    "if #set > 0 then\n"
+    "  redis.call('HSET', KEYS[2], unpack(set))\n"
+    "  redis.call('EXPIRE', KEYS[2], ARGV[1])\n"
     "end\n"
     "return out\n";
 
 #define MAX_BATCH 1024
-#define KEY_MAX 300   /* "ld:seen:" + source (<= 128) + ":" + event id (<= 128) */
+#define FIELD_MAX 292 /* source (<= 128) + ":" + event id (<= 128) */
 
 typedef struct append_op {
     ld_store *s;
@@ -185,6 +211,7 @@ static void set_ready(ld_store *s, int up)
 {
     if (s->ready == up) return;
     s->ready = up;
+    s->seen_window = 0; /* tidy again once up: windows may have passed */
     if (s->on_state) s->on_state(s->state_arg, up);
 }
 
@@ -468,16 +495,55 @@ static void on_appended(redisAsyncContext *ac, void *r, void *priv)
 static int reserve_scratch(ld_store *s, size_t n)
 {
     if (n <= s->scratch_events) return 0;
-    size_t argc = 5 + 5 * n; /* EVAL(SHA), script, numkeys, ld:events, ttl; n keys; 3-4n args */
+    size_t argc = 7 + 5 * n; /* EVAL(SHA), script, numkeys, 3 keys, ttl; 4-5 args per event */
     const char **argv = realloc(s->argv, argc * sizeof *argv);
     if (argv) s->argv = argv;
     size_t *lens = realloc(s->lens, argc * sizeof *lens);
     if (lens) s->lens = lens;
-    char *keys = realloc(s->keys, n * KEY_MAX);
+    char *keys = realloc(s->keys, n * FIELD_MAX);
     if (keys) s->keys = keys;
     if (!argv || !lens || !keys) return LD_ENOMEM;
     s->scratch_events = n;
     return 0;
+}
+
+/* seen_window is the dedup window <now> (Unix seconds) falls in. */
+static uint64_t seen_window(const ld_store *s, uint64_t now)
+{
+    return now / s->dedup_ttl_s;
+}
+
+static void seen_key(char out[32], uint64_t w)
+{
+    memcpy(out, "ld:seen:", 8);
+    out[8 + ld_fmt_u64(out + 8, w)] = '\0';
+}
+
+static void on_unlinked(void *arg, redisReply *r)
+{
+    ld_store *s = arg;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        s->stats.errors++;
+        ld_log_rl(LD_ERR, "STORE-SEEN", "could not let an old dedup window go: %s", r->str);
+    }
+}
+
+void ld_store_seen_tidy(ld_store *s)
+{
+    if (!s->ready) return;
+    uint64_t w = seen_window(s, ld_wall_ms() / 1000);
+    if (w == s->seen_window) return;
+    /* The window before last has left the dedup period: UNLINK frees it
+     * off Redis's main thread. After a (re)connect, the one before it too,
+     * in case linkd was away when it left. */
+    for (uint64_t k = 2; k <= (s->seen_window ? 2 : 3) && k <= w; k++) {
+        char key[32];
+        seen_key(key, w - k);
+        const char *argv[] = {"UNLINK", key};
+        size_t lens[] = {6, strlen(key)};
+        if (ld_store_commandv(s, on_unlinked, s, 2, argv, lens) != 0) return;
+    }
+    s->seen_window = w;
 }
 
 /* submit runs the intake script, or with <sids> the reconcile script, over <items>. */
@@ -491,31 +557,34 @@ static int submit(ld_store *s, const ld_append_item *items, const char *const *s
     if (!op) return LD_ENOMEM;
     const char **argv = s->argv;
     size_t *lens = s->lens;
-    char nkeys[16], ttl[24];
     size_t a = 0;
     if (sids)
         argv[a] = "EVAL", lens[a++] = 4, argv[a] = reconcile_script,
         lens[a++] = strlen(reconcile_script);
     else if (s->sha[0]) argv[a] = "EVALSHA", lens[a++] = 7, argv[a] = s->sha, lens[a++] = 40;
     else argv[a] = "EVAL", lens[a++] = 4, argv[a] = ld_store_intake_script, lens[a++] = strlen(ld_store_intake_script);
-    snprintf(nkeys, sizeof nkeys, "%zu", n + 1);
-    argv[a] = nkeys, lens[a] = strlen(nkeys), a++;
+    uint64_t now = ld_wall_ms() / 1000, w = seen_window(s, now);
+    char seen[2][32], ttl[24];
+    seen_key(seen[0], w);
+    seen_key(seen[1], w - 1);
+    argv[a] = "3", lens[a++] = 1;
     argv[a] = "ld:events", lens[a++] = 9;
+    argv[a] = seen[0], lens[a] = strlen(seen[0]), a++;
+    argv[a] = seen[1], lens[a] = strlen(seen[1]), a++;
+    /* Until two windows after this one ends: the tick lets it go a window
+     * earlier (seen_tidy), so Redis never has to free a large hash itself. */
+    size_t tl = ld_fmt_u64(ttl, (w + 3) * s->dedup_ttl_s - now);
+    argv[a] = ttl, lens[a++] = tl;
     for (size_t i = 0; i < n; i++) {
-        /* "ld:seen:<src>:<eid>", cut at KEY_MAX - 1 bytes like snprintf would */
-        char *k = s->keys + i * KEY_MAX;
-        size_t sl = strlen(items[i].src), el = strlen(items[i].eid), kl = 8;
-        memcpy(k, "ld:seen:", 8);
-        sl = sl < KEY_MAX - 1 - kl ? sl : KEY_MAX - 1 - kl;
-        memcpy(k + kl, items[i].src, sl), kl += sl;
-        if (kl < KEY_MAX - 1) k[kl++] = ':';
-        el = el < KEY_MAX - 1 - kl ? el : KEY_MAX - 1 - kl;
+        /* "<src>:<eid>", cut at FIELD_MAX - 1 bytes like snprintf would */
+        char *k = s->keys + i * FIELD_MAX;
+        size_t sl = strlen(items[i].src), el = strlen(items[i].eid), kl = 0;
+        sl = sl < FIELD_MAX - 1 ? sl : FIELD_MAX - 1;
+        memcpy(k, items[i].src, sl), kl += sl;
+        if (kl < FIELD_MAX - 1) k[kl++] = ':';
+        el = el < FIELD_MAX - 1 - kl ? el : FIELD_MAX - 1 - kl;
         memcpy(k + kl, items[i].eid, el), kl += el;
         argv[a] = k, lens[a++] = kl;
-    }
-    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)s->dedup_ttl_s);
-    argv[a] = ttl, lens[a] = strlen(ttl), a++;
-    for (size_t i = 0; i < n; i++) {
         argv[a] = items[i].src, lens[a++] = strlen(items[i].src);
         argv[a] = items[i].eid, lens[a++] = strlen(items[i].eid);
         argv[a] = (const char *)items[i].pb, lens[a++] = items[i].pblen;

@@ -2,13 +2,15 @@
  *
  * What lives in Redis (docs/PROTOCOL.md lists the keys):
  *   ld:events                    stream: every accepted event (src, eid, pb)
- *   ld:seen:<source>:<event id>  string: the event's stream id; expires after 7 days
+ *   ld:seen:<window>             hash: "<source>:<event id>" -> the event's stream id,
+ *                                one per 7-day window (Unix seconds / 604,800)
  *   ld:inc:<incident id>         string: linkd.v1.IncidentRecord, written behind
  *   ld:open                      sorted set: open incidents by earliest deadline
  *   ld:esc:<task>:<level>:<leg>  string: escalation fence (when it was made)
  *
- * Intake is one script call per ingest request: for each event it checks the
- * seen key and, if new, appends to the stream and sets the key, atomically,
+ * Intake is one script call per ingest request: for each event it looks in
+ * the last two windows' seen hashes and, if new, appends to the stream and
+ * records it in this window's, atomically,
  * so a replay is a DUPLICATE however it races. Writes are pipelined: hiredis
  * queues commands and the adapter writes them once per loop turn.
  *
@@ -78,7 +80,8 @@ typedef struct ld_store {
     char last_id[48];              /* newest stream id an intake reply gave */
     int doubt;                     /* an intake call was cut off: Redis may have run it */
     char doubt_after[48];          /* ... and then its events come after this id */
-    uint64_t dedup_ttl_s;
+    uint64_t dedup_ttl_s;          /* the dedup window, seconds (7 days) */
+    uint64_t seen_window;          /* the window seen_tidy last saw; 0 after a (re)connect */
     ld_pool ops;                   /* appends waiting for their reply */
     ld_pool cmd_ops;               /* other commands waiting for their reply */
     ld_buf resp;                   /* a command in RESP, built here; hiredis copies it */
@@ -149,10 +152,14 @@ void ld_store_write_now(ld_store *s);
 /* ld_store_flush_records sends the records gathered since the last call, in
  * the order they came, before any command issued after it. */
 void ld_store_flush_records(ld_store *s);
+/* ld_store_seen_tidy lets the dedup window before last go (UNLINK) when a
+ * new one begins; once per write-behind tick. */
+void ld_store_seen_tidy(ld_store *s);
 
-/* The Lua script behind ld_store_append (KEYS[1] = ld:events, KEYS[2..] =
- * seen keys; ARGV[1] = ttl, then src, eid, pb per event). Exported so the
- * load tester's ceiling measures exactly this work. */
+/* The Lua script behind ld_store_append (KEYS[1] = ld:events, KEYS[2] and
+ * [3] = this and the last window's seen hashes; ARGV[1] = ttl, then field
+ * "<src>:<eid>", src, eid, pb per event). Exported so the load tester's
+ * ceiling measures exactly this work. */
 extern const char ld_store_intake_script[];
 
 /* ld_store_put_mark records that every incident opened from events up to

@@ -437,6 +437,17 @@ redisReply *ldh_redis_cmd(ldh_redis *r, const char *fmt, ...)
     return rep;
 }
 
+redisReply *ldh_redis_seen(ldh_redis *r, const char *src, const char *eid)
+{
+    long long w = (long long)time(NULL) / 604800;
+    redisReply *rep = ldh_redis_cmd(r, "HGET ld:seen:%lld %s:%s", w, src, eid);
+    if (rep && rep->type == REDIS_REPLY_NIL) {
+        freeReplyObject(rep);
+        rep = ldh_redis_cmd(r, "HGET ld:seen:%lld %s:%s", w - 1, src, eid);
+    }
+    return rep;
+}
+
 long long ldh_redis_int(ldh_redis *r, const char *fmt, ...)
 {
     va_list ap;

@@ -132,6 +132,10 @@ int ldh_redis_respawn(ldh_redis *r);
  * the reply, which the caller frees with freeReplyObject(), or NULL if the
  * server did not answer (the connection is then reopened by the next call). */
 redisReply *ldh_redis_cmd(ldh_redis *r, const char *fmt, ...);
+/* ldh_redis_seen reads what linkd keeps of event (<src>, <eid>) for dedup:
+ * its field in this 7-day window's seen hash or the last's (the stream or
+ * spool id it was accepted under). A reply to free, nil if it has none. */
+redisReply *ldh_redis_seen(ldh_redis *r, const char *src, const char *eid);
 /* ldh_redis_int returns an integer reply, or LLONG_MIN for anything else. */
 long long ldh_redis_int(ldh_redis *r, const char *fmt, ...);
 

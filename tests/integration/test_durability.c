@@ -112,8 +112,7 @@ Test(durability, accepted_event_is_in_the_stream_and_its_incident_in_redis, .ini
         snprintf(want, sizeof want, "I%s", sid);
         ldh_check(&env, strcmp(inc[i], want) == 0, "incident id '%s', expected '%s'", inc[i],
                   want);
-        redisReply *seen = ldh_redis_cmd(&env.redis, "GET ld:seen:%s:%s", ev[i].source_id,
-                                         ev[i].event_id);
+        redisReply *seen = ldh_redis_seen(&env.redis, ev[i].source_id, ev[i].event_id);
         ldh_check(&env, seen && seen->type == REDIS_REPLY_STRING && strcmp(seen->str, sid) == 0,
                   "ld:seen for %s does not hold stream id %s", ev[i].event_id, sid);
         freeReplyObject(seen);

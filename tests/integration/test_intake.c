@@ -4,11 +4,14 @@
  * by Google's protoc, a client we did not write, is understood. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "wire/wire.h"
 
 #define MAX_MESSAGE 16384   /* --max-message for these tests */
+#define WEEK 604800         /* the default dedup window, seconds */
 
 static ldh_env env;
 
@@ -130,10 +133,85 @@ Test(intake, duplicate_event_is_answered_duplicate_and_creates_nothing, .init = 
     ldh_check(&env, keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 3,
               "%zu ld:inc:* records, expected 3", keys ? keys->elements : 0);
     freeReplyObject(keys);
-    /* The dedup key holds the stream id for 7 days. */
-    long long ttl = ldh_redis_int(&env.redis, "TTL ld:seen:%s:%s", ev.source_id, ev.event_id);
-    ldh_check(&env, ttl > 6 * 24 * 3600 && ttl <= 7 * 24 * 3600,
-              "ld:seen:%s:%s TTL %lld, expected about 7 days", ev.source_id, ev.event_id, ttl);
+    /* This 7-day window's seen hash holds the stream id (the incident is
+     * named by it), and lives until two windows after this one. */
+    long long w = (long long)time(NULL) / WEEK;
+    redisReply *id = ldh_redis_cmd(&env.redis, "HGET ld:seen:%lld %s:%s", w, ev.source_id,
+                                   ev.event_id);
+    if (id && id->type == REDIS_REPLY_NIL) { /* the window turned just now */
+        freeReplyObject(id);
+        id = ldh_redis_cmd(&env.redis, "HGET ld:seen:%lld %s:%s", --w, ev.source_id, ev.event_id);
+    }
+    ldh_check(&env, id && id->type == REDIS_REPLY_STRING && strcmp(id->str, inc + 1) == 0,
+              "ld:seen:%lld %s:%s holds %s, expected %s", w, ev.source_id, ev.event_id,
+              id && id->type == REDIS_REPLY_STRING ? id->str : "nothing", inc + 1);
+    freeReplyObject(id);
+    long long ttl = ldh_redis_int(&env.redis, "TTL ld:seen:%lld", w);
+    ldh_check(&env, ttl > 2 * WEEK - 60 && ttl <= 3 * WEEK, "ld:seen:%lld TTL %lld, expected "
+              "two to three weeks", w, ttl);
+}
+
+/* sleep_until waits for Unix time <t> (seconds, fractional). */
+static void sleep_until(double t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double left = t - (double)now.tv_sec - (double)now.tv_nsec / 1e9;
+    if (left > 0) usleep((useconds_t)(left * 1e6));
+}
+
+static double wall(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+#define WINDOW 3   /* --dedup-window for the next test, seconds */
+
+static void setup_window(void)
+{
+    ldh_linkd_opts o = {.extra = {"--dedup-window", "3", NULL}};
+    ldh_env_start_or_fail(&env, &o);
+}
+
+Test(intake, a_resend_is_a_duplicate_for_one_window_at_least_and_two_at_most,
+     .init = setup_window, .fini = teardown, .timeout = 120)
+{
+    ldh_event ev;
+    ldh_event_call(&ev, LINKD__V1__CALL_CATEGORY__CALL_CATEGORY_FIRE);
+    char inc[64], again[64];
+    /* Start early in a window, so that the machine's pace cannot carry a
+     * step into the next one. */
+    long long w0 = (long long)(wall() / WINDOW) + 1;
+    sleep_until((double)(w0 * WINDOW) + 0.1);
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, inc, sizeof inc) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED, "the event was not accepted");
+    ldh_check(&env, (long long)(wall() / WINDOW) == w0, "the machine is too slow for this test");
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, again, sizeof again) ==
+                        LINKD__V1__RESULT__RESULT_DUPLICATE, "a resend at once was not a DUPLICATE");
+    cr_expect_str_eq(again, inc, "a DUPLICATE names the incident the event opened");
+
+    /* The next window: found in the window before. */
+    sleep_until((double)((w0 + 1) * WINDOW) + 0.1);
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, again, sizeof again) ==
+                        LINKD__V1__RESULT__RESULT_DUPLICATE,
+              "a resend in the next window was not a DUPLICATE");
+    cr_expect_str_eq(again, inc);
+    ldh_check(&env, (long long)(wall() / WINDOW) == w0 + 1, "the machine is too slow for this test");
+
+    /* Two windows on, the event id is free again; the window it was seen in
+     * was let go when that window began (UNLINK, not its expiry, which is a
+     * window later). */
+    sleep_until((double)((w0 + 2) * WINDOW) + 0.5);
+    ldh_check(&env, ldh_redis_int(&env.redis, "EXISTS ld:seen:%lld", w0) == 0,
+              "the window before last is still there");
+    ldh_check(&env, ldh_ingest_accept(&env.linkd, &ev, again, sizeof again) ==
+                        LINKD__V1__RESULT__RESULT_ACCEPTED,
+              "two windows on, the event id was not taken as new");
+    /* A new event in the log (the engine may still join it to the incident
+     * it matches, as any second report of the same emergency). */
+    ldh_check(&env, stream_len() == 2, "ld:events has %lld entries, expected 2", stream_len());
 }
 
 Test(intake, garbage_is_rejected_as_malformed_and_linkd_keeps_serving, .init = setup,

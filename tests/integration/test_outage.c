@@ -168,7 +168,7 @@ Test(outage, an_event_redis_took_during_a_stall_is_dispatched_once_it_answers, .
     /* Redis ran the script it had buffered: the event is in the stream. */
     char sid[64] = "";
     for (int i = 0; i < 200 && !sid[0]; i++) {
-        redisReply *x = ldh_redis_cmd(&env.redis, "GET ld:seen:%s:%s", ev.source_id, ev.event_id);
+        redisReply *x = ldh_redis_seen(&env.redis, ev.source_id, ev.event_id);
         if (x && x->type == REDIS_REPLY_STRING) snprintf(sid, sizeof sid, "%s", x->str);
         if (x) freeReplyObject(x);
         if (!sid[0]) ldh_sleep_ms(50);

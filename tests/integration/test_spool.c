@@ -114,7 +114,7 @@ Test(spool, life_safety_is_dispatched_while_redis_is_away_and_reconciled_after, 
               "the spool was not reconciled");
     ldh_check(&env, copies_in_stream(fire.event_id) == 1, "the fire call is in ld:events %d times",
               copies_in_stream(fire.event_id));
-    redisReply *seen = ldh_redis_cmd(&env.redis, "GET ld:seen:%s:%s", fire.source_id, fire.event_id);
+    redisReply *seen = ldh_redis_seen(&env.redis, fire.source_id, fire.event_id);
     ldh_check(&env, seen && seen->type == REDIS_REPLY_STRING && strcmp(seen->str, inc + 1) == 0,
               "ld:seen of the fire call holds '%s', expected '%s'",
               seen && seen->type == REDIS_REPLY_STRING ? seen->str : "(none)", inc + 1);
