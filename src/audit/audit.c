@@ -202,7 +202,7 @@ static void on_tail(void *arg, redisReply *r)
 static void read_tail(ld_audit *a, audit_tail *t)
 {
     char key[sizeof KEY_PREFIX + LD_INCIDENT_ID_LEN];
-    snprintf(key, sizeof key, KEY_PREFIX "%s", t->id);
+    ld_str_join(key, sizeof key, KEY_PREFIX, t->id);
     const char *argv[] = {"LINDEX", key, "-1"};
     size_t lens[] = {6, strlen(key), 2};
     if (ld_store_commandv(a->store, on_tail, t, 3, argv, lens) == 0) t->state = TAIL_READING;
@@ -216,7 +216,7 @@ static audit_tail *tail_for(ld_audit *a, const ld_observation *o)
     if (t) return t;
     if (!(t = ld_pool_get(&a->tail_pool))) return NULL;
     ld_list_append(&a->tails, &t->link);
-    snprintf(t->id, sizeof t->id, "%s", o->inc->id);
+    ld_str_join(t->id, sizeof t->id, o->inc->id, "");
     t->a = a;
     t->serial = ++a->serials;
     memset(t->hash, 0, sizeof t->hash); /* the hex of 32 zero bytes is ZERO_HASH */

@@ -85,6 +85,20 @@ size_t ld_fmt_u64(char *out, uint64_t v)
     return sizeof tmp - i;
 }
 
+size_t ld_str_join(char *out, size_t size, const char *a, const char *b)
+{
+    const char *part[2] = {a, b};
+    size_t n = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t k = strlen(part[i]);
+        if (k > size - 1 - n) k = size - 1 - n;
+        memcpy(out + n, part[i], k);
+        n += k;
+    }
+    out[n] = '\0';
+    return n;
+}
+
 void ld_buf_u64(ld_buf *b, uint64_t v)
 {
     char tmp[20];

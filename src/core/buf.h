@@ -28,6 +28,10 @@ void ld_buf_u64(ld_buf *b, uint64_t v);
  * returns how many bytes: snprintf's "%llu" without the format parser, for
  * what is formatted per event. */
 size_t ld_fmt_u64(char *out, uint64_t v);
+/* ld_str_join writes <a> then <b> at <out> (<size> bytes, size > 0) with a
+ * NUL, cut to fit as snprintf(out, size, "%s%s", a, b) would, and returns
+ * the length written: for the keys and ids built per event. */
+size_t ld_str_join(char *out, size_t size, const char *a, const char *b);
 /* ld_buf_json_str appends <s> as a JSON string (quoted, escaped); NULL is null. */
 void ld_buf_json_str(ld_buf *b, const char *s);
 /* ld_buf_prom_label appends <s> escaped for a Prometheus label value. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "engine/correlate.h"
 #include "engine/ladder.h"
@@ -697,35 +698,67 @@ void ld_engine_receipt(ld_engine *e, int terminal, const char *task_id, uint64_t
 /* ---- opening ---------------------------------------------------------------- */
 
 
+/* cat appends <s> to <out> (<len> bytes, len > 0), cut as snprintf would;
+ * *n is what it holds. */
+static void cat(char *out, size_t len, size_t *n, const char *s)
+{
+    *n += ld_str_join(out + *n, len - *n, s, "");
+}
+
+static void cat_u32(char *out, size_t len, size_t *n, uint32_t v)
+{
+    char d[24];
+    d[ld_fmt_u64(d, v)] = '\0';
+    cat(out, len, n, d);
+}
+
+/* summarize writes the line a person reads: "call fire, 3 people at <address>:
+ * <description>". Built piece by piece: every incident gets one, and a
+ * format string's scan and seven %s were 2% of the loop at 18,000/s. */
 static void summarize(const ld_incident *inc, const Linkd__V1__Envelope *ev, char *out,
                       size_t len)
 {
     const Linkd__V1__Location *loc = ld_envelope_location(ev);
-    const char *cat = ld_envelope_category_name(ev);
     const char *what = NULL;
-    char extra[64] = "";
+    size_t n = 0;
+    out[0] = '\0';
+    cat(out, len, &n, ld_kind_name(inc->kind));
+    cat(out, len, &n, " ");
+    cat(out, len, &n, ld_envelope_category_name(ev));
     switch (ev->body_case) {
     case LINKD__V1__ENVELOPE__BODY_CALL:
         what = ev->call->description;
-        if (ev->call->has_people && ev->call->people)
-            snprintf(extra, sizeof extra, ", %u %s", ev->call->people,
-                     ev->call->people == 1 ? "person" : "people");
+        if (ev->call->has_people && ev->call->people) {
+            cat(out, len, &n, ", ");
+            cat_u32(out, len, &n, ev->call->people);
+            cat(out, len, &n, ev->call->people == 1 ? " person" : " people");
+        }
         break;
-    case LINKD__V1__ENVELOPE__BODY_SENSOR:
+    case LINKD__V1__ENVELOPE__BODY_SENSOR: {
+        char extra[64];
         snprintf(extra, sizeof extra, " %s %g/%g", ev->sensor->sensor_id, ev->sensor->value,
                  ev->sensor->threshold);
+        cat(out, len, &n, extra);
         break;
+    }
     case LINKD__V1__ENVELOPE__BODY_PETITION:
         what = ev->petition->summary;
-        snprintf(extra, sizeof extra, ", %u petitioners%s%s", ev->petition->petitioners,
-                 ev->petition->bypass_level ? ", bypassed a level" : "",
-                 ev->petition->repeat_count ? ", repeat" : "");
+        cat(out, len, &n, ", ");
+        cat_u32(out, len, &n, ev->petition->petitioners);
+        cat(out, len, &n, " petitioners");
+        if (ev->petition->bypass_level) cat(out, len, &n, ", bypassed a level");
+        if (ev->petition->repeat_count) cat(out, len, &n, ", repeat");
         break;
     default: break;
     }
-    snprintf(out, len, "%s %s%s%s%s%s%s", ld_kind_name(inc->kind), cat,
-             extra, loc && loc->address ? " at " : "", loc && loc->address ? loc->address : "",
-             what && *what ? ": " : "", what && *what ? what : "");
+    if (loc && loc->address) {
+        cat(out, len, &n, " at ");
+        cat(out, len, &n, loc->address);
+    }
+    if (what && *what) {
+        cat(out, len, &n, ": ");
+        cat(out, len, &n, what);
+    }
 }
 
 static int pick_priority(const Linkd__V1__Envelope *ev, const ld_route *const *routes, size_t n)
@@ -838,14 +871,14 @@ int ld_engine_open(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stre
 static void note_opened(ld_engine *e, const char *stream_id)
 {
     if (stream_id[0] >= '0' && stream_id[0] <= '9')
-        snprintf(e->last_opened, sizeof e->last_opened, "%s", stream_id);
+        ld_str_join(e->last_opened, sizeof e->last_opened, stream_id, "");
 }
 
 int ld_engine_open_at(ld_engine *e, const Linkd__V1__Envelope *ev, const char *stream_id,
                       uint64_t now, ld_incident **out)
 {
     char id[LD_INCIDENT_ID_LEN];
-    snprintf(id, sizeof id, "I%s", stream_id);
+    ld_str_join(id, sizeof id, "I", stream_id);
     return ld__engine_open_as(e, ev, stream_id, id, now, out);
 }
 

@@ -110,7 +110,7 @@ static void answer_malformed(ingest_req *q, size_t len, const char *what)
 static int take(ingest_req *q, size_t i, const char *sid, int duplicate, const char *where)
 {
     char iid[LD_INCIDENT_ID_LEN];
-    snprintf(iid, sizeof iid, "I%s", sid);
+    ld_str_join(iid, sizeof iid, "I", sid);
     set_result(q, i, duplicate ? R_DUPLICATE : R_ACCEPTED, NULL);
     const char *answer_id = iid;
     if (duplicate) {

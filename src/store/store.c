@@ -578,12 +578,8 @@ static int submit(ld_store *s, const ld_append_item *items, const char *const *s
     for (size_t i = 0; i < n; i++) {
         /* "<src>:<eid>", cut at FIELD_MAX - 1 bytes like snprintf would */
         char *k = s->keys + i * FIELD_MAX;
-        size_t sl = strlen(items[i].src), el = strlen(items[i].eid), kl = 0;
-        sl = sl < FIELD_MAX - 1 ? sl : FIELD_MAX - 1;
-        memcpy(k, items[i].src, sl), kl += sl;
-        if (kl < FIELD_MAX - 1) k[kl++] = ':';
-        el = el < FIELD_MAX - 1 - kl ? el : FIELD_MAX - 1 - kl;
-        memcpy(k + kl, items[i].eid, el), kl += el;
+        size_t kl = ld_str_join(k, FIELD_MAX, items[i].src, ":");
+        kl += ld_str_join(k + kl, FIELD_MAX - kl, items[i].eid, "");
         argv[a] = k, lens[a++] = kl;
         argv[a] = items[i].src, lens[a++] = strlen(items[i].src);
         argv[a] = items[i].eid, lens[a++] = strlen(items[i].eid);
@@ -706,11 +702,11 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
     if (!s->ac) return;
     /* Argv forms: no format string to parse per write, and the record is binary. */
     char key[96], score[24];
-    int kl = snprintf(key, sizeof key, "ld:inc:%s", id);
+    size_t kl = ld_str_join(key, sizeof key, "ld:inc:", id);
     size_t idl = strlen(id);
     if (closed) {
         const char *set[] = {"SET", key, (const char *)rec, "EX", "7776000"}; /* 90 days */
-        size_t setl[] = {3, (size_t)kl, len, 2, 7};
+        size_t setl[] = {3, kl, len, 2, 7};
         const char *zrem[] = {"ZREM", "ld:open", id};
         size_t zreml[] = {4, 7, idl};
         write_behind(s, 5, set, setl);
@@ -725,7 +721,7 @@ void ld_store_put_incident(ld_store *s, const char *id, const uint8_t *rec, size
     }
     size_t sl = ld_fmt_u64(score, next_due == UINT64_MAX ? 0 : next_due);
     const void *piece[4] = {key, rec, score, id};
-    size_t plen[4] = {(size_t)kl, len, sl, idl};
+    size_t plen[4] = {kl, len, sl, idl};
     for (int j = 0; j < 4; j++) {
         s->rec_off[4 * s->rec_n + (size_t)j] = s->rec_bytes.len;
         s->rec_len[4 * s->rec_n + (size_t)j] = plen[j];

@@ -253,11 +253,24 @@ static int check_enum(const ProtobufCEnumDescriptor *d, int value, int required,
     return -1;
 }
 
+/* check_sub checks <field>.<sub>, a string, and names it in full only if
+ * it fails: every event has a location, and most are fine. */
+static int check_sub(const char *s, size_t max, const char *field, const char *sub, char *why,
+                     size_t len)
+{
+    int r = check_str(s, max, sub, 0, why, len);
+    if (r >= 0) {
+        char tail[256];
+        snprintf(tail, sizeof tail, "%s", why);
+        snprintf(why, len, "%s.%s", field, tail);
+    }
+    return r;
+}
+
 static int check_location(const Linkd__V1__Location *l, const char *field, char *why,
                           size_t len)
 {
     if (!l) return -1;
-    char f[64];
     int r;
     if (l->has_lat != l->has_lon) {
         snprintf(why, len, "%s.%s: latitude and longitude come together", field,
@@ -272,12 +285,9 @@ static int check_location(const Linkd__V1__Location *l, const char *field, char 
         snprintf(why, len, "%s.lon: %g is not a longitude", field, l->lon);
         return LD_REJECT_BAD_FIELD;
     }
-    snprintf(f, sizeof f, "%s.address", field);
-    if ((r = check_str(l->address, LD_MAX_TEXT_LEN, f, 0, why, len)) >= 0) return r;
-    snprintf(f, sizeof f, "%s.district", field);
-    if ((r = check_str(l->district, 32, f, 0, why, len)) >= 0) return r;
-    snprintf(f, sizeof f, "%s.grid", field);
-    if ((r = check_str(l->grid, 64, f, 0, why, len)) >= 0) return r;
+    if ((r = check_sub(l->address, LD_MAX_TEXT_LEN, field, "address", why, len)) >= 0) return r;
+    if ((r = check_sub(l->district, 32, field, "district", why, len)) >= 0) return r;
+    if ((r = check_sub(l->grid, 64, field, "grid", why, len)) >= 0) return r;
     return -1;
 }
 

@@ -57,3 +57,21 @@ Test(buf, fmt_u64_matches_printf)
         cr_expect_eq(got[n], '#', "%s: wrote past its digits", want);
     }
 }
+
+Test(buf, str_join_cuts_as_snprintf_would)
+{
+    static const char *const a[] = {"", "I", "ld:inc:", "a-long-source-name"};
+    static const char *const b[] = {"", "1795456637152-0", "x"};
+    for (size_t size = 1; size <= 24; size++)
+        for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+            for (size_t j = 0; j < sizeof b / sizeof b[0]; j++) {
+                char got[32], want[32];
+                memset(got, '#', sizeof got);
+                size_t n = ld_str_join(got, size, a[i], b[j]);
+                snprintf(want, size, "%s%s", a[i], b[j]);
+                cr_expect_str_eq(got, want, "size %zu: '%s' + '%s'", size, a[i], b[j]);
+                cr_expect_eq(n, strlen(want), "size %zu: '%s' + '%s': %zu", size, a[i], b[j], n);
+                cr_expect_eq(got[size < sizeof got ? size : 0], size < sizeof got ? '#' : got[0],
+                             "size %zu: wrote past its room", size);
+            }
+}

@@ -520,6 +520,35 @@ Test(engine, a_long_history_keeps_its_opening_and_latest_entries_across_a_restar
     ld_engine_fini(&other);
 }
 
+/* The summary a person reads on the board and the terminal: kind and
+ * category, how many people, where, what was said. */
+Test(engine, summary_says_what_where_and_how_many)
+{
+    Linkd__V1__Envelope ev;
+    Linkd__V1__Call110 call;
+    Linkd__V1__Location loc;
+    fire_call(&ev, &call, "201-0");
+    linkd__v1__location__init(&loc);
+    loc.address = "12 Tianhe Road";
+    call.location = &loc;
+    call.has_people = 1;
+    call.people = 3;
+    ld_incident *a = NULL, *b = NULL, *c = NULL;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "201-0", &a), 0);
+    cr_expect_str_eq(a->summary,
+                     "call fire, 3 people at 12 Tianhe Road: smoke from a kitchen on the 5th floor");
+    ev.event_id = "202-0";
+    call.people = 1;
+    call.location = NULL;
+    call.description = NULL;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "202-0", &b), 0);
+    cr_expect_str_eq(b->summary, "call fire, 1 person");
+    ev.event_id = "203-0";
+    call.people = 0;
+    cr_assert_eq(ld_engine_open(&eng, &ev, "203-0", &c), 0);
+    cr_expect_str_eq(c->summary, "call fire");
+}
+
 /* An incident keeps its strings as the record and the API show them, cut
  * where they always were; the strings incidents share (source, district,
  * grid) are held once and go with the last incident holding them. */
