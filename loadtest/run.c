@@ -222,7 +222,12 @@ static void send_request(run *r, prod_ctx *c, uint64_t i, uint64_t now)
     c->n = r->o.batch;
     c->intended_ns = lg_intended_ns(r, i);
     c->receiving = 0;
-    int rv = lg_gen_request(r->gens[c->conn], spec, i * r->o.batch, c->n, ld_wall_ms(), &msg);
+    /* The source (gateway) by the request's number, not by the connection
+     * it leaves on: a free context is whichever answered last, so by
+     * connection one source could take most of the load and run into
+     * linkd's per-source limit (--source-rate) while the others idled. */
+    lg_gen *gen = r->gens[i % r->o.connections];
+    int rv = lg_gen_request(gen, spec, i * r->o.batch, c->n, ld_wall_ms(), &msg);
     if (i >= r->warm_reqs) {
         pthread_mutex_lock(&r->mu);
         ingest_stats *st = &r->ist;

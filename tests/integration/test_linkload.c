@@ -270,6 +270,34 @@ Test(linkload, retry_later_answers_are_counted_by_reason, .init = setup_dir, .fi
     free(rep);
 }
 
+/* linkload's connections stand for gateways, each its own source: the load
+ * is spread evenly over them, so four gateways at 60 events/s each stay
+ * under a per-source limit of 100 however the replies come back. */
+Test(linkload, the_load_is_spread_evenly_over_the_sources, .init = setup_dir, .fini = teardown)
+{
+    ldh_linkd_opts o = {.extra = {"--source-rate", "100", NULL}};
+    ldh_env_start_or_fail(&env, &o);
+    char json[192];
+    snprintf(json, sizeof json, "%s/report.json", dir);
+    const char *args[] = {"--rate", "240", "--duration", "2", "--connections", "4", "--batch", "1",
+                          "--ingest", env.linkd.ingest, "--no-terminals", "--json", json, "--quiet",
+                          NULL};
+    ldh_check(&env, run_linkload(args) == 0, "linkload run failed");
+    char *rep = read_out("report.json");
+    ldh_check(&env, json_num(rep, "retry_later") == 0, "a source went over its limit: %s", rep);
+    ldh_check(&env, json_num(rep, "accepted") >= 480, "not every event accepted: %s", rep);
+    free(rep);
+    /* Events per gateway, by the source id each stream entry carries. */
+    static const char count[] = "local n = 0 "
+                                "for _, e in ipairs(redis.call('XRANGE', 'ld:events', '-', '+')) do "
+                                "if string.sub(e[2][2], -4) == ARGV[1] then n = n + 1 end end "
+                                "return n";
+    for (int k = 0; k < 4; k++) {
+        long long n = ldh_redis_int(&env.redis, "EVAL %s 0 -gw%d", count, k);
+        ldh_check(&env, n >= 100 && n <= 160, "gateway %d sent %lld of the events", k, n);
+    }
+}
+
 Test(linkload, every_shipped_scenario_loads_against_the_default_rules, .init = setup_dir,
      .fini = teardown)
 {
