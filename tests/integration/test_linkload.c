@@ -249,17 +249,26 @@ Test(linkload, echo_answers_every_event_accepted_and_stops_by_itself, .init = se
     cr_expect_eq(echo_code, 0);
 }
 
-Test(linkload, retry_later_answers_are_counted_by_reason, .init = setup_dir, .fini = teardown)
+/* limited_run starts linkd with --source-rate <limit>, runs linkload at
+ * <rate> events/s for <secs> over <conns> connections (batch 1, no
+ * terminals) and returns its JSON report, to free. */
+static char *limited_run(const char *limit, const char *rate, const char *secs,
+                         const char *conns)
 {
-    ldh_linkd_opts o = {.extra = {"--source-rate", "20", NULL}};
+    ldh_linkd_opts o = {.extra = {"--source-rate", limit, NULL}};
     ldh_env_start_or_fail(&env, &o);
     char json[192];
     snprintf(json, sizeof json, "%s/report.json", dir);
-    const char *args[] = {"--rate", "200", "--duration", "1", "--connections", "1", "--batch", "1",
+    const char *args[] = {"--rate", rate, "--duration", secs, "--connections", conns, "--batch", "1",
                           "--ingest", env.linkd.ingest, "--no-terminals", "--json", json, "--quiet",
                           NULL};
     ldh_check(&env, run_linkload(args) == 0, "linkload run failed");
-    char *rep = read_out("report.json");
+    return read_out("report.json");
+}
+
+Test(linkload, retry_later_answers_are_counted_by_reason, .init = setup_dir, .fini = teardown)
+{
+    char *rep = limited_run("20", "200", "1", "1");
     long long retry = json_num(rep, "retry_later"), accepted = json_num(rep, "accepted");
     ldh_check(&env, retry > 0, "no RETRY_LATER from a source over its rate: %s", rep);
     ldh_check(&env, accepted > 0, "nothing accepted: %s", rep);
@@ -275,15 +284,7 @@ Test(linkload, retry_later_answers_are_counted_by_reason, .init = setup_dir, .fi
  * under a per-source limit of 100 however the replies come back. */
 Test(linkload, the_load_is_spread_evenly_over_the_sources, .init = setup_dir, .fini = teardown)
 {
-    ldh_linkd_opts o = {.extra = {"--source-rate", "100", NULL}};
-    ldh_env_start_or_fail(&env, &o);
-    char json[192];
-    snprintf(json, sizeof json, "%s/report.json", dir);
-    const char *args[] = {"--rate", "240", "--duration", "2", "--connections", "4", "--batch", "1",
-                          "--ingest", env.linkd.ingest, "--no-terminals", "--json", json, "--quiet",
-                          NULL};
-    ldh_check(&env, run_linkload(args) == 0, "linkload run failed");
-    char *rep = read_out("report.json");
+    char *rep = limited_run("100", "240", "2", "4");
     ldh_check(&env, json_num(rep, "retry_later") == 0, "a source went over its limit: %s", rep);
     ldh_check(&env, json_num(rep, "accepted") >= 480, "not every event accepted: %s", rep);
     free(rep);
