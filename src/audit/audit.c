@@ -212,7 +212,7 @@ static void read_tail(ld_audit *a, audit_tail *t)
 
 static audit_tail *tail_for(ld_audit *a, const ld_observation *o)
 {
-    audit_tail *t = o->audit_tail ? *o->audit_tail : NULL;
+    audit_tail *t = *o->audit_tail;
     if (t) return t;
     if (!(t = ld_pool_get(&a->tail_pool))) return NULL;
     ld_list_append(&a->tails, &t->link);
@@ -222,8 +222,7 @@ static audit_tail *tail_for(ld_audit *a, const ld_observation *o)
     memset(t->hash, 0, sizeof t->hash); /* the hex of 32 zero bytes is ZERO_HASH */
     /* A new incident starts a chain; any other was open before a restart. */
     t->state = o->kind == FK(INCIDENT_OPENED) ? TAIL_KNOWN : TAIL_UNKNOWN;
-    if (o->audit_tail) *o->audit_tail = t;
-    else t->closed = 1; /* nothing holds it: let go once its lines are sealed */
+    *o->audit_tail = t;
     return t;
 }
 
@@ -335,10 +334,10 @@ void ld_audit_observe(ld_audit *a, const ld_observation *o)
         if (t->state == TAIL_UNKNOWN) read_tail(a, t);
     }
     if (o->kind == FK(INCIDENT_CLOSED)) {
-        if (o->audit_tail) *o->audit_tail = NULL;
+        *o->audit_tail = NULL;
         t->closed = 1;
+        tail_release(a, t);
     }
-    if (t->closed) tail_release(a, t);
 }
 
 /* ---- writing ------------------------------------------------------------------------ */
@@ -559,7 +558,8 @@ static int line_parts(const char *line, size_t len, uint64_t *n, size_t *chained
     if (len < 7 || memcmp(line, "{\"n\":", 5) != 0 || line[len - 1] != '}') return -1;
     uint64_t v = 0;
     size_t i = 5;
-    for (; i < len && line[i] >= '0' && line[i] <= '9' && i < 25; i++) v = v * 10 + (uint64_t)(line[i] - '0');
+    for (; i < len && i < 25 && line[i] >= '0' && line[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(line[i] - '0');
     if (i == 5 || (line[i] != ',' && line[i] != '}')) return -1;
     *n = v;
     *hash = NULL;

@@ -1010,7 +1010,7 @@ int ld_daemon_run(const ld_options *o)
         code = EX_USAGE;
         goto out;
     }
-    if (o->dedup_window_s) d->store.dedup_ttl_s = o->dedup_window_s;
+    if (o->dedup_window_s) d->store.dedup_window_s = o->dedup_window_s;
     if (o->redis_password_file && read_password(o->redis_password_file, d->store.password,
                                                 sizeof d->store.password) != 0) {
         code = EX_CONFIG;

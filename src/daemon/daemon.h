@@ -25,7 +25,7 @@ typedef struct ld_options {
     size_t max_message;
     uint64_t offline_after_ms;
     uint64_t redis_timeout_ms;
-    uint64_t dedup_window_s;       /* --dedup-window (ld_store.dedup_ttl_s) */
+    uint64_t dedup_window_s;       /* --dedup-window (ld_store.dedup_window_s) */
     size_t ingest_contexts;
     uint64_t flush_ms;          /* write-behind period of incident records */
     double source_rate;         /* events/s per source; 0: no limit */

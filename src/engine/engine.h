@@ -262,8 +262,8 @@ typedef struct ld_observation {
     int terminal;               /* with TERMINAL_*: rules index; otherwise -1 */
     const char *actor, *reason; /* a supervisor's action: who and why; else NULL */
     const char *peer;           /* a merge or split: the other incident's id; else NULL */
-    void **audit_tail;          /* with inc: &inc->audit_tail, for the audit trail to keep
-                                 * its chain tail by the incident (no lookup by id) */
+    void **audit_tail;          /* &inc->audit_tail whenever inc is set: for the audit trail
+                                 * to keep its chain tail by the incident (no lookup by id) */
 } ld_observation;
 
 typedef struct ld_engine_hooks {

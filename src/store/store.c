@@ -166,7 +166,7 @@ int ld_store_init(ld_store *s, uv_loop_t *loop, const char *url, uint64_t timeou
     s->timeout_ms = timeout_ms ? timeout_ms : 5000;
     s->on_state = on_state;
     s->state_arg = arg;
-    s->dedup_ttl_s = 7 * 24 * 3600;
+    s->dedup_window_s = 7 * 24 * 3600;
     s->backoff_ms = 100;
     ld_pool_init(&s->ops, sizeof(struct append_op), 64);
     ld_pool_init(&s->cmd_ops, sizeof(struct command_op), 256);
@@ -510,7 +510,7 @@ static int reserve_scratch(ld_store *s, size_t n)
 /* seen_window is the dedup window <now> (Unix seconds) falls in. */
 static uint64_t seen_window(const ld_store *s, uint64_t now)
 {
-    return now / s->dedup_ttl_s;
+    return now / s->dedup_window_s;
 }
 
 static void seen_key(char out[32], uint64_t w)
@@ -573,7 +573,7 @@ static int submit(ld_store *s, const ld_append_item *items, const char *const *s
     argv[a] = seen[1], lens[a] = strlen(seen[1]), a++;
     /* Until two windows after this one ends: the tick lets it go a window
      * earlier (seen_tidy), so Redis never has to free a large hash itself. */
-    size_t tl = ld_fmt_u64(ttl, (w + 3) * s->dedup_ttl_s - now);
+    size_t tl = ld_fmt_u64(ttl, (w + 3) * s->dedup_window_s - now);
     argv[a] = ttl, lens[a++] = tl;
     for (size_t i = 0; i < n; i++) {
         /* "<src>:<eid>", cut at FIELD_MAX - 1 bytes like snprintf would */

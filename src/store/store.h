@@ -80,7 +80,7 @@ typedef struct ld_store {
     char last_id[48];              /* newest stream id an intake reply gave */
     int doubt;                     /* an intake call was cut off: Redis may have run it */
     char doubt_after[48];          /* ... and then its events come after this id */
-    uint64_t dedup_ttl_s;          /* the dedup window, seconds (7 days) */
+    uint64_t dedup_window_s;       /* the dedup window, seconds (7 days) */
     uint64_t seen_window;          /* the window seen_tidy last saw; 0 after a (re)connect */
     ld_pool ops;                   /* appends waiting for their reply */
     ld_pool cmd_ops;               /* other commands waiting for their reply */
